@@ -1,0 +1,62 @@
+"""The lab works as the other scenarios assume: real hosts, real daemons, a real network."""
+
+from __future__ import annotations
+
+import pytest
+from labtools import Lab
+
+LAB = Lab.from_env()
+DAEMONS = ["ssh", "postfix", "dovecot", "vsftpd"]
+# Ports the daemons of the default root file system listen on.
+LISTENING = {22: "SSH-2.0-OpenSSH", 25: "220 ", 21: "220 ", 110: "+OK", 143: "* OK"}
+
+
+def test_systemd_booted_cleanly(host):
+    assert host.run("systemctl is-system-running").stdout.strip() == "running"
+
+
+@pytest.mark.parametrize("daemon", DAEMONS)
+def test_daemon_runs(host, daemon):
+    service = host.service(daemon)
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_host_has_its_own_name_and_address(host):
+    name = host.backend.get_hostname()
+    assert host.check_output("hostname") == name
+    assert LAB.hosts[name]["ipv4"] in host.interface("eth0").addresses
+
+
+def test_tools_the_roles_need_are_present(host):
+    for command in ("nft", "postfix", "doveconf", "python3", "sudo"):
+        assert host.exists(command), command
+
+
+def test_host_reaches_nothing_outside_the_lab(host):
+    # No default route: the lab's hosts must never send traffic off this machine.
+    assert host.check_output("ip -4 route show default") == ""
+    assert host.check_output("ip -6 route show default") == ""
+
+
+@pytest.mark.parametrize("client", ["office", "jp", "abroad"])
+@pytest.mark.parametrize("port", sorted(LISTENING))
+def test_every_client_network_reaches_each_service(client, port):
+    for name, lab_host in LAB.hosts.items():
+        for address in (lab_host["ipv4"], lab_host["ipv6"]):
+            result = LAB.clients[client].tcp(address, port)
+            assert result["state"] == "open", f"{client} -> {name} [{address}]:{port}: {result}"
+            assert result["banner"].startswith(LISTENING[port]), result
+
+
+def test_closed_port_is_refused_not_dropped():
+    # With no firewall yet, a port nothing listens on answers with a RST: the
+    # probe tells refused from dropped, which the firewall scenarios rely on.
+    lab_host = next(iter(LAB.hosts.values()))
+    assert LAB.clients["abroad"].tcp(lab_host["ipv4"], 9)["state"] == "refused"
+
+
+def test_postfix_greets_with_the_host_name(host):
+    name = host.backend.get_hostname()
+    banner = LAB.clients["jp"].tcp(LAB.hosts[name]["ipv4"], 25)["banner"]
+    assert banner.startswith(f"220 {name}.lab.example ESMTP"), banner

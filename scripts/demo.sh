@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `make demo`: boot a three-host lab fleet (a shared web host, a mail host and
+# a mixed one), audit it, harden it, audit it again, and print what was found
+# and changed. The fleet stays up for you to look at; `make lab-down` stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+scripts/setup.sh
+# shellcheck disable=SC1091
+source .venv/bin/activate
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/.build/collections:${ANSIBLE_COLLECTIONS_PATH:-$HOME/.ansible/collections}"
+export ANSIBLE_STDOUT_CALLBACK=ansible.builtin.json ANSIBLE_LOAD_CALLBACK_PLUGINS=1
+
+LAB=demo
+INVENTORY=.build/demo/inventory.yml
+REPORTS=.build/demo
+mkdir -p "$REPORTS"
+
+echo "demo: booting the fleet (a fresh machine first builds the hosts' root file system, about a minute)"
+python tests/lab/lab.py down --name "$LAB" >/dev/null 2>&1 || true
+python tests/lab/lab.py up --name "$LAB" --host web1:web --host mail1:mail --host mixed1:web,mail \
+  --inventory "$INVENTORY" --json "$REPORTS/lab.json"
+
+run() {  # name playbook: run a collection playbook, keep its JSON report
+  local name=$1 playbook=$2
+  echo "demo: ansible-playbook hostguard.hosting.$playbook ($name)"
+  if ! ansible-playbook -i "$INVENTORY" "hostguard.hosting.$playbook" > "$REPORTS/$name.json"; then
+    python scripts/demo_report.py "$REPORTS/$name.json" || true
+    echo "demo: $playbook failed; its report is $REPORTS/$name.json" >&2
+    exit 1
+  fi
+}
+
+run audit-before audit
+run harden harden
+run audit-after audit
+
+python scripts/demo_report.py "$REPORTS/audit-before.json" "$REPORTS/harden.json" "$REPORTS/audit-after.json"
+echo
+python tests/lab/lab.py status
+cat <<EOT
+
+The fleet is still running. Look around:
+  ssh -i /var/lib/hostguard-lab/ssh/id_ed25519 root@HOST          (addresses above)
+  .venv/bin/python tests/lab/lab.py client --name $LAB abroad -- python3 tests/lab/netprobe.py tcp HOST 22
+  .venv/bin/ansible-playbook -i $INVENTORY hostguard.hosting.audit
+Stop it with: make lab-down
+EOT

@@ -1,0 +1,66 @@
+"""Print what `make demo`'s playbook runs found and changed, from their JSON reports.
+
+Usage: demo_report.py REPORT.json [REPORT.json ...]  (ansible's json callback output)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def host_results(report: dict, task_name: str) -> dict:
+    """Results of one named task, by host."""
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"] == task_name:
+                return task["hosts"]
+    return {}
+
+
+def changed_tasks(report: dict) -> dict[str, list[str]]:
+    changed: dict[str, list[str]] = {host: [] for host in report["stats"]}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if result.get("changed"):
+                    changed[host].append(task["task"]["name"])
+    return changed
+
+
+def print_audit(title: str, report: dict) -> None:
+    print(f"\n== {title}")
+    facts = host_results(report, "Keep the findings with the audit")
+    for host in sorted(report["stats"]):
+        audit = facts.get(host, {}).get("ansible_facts", {}).get("hostguard_audit")
+        if audit is None:
+            print(f"{host}: no audit result ({report['stats'][host]})")
+            continue
+        print(f"{host} ({audit['os']}): running {', '.join(audit['services_running']) or 'none'}")
+        for finding in audit["findings"]:
+            print(f"    port {finding['port']:>5} {finding['service']:<12} open to all: {finding['advice']}")
+
+
+def print_changes(title: str, report: dict) -> None:
+    print(f"\n== {title}")
+    for host, tasks in sorted(changed_tasks(report).items()):
+        stats = report["stats"][host]
+        print(f"{host}: {stats['changed']} changed, {stats['failures']} failed, {stats['unreachable']} unreachable")
+        for task in tasks:
+            print(f"    changed: {task}")
+
+
+def main(paths: list[str]) -> int:
+    for path in paths:
+        report = json.loads(Path(path).read_text())
+        name = Path(path).stem
+        if name.startswith("audit"):
+            print_audit(f"audit ({name})", report)
+        else:
+            print_changes(f"{name}: what changed", report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,82 @@
+"""What molecule verifiers share: the lab a scenario runs on, seen from outside.
+
+The scenario's create playbook writes the lab's state to
+``$MOLECULE_EPHEMERAL_DIRECTORY/lab.json``; tests use it to speak to the hosts
+from the lab's client namespaces (the outside world of DESIGN.md's address
+plan) and to run playbooks against the scenario's inventory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+NETPROBE = PROJECT_DIR / "tests" / "lab" / "netprobe.py"
+
+
+@dataclass
+class Client:
+    name: str
+    netns: str
+    ipv4: str
+    ipv6: str
+
+    def run(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run a command on the controller, inside this client's network namespace."""
+        return subprocess.run(["ip", "netns", "exec", self.netns, *command],
+                              text=True, capture_output=True, timeout=timeout, check=False)
+
+    def tcp(self, host: str, port: int, timeout: float = 2.0) -> dict:
+        """Connect to host:port from this client: {'state': open|refused|timeout|unreachable, ...}."""
+        result = self.run(sys.executable, str(NETPROBE), "tcp", host, str(port), "--timeout", str(timeout),
+                          timeout=timeout + 30)
+        if result.returncode != 0:
+            raise RuntimeError(f"netprobe failed in {self.netns}: {result.stderr.strip()}")
+        return json.loads(result.stdout)
+
+
+class Lab:
+    def __init__(self, state: dict):
+        self.state = state
+        self.hosts = {host["name"]: host for host in state["hosts"]}
+        self.clients = {name: Client(name, c["netns"], c["ipv4"], c["ipv6"]) for name, c in state["clients"].items()}
+
+    @classmethod
+    def from_env(cls) -> "Lab":
+        ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
+        if not ephemeral:
+            raise RuntimeError("MOLECULE_EPHEMERAL_DIRECTORY is not set: run these tests through molecule")
+        return cls(json.loads((Path(ephemeral) / "lab.json").read_text()))
+
+
+def ansible_playbook_stats(playbook: str, *extra_args: str) -> dict:
+    """Run a playbook against the scenario's inventory; return the per-host stats.
+
+    The JSON callback gives stats as data, so nothing rests on parsing the recap.
+    """
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    inventory = str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
+    result = subprocess.run(["ansible-playbook", "-i", inventory, playbook, *extra_args],
+                            text=True, capture_output=True, env=env, timeout=1800, check=False)
+    try:
+        output = json.loads(result.stdout)
+    except ValueError as error:
+        raise AssertionError(f"ansible-playbook printed no JSON (rc={result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}") from error
+    return {"rc": result.returncode, "stats": output["stats"], "plays": output["plays"]}
+
+
+def changed_tasks(plays: list[dict]) -> list[str]:
+    """Names of the tasks that reported changed, as host: task."""
+    names = []
+    for play in plays:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if result.get("changed"):
+                    names.append(f"{host}: {task['task']['name']}")
+    return names

@@ -3,7 +3,7 @@
 # a mixed one), audit it, harden it, audit it again, and print what was found
 # and changed. The fleet stays up for you to look at; `make lab-down` stops it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 
 scripts/setup.sh

@@ -3,7 +3,7 @@
 # ansible_collections/hostguard/hosting (ansible-test requires that path).
 # The copy holds what git would submit: tracked files and untracked ones it does not ignore.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 dest=.build/sanity/ansible_collections/hostguard/hosting
 rm -rf .build/sanity
 mkdir -p "$dest"

@@ -4,7 +4,7 @@
 # pinned versions of requirements-dev.txt. Quick when everything is present.
 # Refuses in one line, within seconds, where it cannot work.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 die() { echo "setup: $*" >&2; exit 2; }
 

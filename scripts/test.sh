@@ -4,7 +4,7 @@
 #   scripts/test.sh [STAGE...]   stages: lint sanity unit molecule (default: all)
 # MOLECULE_SCENARIOS="baseline firewall" limits the molecule stage.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 
 scripts/setup.sh || exit $?

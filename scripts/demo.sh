@@ -21,6 +21,9 @@ echo "demo: booting the fleet (a fresh machine first builds the hosts' root file
 python tests/lab/lab.py down --name "$LAB" >/dev/null 2>&1 || true
 python tests/lab/lab.py up --name "$LAB" --host web1:web --host mail1:mail --host mixed1:web,mail \
   --inventory "$INVENTORY" --json "$REPORTS/lab.json"
+# The example inventory's settings (inventories/example/group_vars) applied to the lab fleet.
+rm -rf "$REPORTS/group_vars" "$REPORTS/files"
+cp -r inventories/example/group_vars inventories/example/files "$REPORTS/"
 
 run() {  # name playbook: run a collection playbook, keep its JSON report
   local name=$1 playbook=$2
@@ -33,10 +36,13 @@ run() {  # name playbook: run a collection playbook, keep its JSON report
 }
 
 run audit-before audit
+python scripts/demo_reach.py "$REPORTS/lab.json" "before hardening" > "$REPORTS/reach-before.txt"
 run harden harden
+python scripts/demo_reach.py "$REPORTS/lab.json" "after hardening" > "$REPORTS/reach-after.txt"
 run audit-after audit
 
-python scripts/demo_report.py "$REPORTS/audit-before.json" "$REPORTS/harden.json" "$REPORTS/audit-after.json"
+python scripts/demo_report.py "$REPORTS/audit-before.json" "$REPORTS/harden.json"
+cat "$REPORTS/reach-before.txt" "$REPORTS/reach-after.txt"
 echo
 python tests/lab/lab.py status
 cat <<EOT

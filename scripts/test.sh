@@ -13,8 +13,13 @@ source .venv/bin/activate
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/.build/collections:${ANSIBLE_COLLECTIONS_PATH:-$HOME/.ansible/collections}"
 export PYTHONDONTWRITEBYTECODE=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
 
-# The lab leaves nothing behind, also when a stage fails or the run is interrupted.
-cleanup() { python tests/lab/lab.py down --all >/dev/null 2>&1 || true; }
+# The labs of this run leave nothing behind, also when a stage fails or the run
+# is interrupted. Other labs on the machine (a `make demo` fleet) are left alone.
+STARTED_LABS=()
+cleanup() {
+  local lab
+  for lab in "${STARTED_LABS[@]}"; do python tests/lab/lab.py down --name "$lab" >/dev/null 2>&1 || true; done
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -37,7 +42,7 @@ stage() {
 }
 
 lint() {
-  yamllint --strict . && ansible-lint --profile production --offline
+  yamllint --strict . && ansible-lint --profile production --offline && python scripts/role_docs.py --check
 }
 
 unit() {
@@ -48,6 +53,7 @@ molecule_scenarios() {
   local scenarios=${MOLECULE_SCENARIOS:-$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)}
   local scenario
   for scenario in $scenarios; do
+    STARTED_LABS+=("molecule-$scenario")
     stage "molecule $scenario" molecule test -s "$scenario"
   done
 }
@@ -64,9 +70,14 @@ for s in "${stages[@]}"; do
   esac
 done
 
-cleanup
-leftovers=$( { ip netns list | grep -E '^hg[0-9]+-'; grep -F /var/lib/hostguard-lab/run /proc/mounts; pgrep -af 'systemd-nspawn.*hostguard-lab'; } 2>/dev/null || true)
-if [ -n "$leftovers" ]; then
+if [ ${#STARTED_LABS[@]} -gt 0 ]; then
+  # Molecule's destroy must have removed each lab; what is still there is a defect.
+  leftovers=$(for lab in "${STARTED_LABS[@]}"; do
+                [ -e "/run/hostguard-lab/$lab" ] && echo "lab $lab still up"; done
+              python tests/lab/lab.py sweep)
+  cleanup
+fi
+if [ -n "${leftovers:-}" ]; then
   SUMMARY+=("$(printf '%-28s FAILED' 'lab left nothing behind')")
   FAILED=$((FAILED + 1))
   echo "$leftovers"

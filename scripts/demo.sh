@@ -24,6 +24,15 @@ python tests/lab/lab.py up --name "$LAB" --host web1:web --host mail1:mail --hos
 # The example inventory's settings (inventories/example/group_vars) applied to the lab fleet.
 rm -rf "$REPORTS/group_vars" "$REPORTS/files"
 cp -r inventories/example/group_vars inventories/example/files "$REPORTS/"
+# The lab's hosts have private addresses: the audit looks up the public
+# addresses they stand for (tests/lab/dns_zones.yml lists the mail host's as
+# a spam source and the mixed host's as a dynamic range), on the lab's DNS server.
+cat > "$REPORTS/group_vars/all/lab.yml" <<'EOT'
+---
+demo_public_address: {web1: 198.19.0.200, mail1: 198.19.0.2, mixed1: 198.19.0.11}
+audit_dnsbl_addresses: ["{{ demo_public_address[inventory_hostname] }}"]
+audit_dnsbl_nameservers: ["{{ hostguard_lab_dns_ipv4 }}"]
+EOT
 
 run() {  # name playbook: run a collection playbook, keep its JSON report
   local name=$1 playbook=$2
@@ -41,7 +50,7 @@ run harden harden
 python scripts/demo_reach.py "$REPORTS/lab.json" "after hardening" > "$REPORTS/reach-after.txt"
 run audit-after audit
 
-python scripts/demo_report.py "$REPORTS/audit-before.json" "$REPORTS/harden.json"
+python scripts/demo_report.py "$REPORTS/audit-before.json" "$REPORTS/harden.json" "$REPORTS/audit-after.json"
 cat "$REPORTS/reach-before.txt" "$REPORTS/reach-after.txt"
 echo
 python tests/lab/lab.py status

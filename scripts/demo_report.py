@@ -37,9 +37,16 @@ def print_audit(title: str, report: dict) -> None:
         if audit is None:
             print(f"{host}: no audit result ({report['stats'][host]})")
             continue
-        print(f"{host} ({audit['os']}): running {', '.join(audit['services_running']) or 'none'}")
+        firewall = "hostguard firewall table in force" if audit.get("hostguard_firewall") else "no hostguard firewall"
+        print(f"{host} ({audit['os']}): running {', '.join(audit['services_running']) or 'none'}; {firewall}")
         for finding in audit["findings"]:
-            print(f"    port {finding['port']:>5} {finding['service']:<12} open to all: {finding['advice']}")
+            print(f"    port {finding['port']:>5} {finding['service']:<12} listening on every address: {finding['advice']}")
+        for check in audit.get("dnsbl", []):
+            meanings = "; ".join(code["meaning"] for code in check.get("codes") or []) or check.get("error") or ""
+            delist = f" (delist: {check['delist_url']})" if check.get("delist_url") else ""
+            print(f"    blocklist {check['zone']:<22} {check['address']:<15} {check['status']:<8} {meanings}{delist}")
+        for zone in audit.get("dnsbl_unhealthy_zones", []):
+            print(f"    blocklist {zone:<22} not trusted: failed its RFC 5782 test points")
 
 
 def print_changes(title: str, report: dict) -> None:

@@ -53,7 +53,8 @@ molecule_scenarios() {
   local scenarios=${MOLECULE_SCENARIOS:-$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)}
   local scenario
   for scenario in $scenarios; do
-    STARTED_LABS+=("molecule-$scenario")
+    # The name tests/molecule/create.yml gives the scenario's lab.
+    STARTED_LABS+=("molecule-$scenario-$(printf %s "$ROOT" | sha1sum | cut -c1-6)")
     stage "molecule $scenario" molecule test -s "$scenario"
   done
 }

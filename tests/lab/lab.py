@@ -349,6 +349,40 @@ def prepare_overlay(state: dict, host: dict, lower: Path) -> None:
     (ssh_dir / "authorized_keys").chmod(0o600)
 
 
+def cgroup_roots() -> list[Path]:
+    """The cgroup hierarchies a container's systemd uses: name=systemd (v1) and the unified one."""
+    base = Path("/sys/fs/cgroup")
+    if (base / "cgroup.procs").exists():  # a pure cgroup2 machine
+        return [base]
+    return [root for root in (base / "systemd", base / "unified") if (root / "cgroup.procs").exists()]
+
+
+def cgroup_dirs(state: dict, host: dict) -> list[str]:
+    return [str(root / "hostguard-lab" / f"{state['prefix']}-{host['name']}") for root in cgroup_roots()]
+
+
+def join_cgroups(directories: list[str]) -> None:
+    """Run in the child before exec: give the container a cgroup of its own.
+
+    With --keep-unit, nspawn puts the container in the cgroup it was started
+    in. Containers sharing one cgroup fight over its subtree (units failing at
+    boot with 'Failed to attach to cgroup ... No such device').
+    """
+    for directory in directories:
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "cgroup.procs"), "w", encoding="ascii") as procs:
+            procs.write(str(os.getpid()))
+
+
+def remove_cgroups(directories: list[str]) -> None:
+    for directory in directories:
+        for sub in sorted(Path(directory).glob("**/"), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        with contextlib.suppress(OSError):  # the shared parent, once the last lab is gone
+            Path(directory).parent.rmdir()
+
+
 def boot_host(state: dict, host: dict) -> None:
     merged = str(Path(host["overlay"]) / "merged")
     log_path = state_dir(state["name"]) / f"{host['name']}.console.log"
@@ -362,9 +396,12 @@ def boot_host(state: dict, host: dict) -> None:
         "--resolv-conf=off", "--timezone=off", "--link-journal=no",
         "--console=read-only", f"--machine={state['prefix']}-{host['name']}",
     ]
+    cgroups = cgroup_dirs(state, host)
+    state["cgroups"].extend(cgroups)
+    save_state(state)
     with open(log_path, "w") as console:
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=lambda: join_cgroups(cgroups))
     state["processes"].append({"pid": process.pid, "start": process_start_time(process.pid), "what": host["name"]})
     save_state(state)
 
@@ -502,6 +539,7 @@ def plan_lab(name: str, host_specs: list[dict]) -> dict:
         "links": [],
         "mounts": [],
         "processes": [],
+        "cgroups": [],
         "overlay_root": str(DATA_ROOT / "run" / name),
     }
     for number, spec in enumerate(host_specs):
@@ -575,6 +613,7 @@ def lab_down(name: str, quiet: bool = False) -> None:
             log(f"no lab named '{name}' is up")
         return
     stop_processes(state["processes"])
+    remove_cgroups(state.get("cgroups", []))
     for mount in reversed(state["mounts"]):
         unmount(mount)
     for netns in state["netns"]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
-from labtools import Lab
+from labtools import Lab, ansible_playbook_stats
 
 LAB = Lab.from_env()
+SCENARIO = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
 DAEMONS = ["ssh", "postfix", "dovecot", "vsftpd"]
 # Ports the daemons of the default root file system listen on.
 LISTENING = {22: "SSH-2.0-OpenSSH", 25: "220 ", 21: "220 ", 110: "+OK", 143: "* OK"}
@@ -60,3 +64,22 @@ def test_postfix_greets_with_the_host_name(host):
     name = host.backend.get_hostname()
     banner = LAB.clients["jp"].tcp(LAB.hosts[name]["ipv4"], 25)["banner"]
     assert banner.startswith(f"220 {name}.lab.example ESMTP"), banner
+
+
+def test_dnsbl_check_on_a_lab_host_classifies_the_lab_dns_answers_truthfully():
+    run = ansible_playbook_stats(str(SCENARIO / "dnsbl.yml"))
+    assert run["rc"] == 0, run["stats"]
+    result = run["plays"][0]["tasks"][0]["hosts"]["web1"]
+    status = {(check["address"], check["zone"]): check["status"] for check in result["checks"]}
+    assert status[("198.19.0.2", "zen.spamhaus.org")] == "listed"
+    assert status[("198.19.0.2", "bl.spamcop.net")] == "listed"
+    assert status[("198.19.0.11", "zen.spamhaus.org")] == "policy"
+    assert status[("198.19.0.200", "zen.spamhaus.org")] == "not_listed"
+    assert status[("2001:db8:19::2", "zen.spamhaus.org")] == "listed"
+    # Spamhaus's "public resolver" answer is an error, never a listing.
+    assert status[("198.19.0.254", "zen.spamhaus.org")] == "error"
+    # A zone that never answers is reported as such, never as clean.
+    assert {status[(address, "timeout.dnsbl.test")] for address in
+            ("198.19.0.2", "198.19.0.11", "198.19.0.200")} == {"timeout"}
+    assert result["zones"]["timeout.dnsbl.test"]["healthy"] is False
+    assert result["listed"] is True and result["changed"] is False

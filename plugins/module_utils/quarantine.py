@@ -1,0 +1,1123 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hostguard.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Quarantine of planted files and document roots, and their exact restore.
+
+Pure standard library: it runs on managed hosts that only have python3.
+
+What a quarantine does to each path (a file, or a directory and everything in it):
+1. record every entry (type, numeric uid/gid, mode, atime/mtime in ns, size,
+   inode, inode generation and link count, sha256 of regular files, symlink
+   target, extended attributes including POSIX ACLs, the immutable and
+   append-only flags);
+2. optionally write an evidence copy (tar.gz with numeric owners and the manifest);
+3. write the manifest atomically into a root-only directory;
+4. only then lock each entry: owner root:root, mode 0000, optionally the
+   immutable flag, top-down so the account is shut out of a tree at once.
+
+A restore checks every recorded entry first (same inode, generation and type,
+same content hash) and then puts back exactly what was recorded: owner, xattrs
+and mode of the contents, then of the directories deepest first, then the
+times, then the recorded flags. Whatever it cannot restore is reported per entry, and the
+manifest stays in place until everything is back.
+
+Entries are reached through directory file descriptors opened one component at
+a time with O_NOFOLLOW, and every change is made on a descriptor of the entry
+that was checked (fchown, fchmod, ioctl), so a directory or file swapped for a
+symlink by the compromised account is never followed out of the document root.
+The flags are read and set with the FS_IOC_GETFLAGS/FS_IOC_SETFLAGS ioctls
+(fcntl), not by running chattr.
+
+Manifests: ``<manifest_dir>/<key>.json`` while a path is quarantined (the key
+is derived from its resolved path), moved to ``restored/`` once restored and to
+``superseded/`` when the file at the path was replaced by another one.
+Names that are not UTF-8 are kept as base64 of their bytes beside a readable
+form, so every name round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import collections
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import stat
+import struct
+import tarfile
+import tempfile
+import time
+
+FORMAT = "hostguard-quarantine"
+VERSION = 1
+STATES = ("quarantined", "restored")
+DEFAULT_MANIFEST_DIR = "/var/lib/hostguard/quarantine"
+STATUSES = ("quarantined", "already_quarantined", "restored", "not_quarantined", "refused", "failed")
+# Never a document root: quarantining one of these would take the system down with the site.
+SYSTEM_DIRECTORIES = frozenset((
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt",
+    "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib",
+    "/usr/local", "/usr/sbin", "/usr/share", "/var", "/var/backups", "/var/cache", "/var/lib", "/var/log",
+    "/var/mail", "/var/spool", "/var/tmp",
+))
+
+# linux/fs.h: FS_IOC_GETFLAGS = _IOR('f', 1, long), FS_IOC_SETFLAGS = _IOW('f', 2, long) in the generic
+# ioctl encoding (x86, arm); the kernel reads and writes an int.
+_LONG_SIZE = struct.calcsize("l")
+FS_IOC_GETFLAGS = 0x80006601 | (_LONG_SIZE << 16)
+FS_IOC_SETFLAGS = 0x40006602 | (_LONG_SIZE << 16)
+# FS_IOC_GETVERSION = _IOR('v', 1, long): the inode generation, which tells a file apart from a later file
+# that was given the same inode number (ext4 reuses them at once).
+FS_IOC_GETVERSION = 0x80007601 | (_LONG_SIZE << 16)
+FLAG_BITS = collections.OrderedDict((("immutable", 0x10), ("append", 0x20)))
+_PROTECTIVE_FLAGS = 0x10 | 0x20
+_FLAGS_UNSUPPORTED = (errno.ENOTTY, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)
+CAP_LINUX_IMMUTABLE = 9
+
+_TYPE_NAMES = {
+    stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo",
+    stat.S_IFSOCK: "socket", stat.S_IFCHR: "char_device", stat.S_IFBLK: "block_device",
+}
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Other types are only ever changed through an O_PATH descriptor (opening a device could have effects).
+_OPEN_PATH = getattr(os, "O_PATH", 0) | os.O_NOFOLLOW | os.O_CLOEXEC
+# Reading for the hash must not change atimes a responder may still want to look at.
+_NOATIME = getattr(os, "O_NOATIME", 0)
+READ_CHUNK = 1 << 20
+
+
+class QuarantineError(Exception):
+    """Bad input, raised before anything is changed; the message names the value."""
+
+
+class _EntryProblem(Exception):
+    """One entry cannot be handled; ``status`` is ``failed`` or ``refused``."""
+
+    def __init__(self, status, reason):
+        super(_EntryProblem, self).__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Target(object):
+    """A path to quarantine or restore: as given, resolved, and the document root it lies in."""
+
+    def __init__(self, given, real, docroot):
+        self.given = given
+        self.real = real
+        self.docroot = docroot
+        self.key = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
+
+
+def run(paths, state, docroots, manifest_dir=DEFAULT_MANIFEST_DIR, immutable=False, evidence_dir=None,
+        check_mode=False, diff=False):
+    """Quarantine or restore ``paths``; return the module result as a dict.
+
+    Every argument is validated before anything is changed; a bad one raises QuarantineError.
+    """
+    if state not in STATES:
+        raise QuarantineError("state %r is not one of %s" % (state, ", ".join(STATES)))
+    roots = validate_docroots(docroots)
+    manifest_dir = _validate_private_dir("manifest_dir", manifest_dir, roots.values())
+    if evidence_dir is not None:
+        evidence_dir = _validate_private_dir("evidence_dir", evidence_dir, roots.values())
+    if state == "quarantined" and immutable:
+        _require_immutable_capability()
+    targets = validate_paths(paths, roots, must_exist=state == "quarantined", manifest_dir=manifest_dir)
+    store = ManifestStore(manifest_dir, check_mode)
+    # Outer paths first, so a file inside a directory of the same run is covered by the directory.
+    ordered = sorted(targets, key=lambda target: (target.real.count("/"), target.real))
+    results, diffs = [], []
+    for target in ordered:
+        if state == "quarantined":
+            result, before, after = quarantine_target(target, store, immutable, evidence_dir, check_mode)
+        else:
+            result, before, after = restore_target(target, store, check_mode)
+        results.append(result)
+        if before is not None:
+            diffs.append((before, after))
+    return _module_result(state, results, diffs, store, check_mode, diff)
+
+
+# --- input ---------------------------------------------------------------------------------------
+
+def validate_docroots(docroots):
+    """The document roots as {normalized path: resolved path}; each must be an existing directory and
+    no system directory."""
+    if isinstance(docroots, (str, bytes)) or not docroots:
+        raise QuarantineError("docroots %r must be a non-empty list of absolute paths" % (docroots,))
+    roots = collections.OrderedDict()
+    for docroot in docroots:
+        normalized = _normalized_absolute("docroot", docroot)
+        real = os.path.realpath(normalized)
+        for candidate in (normalized, real):
+            if candidate in SYSTEM_DIRECTORIES:
+                raise QuarantineError("docroot %s%s is a system directory, never a document root" % (
+                    docroot, "" if candidate == normalized else " (resolves to %s)" % real))
+        if not os.path.isdir(real):
+            raise QuarantineError("docroot %s is not an existing directory" % (docroot,))
+        roots[normalized] = real
+    return roots
+
+
+def validate_paths(paths, roots, must_exist, manifest_dir=None):
+    """Targets for ``paths`` (strings, or dicts with ``path`` and optionally ``path_base64``)."""
+    if isinstance(paths, (str, bytes, dict)) or not paths:
+        raise QuarantineError("path %r must be a non-empty list of absolute paths (or of dicts with a path key)"
+                              % (paths,))
+    targets = collections.OrderedDict()
+    for item in paths:
+        given = _path_from_item(item)
+        normalized = _normalized_absolute("path", given)
+        real = _resolve(normalized, roots)
+        docroot = next((root for root in roots.values() if _is_within(real, root)), None)
+        if docroot is None:
+            resolved = "" if real == normalized else " (resolves to %s)" % _text(real)
+            raise QuarantineError("path %s%s is outside the docroots %s" % (
+                _text(given), resolved, ", ".join(roots.values())))
+        if must_exist and not os.path.lexists(real):
+            key_target = Target(normalized, real, docroot)
+            # A quarantined path that vanished is reported by the run, not refused as a typo.
+            if manifest_dir is None or not os.path.exists(os.path.join(manifest_dir, key_target.key + ".json")):
+                raise QuarantineError("path %s does not exist" % _text(given))
+        targets.setdefault(real, Target(normalized, real, docroot))
+    return list(targets.values())
+
+
+def _path_from_item(item):
+    if isinstance(item, dict):
+        if item.get("path_base64"):
+            try:
+                return os.fsdecode(base64.b64decode(item["path_base64"], validate=True))
+            except (TypeError, ValueError):
+                raise QuarantineError("path_base64 %r is not valid base64" % (item["path_base64"],))
+        if "path" not in item:
+            raise QuarantineError("path item %r has no path key" % (item,))
+        item = item["path"]
+    if not isinstance(item, str):
+        raise QuarantineError("path %r is not a string" % (item,))
+    return item
+
+
+def _normalized_absolute(what, value):
+    if not isinstance(value, str) or not value:
+        raise QuarantineError("%s %r is not a path" % (what, value))
+    if "\0" in value:
+        raise QuarantineError("%s %r contains a NUL byte" % (what, value))
+    if not value.startswith("/"):
+        raise QuarantineError("%s %s is not absolute" % (what, _text(value)))
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise QuarantineError("%s %s contains '..': give the path without it" % (what, _text(value)))
+    return "/" + "/".join(parts)
+
+
+def _resolve(path, roots):
+    """``path`` with the symlinks of its parent directories resolved. The last component is followed only
+    when the path is a docroot as given: a planted symlink to another docroot stays a symlink."""
+    if path in roots:
+        return roots[path]
+    parent, name = os.path.split(path)
+    return os.path.join(os.path.realpath(parent), name)
+
+
+def _validate_private_dir(what, path, roots):
+    normalized = _normalized_absolute(what, path)
+    real = os.path.realpath(normalized)
+    for root in roots:
+        if _is_within(real, root) or _is_within(root, real):
+            # The account owning the docroot could rename it; quarantining the docroot would lock it.
+            raise QuarantineError("%s %s overlaps docroot %s: keep it outside the document roots" % (what, path, root))
+    if os.path.lexists(normalized):
+        info = os.lstat(normalized)
+        if not stat.S_ISDIR(info.st_mode):
+            raise QuarantineError("%s %s exists and is not a directory" % (what, path))
+        if info.st_uid != 0 or info.st_mode & 0o077:
+            raise QuarantineError("%s %s must be owned by root with mode 0700 (it is %d:%d %04o)" % (
+                what, path, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)))
+    return normalized
+
+
+def _require_immutable_capability():
+    try:
+        with open("/proc/self/status") as status:
+            effective = next(int(line.split()[1], 16) for line in status if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        return
+    if not effective & (1 << CAP_LINUX_IMMUTABLE):
+        raise QuarantineError("immutable=true needs the CAP_LINUX_IMMUTABLE capability, which this process lacks "
+                              "(containers often drop it): run without immutable, or where it is granted")
+
+
+def _is_within(path, directory):
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+# --- manifests -----------------------------------------------------------------------------------
+
+class ManifestStore(object):
+    """The manifest directory: active manifests by key, and the archive of restored and superseded ones."""
+
+    def __init__(self, directory, check_mode):
+        self.directory = directory
+        self.check_mode = check_mode
+        self.written = 0
+        # Keys quarantined or restored by this run, so check mode answers as the real run would.
+        self.planned_active = set()
+        self.planned_inactive = set()
+
+    def path(self, key):
+        return os.path.join(self.directory, key + ".json")
+
+    def is_active(self, key):
+        if key in self.planned_inactive:
+            return False
+        return key in self.planned_active or os.path.exists(self.path(key))
+
+    def covering(self, target):
+        """The active manifest of a directory above ``target``, as (path, manifest file), or None."""
+        parent = os.path.dirname(target.real)
+        while _is_within(parent, target.docroot):
+            key = Target(parent, parent, target.docroot).key
+            if self.is_active(key):
+                return parent, self.path(key)
+            if parent == target.docroot:
+                break
+            parent = os.path.dirname(parent)
+        return None
+
+    def load(self, key):
+        path = self.path(key)
+        with open(path, "rb") as stream:
+            manifest = json.loads(stream.read().decode("ascii"))
+        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+            raise _EntryProblem("failed", "manifest %s is not a %s v%d manifest" % (path, FORMAT, VERSION))
+        return manifest
+
+    def write(self, key, manifest_text):
+        self.planned_active.add(key)
+        self.planned_inactive.discard(key)
+        if self.check_mode:
+            return self.path(key)
+        _make_private_dir(self.directory)
+        _write_atomically(self.path(key), manifest_text.encode("ascii"))
+        self.written += 1
+        return self.path(key)
+
+    def retire(self, key, reason):
+        """Move an active manifest to the ``reason`` archive; return its new path."""
+        self.planned_inactive.add(key)
+        self.planned_active.discard(key)
+        archived = os.path.join(self.directory, reason, "%s-%s.json" % (key, _stamp()))
+        if not self.check_mode:
+            _make_private_dir(os.path.dirname(archived))
+            os.rename(self.path(key), archived)
+            _fsync_directory(self.directory)
+            self.written += 1
+        return archived
+
+
+def manifest_text(target, entries, immutable, evidence):
+    """The manifest as ASCII JSON with one entry per line, so it can be grepped."""
+    header = collections.OrderedDict((
+        ("format", FORMAT), ("version", VERSION),
+    ))
+    header.update(_name_fields("path", target.real))
+    header.update((
+        ("docroot", target.docroot), ("host", socket.gethostname()), ("quarantined_at", _stamp()),
+        ("immutable", bool(immutable)), ("evidence", evidence),
+    ))
+    head = json.dumps(header)[:-1]
+    body = ",\n".join(json.dumps(entry, sort_keys=True) for entry in entries)
+    return '%s, "entries": [\n%s\n]}\n' % (head, body)
+
+
+def _make_private_dir(path):
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700)
+        os.chmod(path, 0o700)
+
+
+def _write_atomically(path, data):
+    directory = os.path.dirname(path)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o600)
+        os.rename(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stamp():
+    now = time.time()
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + ".%06dZ" % int((now % 1) * 1000000)
+
+
+# --- the tree of one target ----------------------------------------------------------------------
+
+class Tree(object):
+    """Opens the entries of one target by their relative names, never following a symlink.
+
+    Keeps open the directories from the target's parent down to the parent of the entry being
+    visited, so a walk in pre-order (or in reverse pre-order) opens each directory once.
+    """
+
+    def __init__(self, real_path):
+        self.top_name = os.path.basename(real_path)
+        self._stack = [((), os.open(os.path.dirname(real_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        while self._stack:
+            os.close(self._stack.pop()[1])
+
+    def parts(self, rel):
+        return (self.top_name,) if rel == "." else (self.top_name,) + tuple(rel.split("/"))
+
+    def locate(self, rel):
+        """(descriptor of the entry's parent directory, the entry's name)."""
+        parts = self.parts(rel)
+        parent = parts[:-1]
+        while self._stack[-1][0] != parent[:len(self._stack[-1][0])]:
+            os.close(self._stack.pop()[1])
+        while len(self._stack[-1][0]) < len(parent):
+            opened, fd = self._stack[-1]
+            name = parent[len(opened)]
+            self._stack.append((opened + (name,), os.open(name, _OPEN_DIR, dir_fd=fd)))
+        return self._stack[-1][1], parts[-1]
+
+
+class _Opened(object):
+    """An entry opened for reading and changing: a descriptor for files, directories and special files."""
+
+    def __init__(self, dir_fd, name, kind):
+        self.dir_fd, self.name, self.kind = dir_fd, name, kind
+        self.fd = None
+        if kind == "symlink":
+            return
+        flags = {"file": _OPEN_FILE | _NOATIME, "directory": _OPEN_DIR | _NOATIME}.get(kind, _OPEN_PATH)
+        try:
+            self.fd = os.open(name, flags, dir_fd=dir_fd)
+        except PermissionError:
+            # O_NOATIME needs ownership or CAP_FOWNER; without it, read as usual.
+            self.fd = os.open(name, flags & ~_NOATIME, dir_fd=dir_fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.fd is not None:
+            os.close(self.fd)
+
+    @property
+    def has_flags(self):
+        return self.kind in ("file", "directory")
+
+    def stat(self):
+        if self.fd is None:
+            return os.lstat(self.name, dir_fd=self.dir_fd)
+        return os.fstat(self.fd)
+
+    def _proc(self):
+        return "/proc/self/fd/%d" % self.fd
+
+    def chown(self, uid, gid):
+        if self.kind == "symlink":
+            os.chown(self.name, uid, gid, dir_fd=self.dir_fd, follow_symlinks=False)
+        elif self.has_flags:
+            os.fchown(self.fd, uid, gid)
+        else:
+            os.chown(self._proc(), uid, gid)
+
+    def chmod(self, mode):
+        if self.kind == "symlink":
+            return
+        if self.has_flags:
+            os.fchmod(self.fd, mode)
+        else:
+            os.chmod(self._proc(), mode)
+
+    def utime(self, atime_ns, mtime_ns):
+        if self.kind == "symlink":
+            os.utime(self.name, ns=(atime_ns, mtime_ns), dir_fd=self.dir_fd, follow_symlinks=False)
+        elif self.has_flags:
+            os.utime(self.fd, ns=(atime_ns, mtime_ns))
+        else:
+            os.utime(self._proc(), ns=(atime_ns, mtime_ns))
+
+    def flags(self):
+        """The inode flags, or None where the file system (or the file type) has none."""
+        if not self.has_flags:
+            return None
+        buffer = array.array("i", [0])
+        try:
+            fcntl.ioctl(self.fd, FS_IOC_GETFLAGS, buffer, True)
+        except OSError as exc:
+            if exc.errno in _FLAGS_UNSUPPORTED:
+                return None
+            raise
+        return buffer[0]
+
+    def set_flags(self, flags):
+        fcntl.ioctl(self.fd, FS_IOC_SETFLAGS, array.array("i", [flags]))
+
+    def generation(self):
+        """The inode generation, or None where the file system does not tell it."""
+        if not self.has_flags:
+            return None
+        buffer = array.array("i", [0])
+        try:
+            fcntl.ioctl(self.fd, FS_IOC_GETVERSION, buffer, True)
+        except OSError as exc:
+            if exc.errno in _FLAGS_UNSUPPORTED:
+                return None
+            raise
+        return buffer[0] & 0xFFFFFFFF
+
+    def check_same(self, entry):
+        """Raise unless this is the recorded entry: same type, inode and (where known) generation."""
+        info = self.stat()
+        generation = self.generation() if "generation" in entry else None
+        reused_inode = generation is not None and generation != entry["generation"]
+        if info.st_ino != entry["inode"] or _kind(info) != entry["type"] or reused_inode:
+            raise _EntryProblem("refused", "a different %s is at this path now (inode %d%s, recorded: %s inode %d): "
+                                "left alone" % (_kind(info), info.st_ino, " reused" if reused_inode else "",
+                                                entry["type"], entry["inode"]))
+        return info
+
+    def xattrs(self):
+        if not self.has_flags:
+            return {}
+        try:
+            names = os.listxattr(self.fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                return {}
+            raise
+        return dict((name, os.getxattr(self.fd, name)) for name in names)
+
+    def set_xattr(self, name, value):
+        os.setxattr(self.fd, name, value)
+
+    def sha256(self):
+        digest = hashlib.sha256()
+        while True:
+            chunk = os.read(self.fd, READ_CHUNK)
+            if not chunk:
+                return digest.hexdigest()
+            digest.update(chunk)
+
+
+def record(target):
+    """Every entry of ``target`` in pre-order (directories before their contents, names sorted)."""
+    entries = []
+    pending = ["."]
+    with Tree(target.real) as tree:
+        while pending:
+            rel = pending.pop()
+            dir_fd, name = tree.locate(rel)
+            entry, children = _record_entry(dir_fd, name, rel)
+            entries.append(entry)
+            prefix = "" if rel == "." else rel + "/"
+            pending.extend(prefix + child for child in sorted(children, reverse=True))
+    return entries
+
+
+def _record_entry(dir_fd, name, rel):
+    kind = _kind(os.lstat(name, dir_fd=dir_fd))
+    with _Opened(dir_fd, name, kind) as opened:
+        info = opened.stat()
+        if _kind(info) != kind:
+            raise OSError(errno.EAGAIN, "%s changed type while being recorded" % _text(rel))
+        entry = _name_fields("path", rel)
+        entry.update(type=kind, uid=info.st_uid, gid=info.st_gid, mode="%04o" % stat.S_IMODE(info.st_mode),
+                     size=info.st_size, atime_ns=info.st_atime_ns, mtime_ns=info.st_mtime_ns,
+                     inode=info.st_ino, nlink=info.st_nlink)
+        children = []
+        if kind == "file":
+            entry["sha256"] = opened.sha256()
+        elif kind == "directory":
+            children = os.listdir(opened.fd)
+        elif kind == "symlink":
+            entry.update(_name_fields("target", os.readlink(name, dir_fd=dir_fd)))
+        elif kind in ("char_device", "block_device"):
+            entry["rdev"] = info.st_rdev
+        generation = opened.generation()
+        if generation is not None:
+            entry["generation"] = generation
+        flags = opened.flags()
+        if flags is not None and flags & _PROTECTIVE_FLAGS:
+            entry["flags"] = [flag for flag, bit in FLAG_BITS.items() if flags & bit]
+        xattrs = opened.xattrs()
+        if xattrs:
+            entry["xattrs"] = dict((key, base64.b64encode(value).decode("ascii")) for key, value in xattrs.items())
+    return entry, children
+
+
+def _kind(info):
+    return _TYPE_NAMES.get(stat.S_IFMT(info.st_mode), "unknown")
+
+
+def check_top(target, entry):
+    """Raise FileNotFoundError when nothing is at the target's path, _EntryProblem when another file is."""
+    with Tree(target.real) as tree:
+        dir_fd, name = tree.locate(".")
+        with _Opened(dir_fd, name, _kind(os.lstat(name, dir_fd=dir_fd))) as opened:
+            opened.check_same(entry)
+
+
+def _recorded_flags(entry):
+    return sum(FLAG_BITS[flag] for flag in entry.get("flags", ()))
+
+
+def entry_rel(entry):
+    return _name_from_fields("path", entry)
+
+
+def _locate(tree, entry):
+    try:
+        return tree.locate(entry_rel(entry))
+    except FileNotFoundError:
+        raise _EntryProblem("failed", "missing: a directory above it is gone")
+    except OSError as exc:
+        raise _EntryProblem("failed", "cannot reach it: %s" % _reason(exc))
+
+
+# --- quarantine ----------------------------------------------------------------------------------
+
+def quarantine_target(target, store, immutable, evidence_dir, check_mode):
+    """Quarantine one target; return (result, diff before, diff after)."""
+    covering = store.covering(target)
+    if covering is not None:
+        return _target_result(target, "already_quarantined", "already quarantined as part of %s (manifest %s)"
+                              % (_text(covering[0]), covering[1]), manifest=covering[1], covered_by=_text(covering[0])), \
+            None, None
+    superseded = None
+    if store.is_active(target.key):
+        outcome = _requarantine(target, store, immutable, check_mode)
+        if outcome is not None:
+            return outcome
+        superseded = store.retire(target.key, "superseded")
+    try:
+        entries = record(target)
+    except (OSError, _EntryProblem) as exc:
+        return _target_result(target, "failed", "not quarantined, nothing changed: cannot record it: %s"
+                              % _reason(exc)), None, None
+    if immutable and entries[0]["type"] != "symlink":
+        problem = _immutable_unsupported(target)
+        if problem:
+            return _target_result(target, "failed", problem), None, None
+    before = _describe_entries(target, entries)
+    after = _describe_locked(target, entries, immutable)
+    evidence = None
+    if evidence_dir is not None:
+        evidence = os.path.join(evidence_dir, "%s-%s.tar.gz" % (target.key, _stamp()))
+    text = manifest_text(target, entries, immutable, evidence)
+    warnings = []
+    if evidence is not None and not check_mode:
+        try:
+            warnings = write_evidence(evidence, text, target, entries)
+        except (OSError, tarfile.TarError, _EntryProblem) as exc:
+            return _target_result(target, "failed", "not quarantined, nothing changed: the evidence copy %s failed: %s"
+                                  % (evidence, _reason(exc))), None, None
+    manifest = store.write(target.key, text)
+    changed, failures = lock(target, entries, immutable, dry_run=check_mode)
+    extra = {"evidence": evidence, "entries": len(entries), "changed_entries": changed, "failures": failures,
+             "links_outside": _links_outside(entries), "warnings": warnings}
+    if superseded:
+        extra["superseded_manifest"] = superseded
+    verb = "would quarantine" if check_mode else "quarantined"
+    lock_text = "owner root:root, mode 0000%s" % (", immutable" if immutable else "")
+    if failures:
+        msg = "%s %d of %s (%s); %d could not be locked; manifest %s" % (
+            verb, len(entries) - len(failures), _entries(len(entries)), lock_text, len(failures), manifest)
+        return _target_result(target, "failed", msg, manifest=manifest, **extra), before, after
+    msg = "%s %s (%s); manifest %s" % (verb, _entries(len(entries)), lock_text, manifest)
+    if superseded:
+        msg += "; the file quarantined before was replaced since, its manifest moved to %s" % superseded
+    return _target_result(target, "quarantined", msg, manifest=manifest, **extra), before, after
+
+
+def _requarantine(target, store, immutable, check_mode):
+    """For a target with an active manifest: lock again what was unlocked since, or None when the file
+    quarantined before is no longer at the path and the new one must be quarantined on its own."""
+    manifest_path = store.path(target.key)
+    try:
+        manifest = store.load(target.key)
+        entries = manifest["entries"]
+    except (OSError, ValueError, KeyError, _EntryProblem) as exc:
+        return _target_result(target, "failed", "cannot read its manifest %s: %s" % (manifest_path, _reason(exc)),
+                              manifest=manifest_path), None, None
+    try:
+        check_top(target, entries[0])
+    except FileNotFoundError:
+        return _target_result(target, "failed", "quarantined before (manifest %s) but gone now: the owner of its "
+                              "parent directory removed it" % manifest_path, manifest=manifest_path), None, None
+    except _EntryProblem:
+        return None
+    except OSError as exc:
+        return _target_result(target, "failed", "cannot examine it: %s" % _reason(exc), manifest=manifest_path), \
+            None, None
+    wanted_immutable = immutable or manifest.get("immutable", False)
+    before = _describe_current(target, entries)
+    changed, failures = lock(target, entries, wanted_immutable, dry_run=check_mode)
+    extra = {"manifest": manifest_path, "evidence": manifest.get("evidence"), "entries": len(entries),
+             "changed_entries": changed, "failures": failures, "links_outside": _links_outside(entries)}
+    if failures:
+        return _target_result(target, "failed", "quarantined before (manifest %s), but %s cannot be locked "
+                              "again" % (manifest_path, _entries(len(failures))), **extra), None, None
+    if not changed:
+        return _target_result(target, "already_quarantined", "already quarantined (manifest %s)" % manifest_path,
+                              **extra), None, None
+    msg = "%s %s that were unlocked since the quarantine (manifest %s)" % (
+        "would lock again" if check_mode else "locked again", _entries(changed), manifest_path)
+    after = _describe_locked(target, entries, wanted_immutable)
+    return _target_result(target, "quarantined", msg, **extra), before, after
+
+
+def _immutable_unsupported(target):
+    with Tree(target.real) as tree:
+        dir_fd, name = tree.locate(".")
+        with _Opened(dir_fd, name, _kind(os.lstat(name, dir_fd=dir_fd))) as opened:
+            if opened.has_flags and opened.flags() is None:
+                return ("not quarantined, nothing changed: immutable=true, but the file system of %s has no "
+                        "immutable flag" % _text(target.real))
+    return None
+
+
+def lock(target, entries, immutable, dry_run=False):
+    """Lock every recorded entry, top-down; return (entries changed, failures)."""
+    changed, failures = 0, []
+    with Tree(target.real) as tree:
+        for entry in entries:
+            try:
+                dir_fd, name = _locate(tree, entry)
+                if _lock_entry(dir_fd, name, entry, immutable, dry_run):
+                    changed += 1
+            except _EntryProblem as problem:
+                failures.append(_failure(target, entry, problem.status, problem.reason))
+            except OSError as exc:
+                failures.append(_failure(target, entry, "failed", _reason(exc)))
+    return changed, failures
+
+
+def _lock_entry(dir_fd, name, entry, immutable, dry_run):
+    """Make one entry root:root 0000 (and immutable if asked); True when it changed it."""
+    try:
+        kind = _kind(os.lstat(name, dir_fd=dir_fd))
+    except FileNotFoundError:
+        raise _EntryProblem("failed", "missing: removed after it was recorded")
+    with _Opened(dir_fd, name, kind) as opened:
+        info = opened.check_same(entry)
+        flags = opened.flags()
+        wanted_flags = 0
+        if opened.has_flags:
+            wanted_flags = _recorded_flags(entry) | (FLAG_BITS["immutable"] if immutable else 0)
+        current_flags = (flags or 0) & _PROTECTIVE_FLAGS
+        owned = info.st_uid == 0 and info.st_gid == 0
+        if owned and (kind == "symlink" or stat.S_IMODE(info.st_mode) == 0) and current_flags == wanted_flags:
+            return False
+        if dry_run:
+            return True
+        if current_flags:
+            opened.set_flags(flags & ~_PROTECTIVE_FLAGS)
+        opened.chown(0, 0)
+        opened.chmod(0)
+        if wanted_flags:
+            if flags is None:
+                raise _EntryProblem("failed", "locked, but its file system has no immutable flag")
+            opened.set_flags((flags & ~_PROTECTIVE_FLAGS) | wanted_flags)
+    return True
+
+
+def _links_outside(entries):
+    """Hard links to recorded files from outside the target: they share the locked inode."""
+    names = collections.Counter(entry["inode"] for entry in entries if entry["type"] != "directory")
+    return sum(entry["nlink"] - names[entry["inode"]] for entry in _first_of_each_inode(entries)
+               if entry["type"] != "directory" and entry["nlink"] > names[entry["inode"]])
+
+
+def _first_of_each_inode(entries):
+    seen = set()
+    for entry in entries:
+        if entry["inode"] not in seen:
+            seen.add(entry["inode"])
+            yield entry
+
+
+class _HashingReader(object):
+    """A file object over a descriptor that hashes what tarfile reads."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.digest = hashlib.sha256()
+
+    def read(self, size=-1):
+        data = os.read(self.fd, READ_CHUNK if size is None or size < 0 else size)
+        self.digest.update(data)
+        return data
+
+
+def write_evidence(path, text, target, entries):
+    """A tar.gz of the manifest and every recorded entry, numeric owners only; return warnings."""
+    directory = os.path.dirname(path)
+    _make_private_dir(directory)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".tar.gz")
+    warnings = []
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            with tarfile.open(fileobj=stream, mode="w:gz", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                              errors="surrogateescape", compresslevel=6) as tar:
+                manifest = tarfile.TarInfo("manifest.json")
+                manifest_bytes = text.encode("ascii")
+                manifest.size, manifest.mode, manifest.mtime = len(manifest_bytes), 0o600, time.time()
+                tar.addfile(manifest, _BytesReader(manifest_bytes))
+                _add_entries(tar, target, entries, warnings)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o600)
+        os.rename(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return warnings
+
+
+class _BytesReader(object):
+    def __init__(self, data):
+        self.data, self.offset = data, 0
+
+    def read(self, size=-1):
+        end = len(self.data) if size is None or size < 0 else self.offset + size
+        chunk = self.data[self.offset:end]
+        self.offset += len(chunk)
+        return chunk
+
+
+_TAR_TYPES = {"file": tarfile.REGTYPE, "directory": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+              "fifo": tarfile.FIFOTYPE, "char_device": tarfile.CHRTYPE, "block_device": tarfile.BLKTYPE}
+
+
+def _add_entries(tar, target, entries, warnings):
+    first_name = {}
+    with Tree(target.real) as tree:
+        for entry in entries:
+            if entry["type"] not in _TAR_TYPES:
+                warnings.append("%s: a %s cannot be stored in the evidence copy" % (
+                    _text(_full_path(target, entry)), entry["type"]))
+                continue
+            rel = entry_rel(entry)
+            info = tarfile.TarInfo(tree.top_name if rel == "." else tree.top_name + "/" + rel)
+            info.type = _TAR_TYPES[entry["type"]]
+            info.uid, info.gid, info.uname, info.gname = entry["uid"], entry["gid"], "", ""
+            info.mode = int(entry["mode"], 8)
+            info.mtime = entry["mtime_ns"] / 1e9
+            if entry["type"] == "symlink":
+                info.linkname = _name_from_fields("target", entry)
+            elif "rdev" in entry:
+                info.devmajor, info.devminor = os.major(entry["rdev"]), os.minor(entry["rdev"])
+            if entry["type"] != "file":
+                tar.addfile(info)
+                continue
+            if entry["inode"] in first_name:
+                info.type, info.linkname = tarfile.LNKTYPE, first_name[entry["inode"]]
+                tar.addfile(info)
+                continue
+            first_name[entry["inode"]] = info.name
+            dir_fd, name = _locate(tree, entry)
+            with _Opened(dir_fd, name, "file") as opened:
+                opened.check_same(entry)
+                info.size = entry["size"]
+                reader = _HashingReader(opened.fd)
+                tar.addfile(info, reader)
+                if reader.digest.hexdigest() != entry["sha256"]:
+                    warnings.append("%s changed while it was being recorded: the evidence copy has sha256 %s, the "
+                                    "manifest records %s" % (_text(_full_path(target, entry)),
+                                                             reader.digest.hexdigest(), entry["sha256"]))
+
+
+# --- restore -------------------------------------------------------------------------------------
+
+def restore_target(target, store, check_mode):
+    """Restore one target from its manifest; return (result, diff before, diff after)."""
+    if not store.is_active(target.key):
+        covering = store.covering(target)
+        if covering is not None:
+            return _target_result(target, "refused", "inside %s, which is quarantined as a whole (manifest %s): "
+                                  "restore %s" % (_text(covering[0]), covering[1], _text(covering[0])),
+                                  manifest=covering[1], covered_by=_text(covering[0])), None, None
+        return _target_result(target, "not_quarantined", "not quarantined: no manifest for it in %s"
+                              % store.directory), None, None
+    manifest_path = store.path(target.key)
+    try:
+        manifest = store.load(target.key)
+        entries = manifest["entries"]
+        if _name_from_fields("path", manifest) != target.real:
+            raise _EntryProblem("failed", "it records %s" % manifest["path"])
+    except (OSError, ValueError, KeyError, _EntryProblem) as exc:
+        return _target_result(target, "failed", "cannot use its manifest %s: %s" % (manifest_path, _reason(exc)),
+                              manifest=manifest_path), None, None
+    try:
+        check_top(target, entries[0])
+    except FileNotFoundError:
+        return _target_result(target, "failed", "quarantined (manifest %s) but gone now: nothing to restore"
+                              % manifest_path, manifest=manifest_path), None, None
+    except _EntryProblem as problem:
+        return _target_result(target, "refused", "%s; it appeared after the quarantine, so the recorded state is not "
+                              "applied to it (manifest %s kept)" % (problem.reason, manifest_path),
+                              manifest=manifest_path), None, None
+    except OSError as exc:
+        return _target_result(target, "failed", "cannot examine it: %s" % _reason(exc), manifest=manifest_path), \
+            None, None
+    before = _describe_current(target, entries)
+    planned, in_place, failures = plan_restore(target, entries)
+    if not check_mode and planned:
+        failures.extend(apply_restore(target, entries, planned))
+    restored = len(planned) - len([failure for failure in failures if failure.get("stage") == "apply"])
+    extra = {"evidence": manifest.get("evidence"), "entries": len(entries), "changed_entries": restored,
+             "failures": [_without_stage(failure) for failure in failures], "links_outside": _links_outside(entries)}
+    after = _describe_entries(target, entries)
+    if failures:
+        msg = "%s %s (%d already were as recorded); %d could not be restored and stay as they are " \
+              "(manifest %s kept)" % ("would restore" if check_mode else "restored", _entries(restored), in_place,
+                                      len(failures), manifest_path)
+        return _target_result(target, "failed", msg, manifest=manifest_path, **extra), before, after
+    archived = store.retire(target.key, "restored")
+    msg = "%s %s exactly as recorded (%d already were); manifest %s %s" % (
+        "would restore" if check_mode else "restored", _entries(restored), in_place,
+        "would move to" if check_mode else "moved to", archived)
+    return _target_result(target, "restored", msg, manifest=archived, **extra), before, after
+
+
+def plan_restore(target, entries):
+    """Check every entry without changing anything: (indexes to restore, count already as recorded, failures)."""
+    planned, in_place, failures = [], 0, []
+    with Tree(target.real) as tree:
+        for index, entry in enumerate(entries):
+            try:
+                dir_fd, name = _locate(tree, entry)
+                if _needs_restore(dir_fd, name, entry):
+                    planned.append(index)
+                else:
+                    in_place += 1
+            except _EntryProblem as problem:
+                failures.append(_failure(target, entry, problem.status, problem.reason))
+            except OSError as exc:
+                failures.append(_failure(target, entry, "failed", _reason(exc)))
+    return planned, in_place, failures
+
+
+def _needs_restore(dir_fd, name, entry):
+    try:
+        kind = _kind(os.lstat(name, dir_fd=dir_fd))
+    except FileNotFoundError:
+        raise _EntryProblem("failed", "missing: removed since the quarantine")
+    with _Opened(dir_fd, name, kind) as opened:
+        info = opened.check_same(entry)
+        if kind == "file":
+            digest = opened.sha256()
+            if digest != entry["sha256"]:
+                raise _EntryProblem("failed", "content changed since the quarantine (sha256 %s, recorded %s): left "
+                                    "quarantined" % (digest, entry["sha256"]))
+        flags = opened.flags()
+        same = (info.st_uid == entry["uid"] and info.st_gid == entry["gid"]
+                and "%04o" % stat.S_IMODE(info.st_mode) == entry["mode"]
+                and info.st_mtime_ns == entry["mtime_ns"] and info.st_atime_ns == entry["atime_ns"]
+                and (flags or 0) & _PROTECTIVE_FLAGS == _recorded_flags(entry)
+                and _recorded_xattrs(entry) == dict((key, value) for key, value in opened.xattrs().items()
+                                                    if key in _recorded_xattrs(entry)))
+    return not same
+
+
+def apply_restore(target, entries, planned):
+    """Put back the planned entries; return failures (each marked with the stage ``apply``)."""
+    failures = []
+    contents = [index for index in planned if entries[index]["type"] != "directory"]
+    directories = [index for index in planned if entries[index]["type"] == "directory"]
+    # Contents first, then directories deepest first, so a locked directory opens to the account only when
+    # everything in it is back. Nothing done to an entry moves the times of another one (chown, chmod and
+    # xattrs change only the entry's own ctime), so each entry's times can go last in its own step.
+    with Tree(target.real) as tree:
+        for index in contents + directories[::-1]:
+            entry = entries[index]
+            try:
+                dir_fd, name = _locate(tree, entry)
+                with _Opened(dir_fd, name, entry["type"]) as opened:
+                    opened.check_same(entry)
+                    _restore_entry(opened, entry)
+            except (OSError, _EntryProblem) as exc:
+                failure = _failure(target, entry, getattr(exc, "status", "failed"), _reason(exc))
+                failure["stage"] = "apply"
+                failures.append(failure)
+    return failures
+
+
+def _restore_entry(opened, entry):
+    flags = opened.flags()
+    if flags is not None and flags & _PROTECTIVE_FLAGS:
+        opened.set_flags(flags & ~_PROTECTIVE_FLAGS)
+    # chown first: it clears setuid/setgid bits and file capabilities, which the xattrs and the mode put back;
+    # the ACL goes before the mode, since chmod rewrites the ACL's mask from the mode.
+    opened.chown(entry["uid"], entry["gid"])
+    current = opened.xattrs()
+    for name, value in sorted(_recorded_xattrs(entry).items()):
+        if current.get(name) != value:
+            opened.set_xattr(name, value)
+    opened.chmod(int(entry["mode"], 8))
+    # Times after every other change to the entry, and the recorded flags last: an immutable inode takes no utime.
+    opened.utime(entry["atime_ns"], entry["mtime_ns"])
+    recorded = _recorded_flags(entry)
+    if recorded:
+        opened.set_flags((flags or 0) & ~_PROTECTIVE_FLAGS | recorded)
+
+
+def _recorded_xattrs(entry):
+    return dict((name, base64.b64decode(value)) for name, value in entry.get("xattrs", {}).items())
+
+
+def _without_stage(failure):
+    return dict((key, value) for key, value in failure.items() if key != "stage")
+
+
+# --- results -------------------------------------------------------------------------------------
+
+def _target_result(target, status, msg, manifest=None, **extra):
+    result = _name_fields("path", target.real)
+    result.update(status=status, msg=msg, manifest=manifest)
+    if target.given != target.real:
+        result["given"] = _text(target.given)
+    for name, default in (("evidence", None), ("entries", 0), ("changed_entries", 0), ("failures", []),
+                          ("links_outside", 0), ("warnings", [])):
+        result[name] = extra.pop(name, default)
+    result.update(extra)
+    return result
+
+
+def _failure(target, entry, status, reason):
+    failure = _name_fields("path", _full_path(target, entry))
+    failure.update(status=status, reason=reason)
+    return failure
+
+
+def _full_path(target, entry):
+    rel = entry_rel(entry)
+    return target.real if rel == "." else target.real + "/" + rel
+
+
+def _module_result(state, results, diffs, store, check_mode, diff):
+    counts = collections.OrderedDict((status, 0) for status in STATUSES)
+    for result in results:
+        counts[result["status"]] += 1
+    counts["entries_changed"] = sum(result["changed_entries"] for result in results)
+    counts["entries_failed"] = sum(len(result["failures"]) for result in results)
+    changed = counts["entries_changed"] > 0 or store.written > 0 or (
+        check_mode and (counts["quarantined"] + counts["restored"]) > 0)
+    problems = counts["failed"] + counts["refused"]
+    summary = ", ".join("%d %s" % (count, status) for status, count in counts.items()
+                        if count and status in STATUSES)
+    result = {"changed": changed, "state": state, "manifest_dir": store.directory, "results": results,
+              "counts": dict(counts), "failed": problems > 0,
+              "msg": "%s%s" % ("check mode: " if check_mode else "", summary)}
+    if problems:
+        result["msg"] += "; see results[].msg and results[].failures for each path that was not %s" % state
+    if diff:
+        result["diff"] = {"before": "".join(before for before, _after in diffs),
+                          "after": "".join(after for _before, after in diffs)}
+    return result
+
+
+def _describe_entries(target, entries):
+    return _describe(target, [(entry["type"], entry["uid"], entry["gid"], int(entry["mode"], 8),
+                               bool(entry.get("flags"))) for entry in entries])
+
+
+def _describe_locked(target, entries, immutable):
+    return _describe(target, [(entry["type"], 0, 0, 0, immutable and entry["type"] in ("file", "directory")
+                               or bool(entry.get("flags"))) for entry in entries])
+
+
+def _describe_current(target, entries):
+    states = []
+    for entry in entries:
+        path = _full_path(target, entry)
+        try:
+            info = os.lstat(path)
+            states.append((_kind(info), info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode), False))
+        except OSError:
+            states.append(("missing", -1, -1, 0, False))
+    return _describe(target, states)
+
+
+def _describe(target, states):
+    """One line per target: owner:mode of a single entry, or counts of each for a tree."""
+    path = _text(target.real)
+    if len(states) == 1:
+        kind, uid, gid, mode, flagged = states[0]
+        return "%s %s %d:%d %04o%s\n" % (path, kind, uid, gid, mode, " (immutable or append-only)" if flagged else "")
+    owners = collections.Counter("%d:%d" % (uid, gid) for _kind_, uid, gid, _mode, _flagged in states)
+    modes = collections.Counter("%04o" % mode for kind, _uid, _gid, mode, _flagged in states if kind != "symlink")
+    flagged = sum(1 for state in states if state[4])
+    return "%s tree of %d entries: owners %s; modes %s%s\n" % (
+        path, len(states), _counted(owners), _counted(modes), "; %d immutable or append-only" % flagged if flagged else "")
+
+
+def _entries(count):
+    return "%d entr%s" % (count, "y" if count == 1 else "ies")
+
+
+def _counted(counter):
+    return ", ".join("%s x%d" % (value, count) for value, count in sorted(counter.items(), key=lambda item: -item[1]))
+
+
+def _reason(exc):
+    if isinstance(exc, _EntryProblem):
+        return exc.reason
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
+def _text(path):
+    """A path for messages; bytes that are not UTF-8 are shown as backslash escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _name_fields(field, name):
+    """``{field: text}``, plus ``field_base64`` with the exact bytes when the name is not UTF-8."""
+    raw = os.fsencode(name)
+    fields = collections.OrderedDict()
+    try:
+        fields[field] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fields[field] = raw.decode("utf-8", "backslashreplace")
+        fields[field + "_base64"] = base64.b64encode(raw).decode("ascii")
+    return fields
+
+
+def _name_from_fields(field, fields):
+    if field + "_base64" in fields:
+        return os.fsdecode(base64.b64decode(fields[field + "_base64"]))
+    return fields[field]

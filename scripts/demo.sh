@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: boot a three-host lab fleet (a shared web host, a mail host and
-# a mixed one), audit it, harden it, audit it again, and print what was found
-# and changed. The fleet stays up for you to look at; `make lab-down` stops it.
+# a mixed one) with a customer's site on the web hosts, let the seeds' incidents
+# happen to it (a backdoor planted through a leaked password, the mail host's
+# address on the blocklists), then audit, harden, quarantine what looks
+# planted, and audit again, printing what was found and changed at each step.
+# The fleet stays up for you to look at; `make lab-down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -13,8 +16,8 @@ export ANSIBLE_COLLECTIONS_PATH="$ROOT/.build/collections:${ANSIBLE_COLLECTIONS_
 export ANSIBLE_STDOUT_CALLBACK=ansible.builtin.json ANSIBLE_LOAD_CALLBACK_PLUGINS=1
 
 LAB=demo
-INVENTORY=.build/demo/inventory.yml
 REPORTS=.build/demo
+INVENTORY=$REPORTS/inventory.yml
 mkdir -p "$REPORTS"
 
 echo "demo: booting the fleet (a fresh machine first builds the hosts' root file system, about a minute)"
@@ -22,7 +25,7 @@ python tests/lab/lab.py down --name "$LAB" >/dev/null 2>&1 || true
 python tests/lab/lab.py up --name "$LAB" --host web1:web --host mail1:mail --host mixed1:web,mail \
   --inventory "$INVENTORY" --json "$REPORTS/lab.json"
 # The example inventory's settings (inventories/example/group_vars) applied to the lab fleet.
-rm -rf "$REPORTS/group_vars" "$REPORTS/files"
+rm -rf "$REPORTS/group_vars" "$REPORTS/host_vars" "$REPORTS/files"
 cp -r inventories/example/group_vars inventories/example/files "$REPORTS/"
 # The lab's hosts have private addresses: the audit looks up the public
 # addresses they stand for (tests/lab/dns_zones.yml lists the mail host's as
@@ -33,24 +36,39 @@ demo_public_address: {web1: 198.19.0.200, mail1: 198.19.0.2, mixed1: 198.19.0.11
 audit_dnsbl_addresses: ["{{ demo_public_address[inventory_hostname] }}"]
 audit_dnsbl_nameservers: ["{{ hostguard_lab_dns_ipv4 }}"]
 EOT
+mkdir -p "$REPORTS/group_vars/web"
+cat > "$REPORTS/group_vars/web/sites.yml" <<'EOT'
+---
+hostguard_integrity_sites:
+  - {name: site1, paths: [/var/www/site1]}
+EOT
 
-run() {  # name playbook: run a collection playbook, keep its JSON report
+run() {  # name playbook [args]: run a playbook, keep its JSON report
   local name=$1 playbook=$2
-  echo "demo: ansible-playbook hostguard.hosting.$playbook ($name)"
-  if ! ansible-playbook -i "$INVENTORY" "hostguard.hosting.$playbook" > "$REPORTS/$name.json"; then
-    python scripts/demo_report.py "$REPORTS/$name.json" || true
+  shift 2
+  echo "demo: ansible-playbook $playbook $* ($name)"
+  if ! ansible-playbook -i "$INVENTORY" "$playbook" "$@" > "$REPORTS/$name.json"; then
+    python scripts/demo/report.py "$REPORTS/$name.json" || true
     echo "demo: $playbook failed; its report is $REPORTS/$name.json" >&2
     exit 1
   fi
 }
 
-run audit-before audit
-python scripts/demo_reach.py "$REPORTS/lab.json" "before hardening" > "$REPORTS/reach-before.txt"
-run harden harden
-python scripts/demo_reach.py "$REPORTS/lab.json" "after hardening" > "$REPORTS/reach-after.txt"
-run audit-after audit
+run site scripts/demo/site.yml
+run baseline hostguard.hosting.integrity_baseline
+run incident scripts/demo/incident.yml
+run audit-before hostguard.hosting.audit
+python scripts/demo/reach.py "$REPORTS/lab.json" "before hardening" > "$REPORTS/reach-before.txt"
+run harden hostguard.hosting.harden
+python scripts/demo/reach.py "$REPORTS/lab.json" "after hardening" > "$REPORTS/reach-after.txt"
+# The runbook's next step: quarantine what the audit found planted, on the hosts where it found it.
+python scripts/demo/report.py --quarantine-vars "$REPORTS/host_vars" "$REPORTS/audit-before.json"
+run quarantine hostguard.hosting.quarantine -e '{"quarantine_docroots": ["/var/www/site1"]}' \
+  -e quarantine_hosts=web1
+run audit-after hostguard.hosting.audit
 
-python scripts/demo_report.py "$REPORTS/audit-before.json" "$REPORTS/harden.json" "$REPORTS/audit-after.json"
+python scripts/demo/report.py "$REPORTS/audit-before.json" "$REPORTS/harden.json" "$REPORTS/quarantine.json" \
+  "$REPORTS/audit-after.json"
 cat "$REPORTS/reach-before.txt" "$REPORTS/reach-after.txt"
 echo
 python tests/lab/lab.py status
@@ -60,5 +78,7 @@ The fleet is still running. Look around:
   ssh -i /var/lib/hostguard-lab/ssh/id_ed25519 root@HOST          (addresses above)
   .venv/bin/python tests/lab/lab.py client --name $LAB abroad -- python3 tests/lab/netprobe.py tcp HOST 22
   .venv/bin/ansible-playbook -i $INVENTORY hostguard.hosting.audit
+  .venv/bin/ansible-playbook -i $INVENTORY hostguard.hosting.restore -e quarantine_hosts=web1 \
+      -e '{"quarantine_docroots": ["/var/www/site1"], "restore_paths": ["/var/www/site1/wp-content/uploads/2024/cache.php"]}'
 Stop it with: make lab-down
 EOT

@@ -15,7 +15,7 @@ from pathlib import Path
 
 PORTS = {21: "ftp", 22: "ssh", 25: "smtp", 110: "pop3", 143: "imap", 587: "submission", 993: "imaps", 995: "pop3s"}
 CLIENTS = ["office", "jp", "abroad"]
-NETPROBE = Path(__file__).resolve().parents[1] / "tests" / "lab" / "netprobe.py"
+NETPROBE = Path(__file__).resolve().parents[2] / "tests" / "lab" / "netprobe.py"
 WORDS = {"open": "open", "refused": "closed", "timeout": "dropped", "unreachable": "unreach"}
 
 

@@ -1,6 +1,8 @@
 """Print what `make demo`'s playbook runs found and changed, from their JSON reports.
 
-Usage: demo_report.py REPORT.json [REPORT.json ...]  (ansible's json callback output)
+Usage: report.py REPORT.json [REPORT.json ...]      (ansible's json callback output)
+       report.py --quarantine-vars DIR AUDIT.json   write each host's planted paths as
+                                                    DIR/HOST/quarantine.yml (quarantine_paths)
 """
 
 from __future__ import annotations
@@ -47,6 +49,18 @@ def print_audit(title: str, report: dict) -> None:
             print(f"    blocklist {check['zone']:<22} {check['address']:<15} {check['status']:<8} {meanings}{delist}")
         for zone in audit.get("dnsbl_unhealthy_zones", []):
             print(f"    blocklist {zone:<22} not trusted: failed its RFC 5782 test points")
+        for cms in audit.get("cms", []):
+            print(f"    site {cms['path']}: {cms['cms']} {cms['version']}")
+        for site, summary in zip(audit.get("integrity_sites", []), audit.get("integrity", [])):
+            print(f"    site {site}: {summary['added']} added, {summary['removed']} removed, "
+                  f"{summary['modified']} changed since the baseline; {summary['entries']} entries checked "
+                  f"in {summary['seconds']} s")
+        for path in audit.get("integrity_changes", []):
+            print(f"        changed: {path}")
+        for path in audit.get("integrity_added", []):
+            print(f"        added:   {path}")
+        for finding in audit.get("suspicious", []):
+            print(f"        looks planted: {finding['path']} ({finding['rule']}: {finding.get('line') or ''})")
 
 
 def print_changes(title: str, report: dict) -> None:
@@ -58,12 +72,39 @@ def print_changes(title: str, report: dict) -> None:
             print(f"    changed: {task}")
 
 
+def print_quarantine(report: dict) -> None:
+    print("\n== quarantine: what was locked")
+    for host, result in sorted(host_results(report, "Record the paths in manifests, then lock them").items()):
+        for item in result.get("results", []):
+            print(f"{host}: {item['path']}: {item['msg']}")
+        if result.get("failed"):
+            print(f"{host}: FAILED: {result.get('msg')}")
+
+
+def write_quarantine_vars(directory: str, audit_path: str) -> None:
+    """The runbook's step from audit to quarantine: each host's planted paths as its quarantine_paths."""
+    report = json.loads(Path(audit_path).read_text())
+    facts = host_results(report, "Keep the findings with the audit")
+    for host, result in facts.items():
+        planted = sorted({f["path"] for f in result.get("ansible_facts", {}).get("hostguard_audit", {}).get("suspicious", [])})
+        if planted:
+            target = Path(directory) / host / "quarantine.yml"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("---\nquarantine_paths:\n" + "".join(f"  - {json.dumps(p)}\n" for p in planted))
+            print(f"{host}: {len(planted)} planted file(s) to quarantine")
+
+
 def main(paths: list[str]) -> int:
+    if paths[:1] == ["--quarantine-vars"]:
+        write_quarantine_vars(paths[1], paths[2])
+        return 0
     for path in paths:
         report = json.loads(Path(path).read_text())
         name = Path(path).stem
         if name.startswith("audit"):
             print_audit(f"audit ({name})", report)
+        elif name == "quarantine":
+            print_quarantine(report)
         else:
             print_changes(f"{name}: what changed", report)
     return 0

@@ -1,0 +1,74 @@
+"""The file_integrity module as Ansible runs it: a process reading its arguments from a JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MODULE = Path(__file__).resolve().parents[4] / "plugins" / "modules" / "file_integrity.py"
+WEBSHELL = b"<?php @eval(base64_decode($_POST['z'])); ?>\n"
+
+
+def run_module(tmp_path, **arguments):
+    """Run the module with ``arguments``; return (exit code, parsed result)."""
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": arguments}))
+    # A failing module exits non-zero on purpose; the exit code is part of what the tests look at.
+    completed = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, check=False,
+                               env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), timeout=120)
+    return completed.returncode, json.loads(completed.stdout)
+
+
+@pytest.fixture
+def docroot(tmp_path):
+    root = tmp_path / "www"
+    (root / "wp-content/uploads").mkdir(parents=True)
+    (root / "index.php").write_bytes(b"<?php echo 'hello';\n")
+    (tmp_path / "db").mkdir()
+    return root
+
+
+def test_baseline_in_check_mode_reports_a_change_and_writes_nothing(tmp_path, docroot):
+    database = tmp_path / "db" / "site.db"
+    code, result = run_module(tmp_path, paths=[str(docroot)], database=str(database), state="baseline",
+                              _ansible_check_mode=True, _ansible_diff=True)
+    assert code == 0
+    assert result["changed"] is True
+    assert "# entries: 4" in result["diff"]["after"]
+    assert not database.exists()
+
+
+def test_check_finds_a_planted_shell_and_changes_nothing(tmp_path, docroot):
+    database = str(tmp_path / "db" / "site.db")
+    assert run_module(tmp_path, paths=[str(docroot)], database=database, state="baseline")[1]["changed"] is True
+    shell = docroot / "wp-content/uploads/cache.php"
+    shell.write_bytes(WEBSHELL)
+    code, result = run_module(tmp_path, paths=[str(docroot)], database=database)
+    assert code == 0
+    assert result["changed"] is False
+    assert [item["path"] for item in result["added"]] == [str(shell)]
+    assert {item["rule"] for item in result["suspicious"]} == {"eval_decoded", "eval_request", "php_in_upload_dir"}
+
+
+def test_bad_input_fails_naming_the_value(tmp_path, docroot):
+    code, result = run_module(tmp_path, paths=["var/www"], database=str(tmp_path / "db" / "site.db"))
+    assert code != 0
+    assert result["failed"] is True
+    assert result["msg"] == "path 'var/www' is not absolute"
+
+
+def test_a_tampered_database_fails_as_untrusted_and_the_key_is_not_logged(tmp_path, docroot):
+    database = tmp_path / "db" / "site.db"
+    key = "k3y-that-must-not-leak"
+    run_module(tmp_path, paths=[str(docroot)], database=str(database), state="baseline", database_key=key)
+    database.write_bytes(database.read_bytes().replace(b'"file",420', b'"file",493'))
+    code, result = run_module(tmp_path, paths=[str(docroot)], database=str(database), database_key=key)
+    assert code != 0
+    assert result["database_trusted"] is False
+    assert "failed HMAC verification" in result["msg"]
+    assert key not in json.dumps(result)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.hostguard.hosting.plugins.module_utils import rollback
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import digest_from_comment, ruleset_digest
 
-ROLLBACK_UNIT = "hostguard-firewall-rollback"
 # The table's own comment is the first line of its body: `table inet NAME {` then `comment "..."`.
 TABLE_COMMENT_RE = re.compile(r'\Atable \S+ \S+ \{\n\s*comment "([^"]*)"')
 
@@ -79,26 +79,6 @@ def save_rollback(run, family, name, path):
     return exists
 
 
-def rollback_armed(run):
-    rc, out, _err = run(["systemctl", "is-active", f"{ROLLBACK_UNIT}.timer"])
-    return rc == 0 and out.strip() == "active"
-
-
-def arm_rollback(run, rollback_path, seconds):
-    disarm_rollback(run)
-    _checked(run, ["systemd-run", f"--unit={ROLLBACK_UNIT}", f"--on-active={int(seconds)}s",
-                   "--timer-property=AccuracySec=1s", "--description=hostguard firewall rollback",
-                   "/usr/sbin/nft", "-f", rollback_path], "arming the rollback timer")
-
-
-def disarm_rollback(run):
-    """Stop a pending rollback. True when one was pending."""
-    was_armed = rollback_armed(run)
-    run(["systemctl", "stop", f"{ROLLBACK_UNIT}.timer"])
-    run(["systemctl", "reset-failed", f"{ROLLBACK_UNIT}.service", f"{ROLLBACK_UNIT}.timer"])
-    return was_armed
-
-
 def load(run, path, family, name, digest, rollback_seconds, rollback_path, check_mode):
     """Make the live table the one in `path`. Returns a result dict."""
     exists, live_digest = live_table(run, family, name)
@@ -117,7 +97,7 @@ def load(run, path, family, name, digest, rollback_seconds, rollback_path, check
     _checked(run, ["nft", "-c", "-f", path], "checking the ruleset")
     save_rollback(run, family, name, rollback_path)
     if rollback_seconds > 0:
-        arm_rollback(run, rollback_path, rollback_seconds)
+        rollback.arm(run, ["/usr/sbin/nft", "-f", rollback_path], rollback_seconds)
         result["rollback_armed"] = True
     _checked(run, ["nft", "-f", path], "loading the ruleset")
     return result

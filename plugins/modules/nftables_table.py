@@ -106,7 +106,7 @@ rollback_armed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostguard.hosting.plugins.module_utils import nftables
+from ansible_collections.hostguard.hosting.plugins.module_utils import nftables, rollback
 
 
 def main():
@@ -132,14 +132,11 @@ def main():
 
     try:
         if params["state"] == "confirmed":
-            if module.check_mode:
-                armed = nftables.rollback_armed(run)
-            else:
-                armed = nftables.disarm_rollback(run)
+            armed = rollback.armed(run) if module.check_mode else rollback.disarm(run)
             module.exit_json(changed=armed, rollback_armed=armed)
         result = nftables.load(run, params["path"], params["family"], params["table"], params["digest"],
                                params["rollback_seconds"], params["rollback_path"], module.check_mode)
-    except (nftables.NftablesError, OSError, ValueError) as error:
+    except (nftables.NftablesError, rollback.RollbackError, OSError, ValueError) as error:
         module.fail_json(msg=str(error))
     module.exit_json(**result)
 

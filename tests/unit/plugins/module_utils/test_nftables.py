@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.hostguard.hosting.plugins.module_utils import nftables
+from ansible_collections.hostguard.hosting.plugins.module_utils import nftables, rollback
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import build_plan
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
@@ -137,7 +137,7 @@ def test_other_tables_are_never_touched(host, tmp_path):
 def test_confirm_disarms_a_pending_rollback(host, tmp_path):
     path, digest = write_plan(tmp_path, ["198.51.100.0/24"])
     nftables.load(host, path, "inet", "hostguard", digest, 60, str(tmp_path / "r.nft"), check_mode=False)
-    assert nftables.rollback_armed(host)
-    assert nftables.disarm_rollback(host) is True
-    assert not nftables.rollback_armed(host)
-    assert nftables.disarm_rollback(host) is False
+    assert rollback.armed(host)
+    assert rollback.disarm(host) is True
+    assert not rollback.armed(host)
+    assert rollback.disarm(host) is False

@@ -80,3 +80,19 @@ def changed_tasks(plays: list[dict]) -> list[str]:
                 if result.get("changed"):
                     names.append(f"{host}: {task['task']['name']}")
     return names
+
+
+SMTP_PROBE = PROJECT_DIR / "tests" / "molecule" / "smtp_probe.py"
+
+
+def smtp(client: Client, host: str, port: int, *options: str, timeout: float = 10.0) -> dict:
+    """Speak SMTP to host:port from a lab client (tests/molecule/smtp_probe.py); its JSON report.
+
+    options are smtp_probe.py's: --starttls, --implicit-tls, --user U --password P
+    [--mechanism LOGIN], --mail-from A, --rcpt R, --data.
+    """
+    result = client.run(sys.executable, str(SMTP_PROBE), host, str(port), "--timeout", str(timeout), *options,
+                        timeout=timeout * 4 + 30)
+    if result.returncode != 0:
+        raise RuntimeError(f"smtp_probe failed in {client.netns}: {result.stderr.strip()}")
+    return json.loads(result.stdout)

@@ -46,7 +46,7 @@ lint() {
 }
 
 unit() {
-  python -m pytest -p no:cacheprovider -q tests/unit tests/lab/test_lab.py
+  python -m pytest -p no:cacheprovider -q tests/unit tests/lab
 }
 
 molecule_scenarios() {

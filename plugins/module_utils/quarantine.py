@@ -467,34 +467,30 @@ class _Opened(object):
         else:
             os.utime(self._proc(), ns=(atime_ns, mtime_ns))
 
-    def flags(self):
-        """The inode flags, or None where the file system (or the file type) has none."""
+    def _read_int_ioctl(self, request):
+        """An int the file system tells through an ioctl, or None where it has none to tell."""
         if not self.has_flags:
             return None
         buffer = array.array("i", [0])
         try:
-            fcntl.ioctl(self.fd, FS_IOC_GETFLAGS, buffer, True)
+            fcntl.ioctl(self.fd, request, buffer, True)
         except OSError as exc:
             if exc.errno in _FLAGS_UNSUPPORTED:
                 return None
             raise
         return buffer[0]
 
+    def flags(self):
+        """The inode flags, or None where the file system (or the file type) has none."""
+        return self._read_int_ioctl(FS_IOC_GETFLAGS)
+
     def set_flags(self, flags):
         fcntl.ioctl(self.fd, FS_IOC_SETFLAGS, array.array("i", [flags]))
 
     def generation(self):
         """The inode generation, or None where the file system does not tell it."""
-        if not self.has_flags:
-            return None
-        buffer = array.array("i", [0])
-        try:
-            fcntl.ioctl(self.fd, FS_IOC_GETVERSION, buffer, True)
-        except OSError as exc:
-            if exc.errno in _FLAGS_UNSUPPORTED:
-                return None
-            raise
-        return buffer[0] & 0xFFFFFFFF
+        generation = self._read_int_ioctl(FS_IOC_GETVERSION)
+        return None if generation is None else generation & 0xFFFFFFFF
 
     def check_same(self, entry):
         """Raise unless this is the recorded entry: same type, inode and (where known) generation."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -83,37 +81,6 @@ def test_rootfs_cache_key_follows_the_package_list(lab):
 def test_every_flavour_lists_what_the_roles_act_on(lab):
     for name, flavour in lab.load_flavours().items():
         assert {"openssh-server", "nftables", "python3", "sudo", "systemd-sysv"} <= set(flavour["packages"]), name
-
-
-def _lab_command(*args, env=None, user=None):
-    cmd = [sys.executable, str(LAB_DIR / "lab.py"), *args]
-    if user:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-    return subprocess.run(cmd, text=True, capture_output=True, env=env, timeout=30, check=False)
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to drop to another user")
-def test_refuses_in_one_line_when_not_root():
-    result = _lab_command("up", "--name", "refusal", user="65534")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "lab: the lab needs root (it creates network namespaces, mounts and containers): run as root"]
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="the root check comes first")
-def test_refuses_in_one_line_without_systemd_nspawn(tmp_path):
-    # A PATH with every command of this machine but systemd-nspawn.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for directory in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
-        for tool in Path(directory).glob("*") if Path(directory).is_dir() else []:
-            if tool.name != "systemd-nspawn" and not (bin_dir / tool.name).exists():
-                (bin_dir / tool.name).symlink_to(tool)
-    env = dict(os.environ, PATH=str(bin_dir))
-    result = _lab_command("up", "--name", "refusal", env=env)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "lab: systemd-nspawn not found on PATH: apt-get install systemd-container"]
 
 
 def test_netprobe_tells_open_from_refused():

@@ -1,0 +1,202 @@
+"""hostguard.hosting.mail_queue against the usual queue purges, side by side, on a lab Postfix host.
+
+Boots one lab host (tests/lab/lab.py, Postfix with smtp as a deferred transport so nothing
+leaves), fills its queue over SMTP with --spam messages from spammer@site1.example and
+--legitimate ones from info@site1.example (one in every spam/legitimate), waits until all of
+them sit in the deferred queue, and keeps a copy of it. Before each row the queue is put back
+from that copy (not timed), then each row purges it:
+
+  1. mailq | awk | postsuper -d -        the one-liner from the forums, run with Postfix delivering
+  2. postsuper -d ALL                     what is done in a hurry: the legitimate mail goes too
+  3. mail_queue core + postsuper -d -     this collection's core on the host, Postfix stopped:
+                                          read every queue file's envelope, select by sender,
+                                          one postsuper for all the IDs (stopping Postfix not timed)
+  4. purge_mail_queue.yml                 the whole playbook from the controller: stop Postfix,
+                                          read, select, delete, start Postfix, recount
+
+After each row the table says how many spam messages are left and how many legitimate ones
+were kept (postqueue -j). Row 1 deletes by ID while Postfix runs, which can hit a reused ID;
+no mail arrives during the benchmark, so that race does not show here.
+
+Run as root: .venv/bin/python benchmarks/mail_queue_bench.py [--spam 50000] [--legitimate 500]
+The lab host is stopped and removed at the end, also after an error or Ctrl-C.
+Exit status: 0 when rows 3 and 4 removed exactly the spam, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LAB = REPO_ROOT / "tests" / "lab" / "lab.py"
+CORE = REPO_ROOT / "plugins" / "module_utils" / "mail_queue.py"
+PLAYBOOK = REPO_ROOT / "playbooks" / "purge_mail_queue.yml"
+SPAMMER = "spammer@site1.example"
+LEGITIMATE = "info@site1.example"
+HOST_DIR = "/var/tmp/hostguard-bench"
+QUEUE_COPY = HOST_DIR + "/queue.tar"
+STEP_TIMEOUT = 1800
+# Sends the messages over a few SMTP sessions at once, as a spamming script and its victims' mail would arrive.
+FILL = """
+import smtplib, sys, threading
+spam, legitimate, spammer, sender = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+every = max(1, spam // max(1, legitimate))
+def send(part, parts):
+    with smtplib.SMTP("127.0.0.1", 25) as session:
+        for number in range(part, spam, parts):
+            session.sendmail(spammer, ["victim%d@outside.example" % number], "Subject: cheap pills %d\\n\\nbuy now\\n" % number)
+            if number % every == 0 and number // every < legitimate:
+                session.sendmail(sender, ["customer%d@outside.example" % number], "Subject: invoice %d\\n\\nattached\\n" % number)
+threads = [threading.Thread(target=send, args=(part, 4)) for part in range(4)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+"""
+# Prints the number of messages per queue, read from the queue directories (works with Postfix stopped).
+COUNT = "for q in maildrop incoming active deferred hold; do printf '%s ' $q; find /var/spool/postfix/$q -type f | wc -l; done"
+CORE_PURGE = """
+import importlib.util, subprocess, sys, time
+spec = importlib.util.spec_from_file_location("mail_queue", sys.argv[1])
+core = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(core)
+started = time.perf_counter()
+chosen = core.select(core.scan_queue("/var/spool/postfix")[0], senders=[sys.argv[2]])
+selected = time.perf_counter()
+subprocess.run(["postsuper", "-d", "-", "maildrop", "hold", "incoming", "active", "deferred"],
+               input="\\n".join(message.queue_id for message in chosen), text=True, capture_output=True, check=True)
+print("read and select %.2f s, postsuper %.2f s" % (selected - started, time.perf_counter() - selected))
+"""
+AWK_PURGE = ("mailq | tail -n +2 | awk 'BEGIN { RS = \"\" } $7 == \"%s\" { print $1 }' | tr -d '*!' | postsuper -d -"
+             % SPAMMER)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--spam", type=int, default=50000, help="spam messages in the queue (default 50000)")
+    parser.add_argument("--legitimate", type=int, default=500, help="legitimate messages in the queue (default 500)")
+    return parser.parse_args(argv)
+
+
+class LabHost:
+    def __init__(self, state):
+        host = state["hosts"][0]
+        self.address = host["ipv4"]
+        self.ssh = ["ssh", "-i", state["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                    "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "root@" + host["ipv4"]]
+
+    def run(self, command, stdin=None):
+        completed = subprocess.run(self.ssh + [command], input=stdin, capture_output=True, text=True,
+                                   timeout=STEP_TIMEOUT, check=False)
+        if completed.returncode != 0:
+            raise RuntimeError("%s failed on the lab host: %s" % (command[:80], completed.stderr.strip()[-2000:]))
+        return completed.stdout
+
+    def queue_counts(self):
+        return {queue: int(count) for queue, count in (line.split() for line in self.run(COUNT).splitlines())}
+
+    def senders(self):
+        """How many queued messages each sender has, from postqueue -j (Postfix running)."""
+        counts = {}
+        for line in self.run("postqueue -j").splitlines():
+            sender = json.loads(line)["sender"]
+            counts[sender] = counts.get(sender, 0) + 1
+        return counts
+
+
+def wait_until_deferred(host, total):
+    while True:
+        counts = host.queue_counts()
+        if counts["deferred"] == total:
+            return
+        if sum(counts.values()) < total:
+            raise RuntimeError("messages went missing while the queue filled: %s" % counts)
+        time.sleep(2)
+
+
+def put_queue_back(host):
+    host.run("systemctl stop postfix && find /var/spool/postfix/{maildrop,incoming,active,deferred,hold} -type f -delete"
+             " && tar -C /var/spool/postfix -xpf %s && systemctl start postfix" % QUEUE_COPY)
+
+
+def timed(function):
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def measure(host, args, inventory):
+    rows = {}
+
+    def row(name, seconds):
+        left = host.senders()
+        rows[name] = (seconds, left.get(SPAMMER, 0), left.get(LEGITIMATE, 0))
+        print("%-36s %8.2f s" % (name, seconds), flush=True)
+
+    put_queue_back(host)
+    row("mailq | awk | postsuper -d -", timed(lambda: host.run(AWK_PURGE)))
+    put_queue_back(host)
+    row("postsuper -d ALL", timed(lambda: host.run("postsuper -d ALL")))
+    put_queue_back(host)
+    host.run("cat > %s/mail_queue.py" % HOST_DIR, stdin=CORE.read_text())
+    host.run("systemctl stop postfix")
+    split = []
+    row("mail_queue core + postsuper -d -", timed(lambda: split.append(host.run(
+        "python3 -c %s %s/mail_queue.py %s" % (shlex.quote(CORE_PURGE), HOST_DIR, SPAMMER)).strip())))
+    print("  of which %s" % split[0], flush=True)
+    host.run("systemctl start postfix")
+    put_queue_back(host)
+    playbook = ["ansible-playbook", "-i", inventory, str(PLAYBOOK), "-e",
+                json.dumps({"purge_sender": SPAMMER, "purge_confirm": True})]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH="%s/.build/collections:%s" % (REPO_ROOT, os.environ.get(
+        "ANSIBLE_COLLECTIONS_PATH", "")), ANSIBLE_HOST_KEY_CHECKING="False")
+    row("purge_mail_queue.yml (stop to start)", timed(lambda: subprocess.run(
+        playbook, env=env, capture_output=True, timeout=STEP_TIMEOUT, check=True)))
+    return rows
+
+
+def print_table(rows, args):
+    reference = rows["mailq | awk | postsuper -d -"][0]
+    line = "%-36s %8s %12s %11s %16s"
+    print()
+    print(line % ("method", "seconds", "vs awk", "spam left", "legitimate kept"))
+    for name, (seconds, spam_left, kept) in rows.items():
+        print(line % (name, "%.2f" % seconds, "%.1fx" % (reference / seconds), "%d/%d" % (spam_left, args.spam),
+                      "%d/%d" % (kept, args.legitimate)))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("mail_queue_bench: run it as root (the lab needs it)")
+    lab_name = "mqbench%d" % os.getpid()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with tempfile.TemporaryDirectory(prefix="mail-queue-bench-") as scratch:
+        state_file, inventory = os.path.join(scratch, "lab.json"), os.path.join(scratch, "inventory.yml")
+        try:
+            subprocess.run([sys.executable, str(LAB), "up", "--name", lab_name, "--host", "mqb1:mail",
+                            "--json", state_file, "--inventory", inventory], check=True, timeout=STEP_TIMEOUT)
+            host = LabHost(json.loads(Path(state_file).read_text()))
+            host.run("mkdir -p %s && postconf -e defer_transports=smtp && systemctl reload postfix" % HOST_DIR)
+            print("filling the queue with %d spam and %d legitimate messages ..." % (args.spam, args.legitimate), flush=True)
+            host.run("python3 -c %s %d %d %s %s" % (shlex.quote(FILL), args.spam, args.legitimate, SPAMMER, LEGITIMATE))
+            wait_until_deferred(host, args.spam + args.legitimate)
+            host.run("systemctl stop postfix && tar -C /var/spool/postfix -cpf %s deferred" % QUEUE_COPY)
+            rows = measure(host, args, inventory)
+            print_table(rows, args)
+            exact = all(rows[method][1:] == (0, args.legitimate)
+                        for method in ("mail_queue core + postsuper -d -", "purge_mail_queue.yml (stop to start)"))
+            return 0 if exact else 1
+        finally:
+            subprocess.run([sys.executable, str(LAB), "down", "--name", lab_name], check=False, timeout=STEP_TIMEOUT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -65,10 +65,14 @@ python scripts/demo/reach.py "$REPORTS/lab.json" "after hardening" > "$REPORTS/r
 python scripts/demo/report.py --quarantine-vars "$REPORTS/host_vars" "$REPORTS/audit-before.json"
 run quarantine hostguard.hosting.quarantine -e '{"quarantine_docroots": ["/var/www/site1"]}' \
   -e quarantine_hosts=web1
+# The spam-outbreak runbook: see what would go, then purge with the evidence kept.
+run purge-report hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e purge_sender=wordpress@site1.example
+run purge hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e purge_sender=wordpress@site1.example \
+  -e purge_export_dir=/var/lib/hostguard/evidence -e purge_confirm=true
 run audit-after hostguard.hosting.audit
 
 python scripts/demo/report.py "$REPORTS/audit-before.json" "$REPORTS/harden.json" "$REPORTS/quarantine.json" \
-  "$REPORTS/audit-after.json"
+  "$REPORTS/purge-report.json" "$REPORTS/purge.json" "$REPORTS/audit-after.json"
 cat "$REPORTS/reach-before.txt" "$REPORTS/reach-after.txt"
 echo
 python tests/lab/lab.py status

@@ -72,6 +72,16 @@ def print_changes(title: str, report: dict) -> None:
             print(f"    changed: {task}")
 
 
+def print_messages(title: str, report: dict, task_names: tuple[str, ...]) -> None:
+    """The messages the named debug tasks printed, by host."""
+    print(f"\n== {title}")
+    for task_name in task_names:
+        for host, result in sorted(host_results(report, task_name).items()):
+            message = result.get("msg")
+            for line in message if isinstance(message, list) else [message] if message else []:
+                print(f"{host}: {line}")
+
+
 def print_quarantine(report: dict) -> None:
     print("\n== quarantine: what was locked")
     for host, result in sorted(host_results(report, "Record the paths in manifests, then lock them").items()):
@@ -105,6 +115,9 @@ def main(paths: list[str]) -> int:
             print_audit(f"audit ({name})", report)
         elif name == "quarantine":
             print_quarantine(report)
+        elif name.startswith("purge"):
+            print_messages(f"{name}: the mail queue", report, ("Show what would be deleted",
+                                                              "Report the counts before and after"))
         else:
             print_changes(f"{name}: what changed", report)
     return 0

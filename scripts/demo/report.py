@@ -116,8 +116,8 @@ def main(paths: list[str]) -> int:
         elif name == "quarantine":
             print_quarantine(report)
         elif name.startswith("purge"):
-            print_messages(f"{name}: the mail queue", report, ("Show what would be deleted",
-                                                              "Report the counts before and after"))
+            purge_tasks = ("Show what would be deleted", "Report the counts before and after")
+            print_messages(f"{name}: the mail queue", report, purge_tasks)
         else:
             print_changes(f"{name}: what changed", report)
     return 0

@@ -11,7 +11,7 @@ description:
   - Draws a random password from letters, digits and symbols with Python's C(secrets) module until it passes every
     rule of the C(hostguard.hosting.password_problems) filter for the given account and domain.
 author:
-  - hostguard.hosting developers (!UNKNOWN)
+  - hostguard.hosting contributors (!UNKNOWN)
 options:
   length:
     description: The number of characters, 8 or more.

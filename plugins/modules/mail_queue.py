@@ -26,7 +26,7 @@ description:
     its recipients; messages that do not match are left untouched.
   - Postfix only. Exim and qmail queues are not handled yet.
 author:
-  - hostguard.hosting developers (!UNKNOWN)
+  - hostguard.hosting contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -18,7 +18,7 @@ description:
     after O(rollback_seconds). Call the module again with O(state=confirmed) once the controller
     has reconnected through the new rules; if it cannot, the host rolls back by itself.
 author:
-  - hostguard.hosting developers (!UNKNOWN)
+  - hostguard.hosting contributors (!UNKNOWN)
 options:
   state:
     description:

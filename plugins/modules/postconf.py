@@ -19,7 +19,7 @@ description:
     unknown parameter name). Only then are the staged C(main.cf) and C(master.cf) moved over the live ones.
   - The module does not reload Postfix; notify a handler when it reports a change.
 author:
-  - hostguard.hosting developers (!UNKNOWN)
+  - hostguard.hosting contributors (!UNKNOWN)
 options:
   parameters:
     description:

@@ -101,3 +101,19 @@ def load(run, path, family, name, digest, rollback_seconds, rollback_path, check
         result["rollback_armed"] = True
     _checked(run, ["nft", "-f", path], "loading the ruleset")
     return result
+
+
+def confirm(run, family, name, digest=None):
+    """Stop the pending rollback; then make sure the rules confirmed are the ones live.
+
+    A rollback that fired before the controller confirmed (a window too short
+    for a slow reconnect) has put the previous table back: say so instead of
+    reporting success for rules that are not in force.
+    """
+    was_armed = rollback.disarm(run)
+    if digest is not None:
+        _exists, live_digest = live_table(run, family, name)
+        if live_digest != digest:
+            raise NftablesError("the rollback ran before the controller confirmed: the previous rules are live, "
+                                "not the new ones; raise firewall_rollback_seconds and run again")
+    return was_armed

@@ -35,7 +35,8 @@ options:
   digest:
     description:
       - The sha256 digest the file's table comment carries; the live table is left alone when it carries the same.
-      - Required with O(state=loaded).
+      - Required with O(state=loaded). With O(state=confirmed), the module fails when the live table does not carry
+        it (a rollback that fired before the confirmation put the previous table back).
     type: str
   family:
     description: The table's address family.
@@ -132,7 +133,10 @@ def main():
 
     try:
         if params["state"] == "confirmed":
-            armed = rollback.armed(run) if module.check_mode else rollback.disarm(run)
+            if module.check_mode:
+                armed = rollback.armed(run)
+            else:
+                armed = nftables.confirm(run, params["family"], params["table"], params["digest"])
             module.exit_json(changed=armed, rollback_armed=armed)
         result = nftables.load(run, params["path"], params["family"], params["table"], params["digest"],
                                params["rollback_seconds"], params["rollback_path"], module.check_mode)

@@ -141,3 +141,19 @@ def test_confirm_disarms_a_pending_rollback(host, tmp_path):
     assert rollback.disarm(host) is True
     assert not rollback.armed(host)
     assert rollback.disarm(host) is False
+
+
+def test_confirm_refuses_when_the_rollback_already_put_the_old_table_back(host, tmp_path):
+    path, digest = write_plan(tmp_path, ["198.51.100.0/24"])
+    rollback_path = str(tmp_path / "r.nft")
+    nftables.load(host, path, "inet", "hostguard", digest, 60, rollback_path, check_mode=False)
+    assert host.nft("-f", rollback_path)[0] == 0  # the timer fired first
+    with pytest.raises(nftables.NftablesError, match="rollback ran before the controller confirmed"):
+        nftables.confirm(host, "inet", "hostguard", digest)
+
+
+def test_confirm_keeps_the_new_table_when_it_is_live(host, tmp_path):
+    path, digest = write_plan(tmp_path, ["198.51.100.0/24"])
+    nftables.load(host, path, "inet", "hostguard", digest, 60, str(tmp_path / "r.nft"), check_mode=False)
+    assert nftables.confirm(host, "inet", "hostguard", digest) is True
+    assert nftables.live_table(host, "inet", "hostguard") == (True, digest)

@@ -21,6 +21,7 @@ declare -A PROVIDES=(
   [git]=git
   [dig]=bind9-dnsutils
   [shellcheck]=shellcheck
+  [nft]=nftables
 )
 
 missing_packages=()

@@ -19,6 +19,7 @@ import os
 import re
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import rollback
+from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import digest_from_comment, ruleset_digest
 
 # The table's own comment is the first line of its body: `table inet NAME {` then `comment "..."`.
@@ -72,10 +73,7 @@ def save_rollback(run, family, name, path):
     if exists:
         script.append(_checked(run, ["nft", "list", "table", family, name], "saving the current table"))
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(script) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, ("\n".join(script) + "\n").encode("utf-8"))
     return exists
 
 

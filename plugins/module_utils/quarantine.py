@@ -49,8 +49,13 @@ import socket
 import stat
 import struct
 import tarfile
-import tempfile
 import time
+
+from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import (
+    atomic_file,
+    fsync_directory,
+    write_atomically,
+)
 
 FORMAT = "hostguard-quarantine"
 VERSION = 1
@@ -305,7 +310,7 @@ class ManifestStore(object):
         if self.check_mode:
             return self.path(key)
         _make_private_dir(self.directory)
-        _write_atomically(self.path(key), manifest_text.encode("ascii"))
+        write_atomically(self.path(key), manifest_text.encode("ascii"))
         self.written += 1
         return self.path(key)
 
@@ -317,7 +322,7 @@ class ManifestStore(object):
         if not self.check_mode:
             _make_private_dir(os.path.dirname(archived))
             os.rename(self.path(key), archived)
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
             self.written += 1
         return archived
 
@@ -341,31 +346,6 @@ def _make_private_dir(path):
     if not os.path.isdir(path):
         os.makedirs(path, mode=0o700)
         os.chmod(path, 0o700)
-
-
-def _write_atomically(path, data):
-    directory = os.path.dirname(path)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o600)
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _stamp():
@@ -780,25 +760,15 @@ def write_evidence(path, text, target, entries):
     """A tar.gz of the manifest and every recorded entry, numeric owners only; return warnings."""
     directory = os.path.dirname(path)
     _make_private_dir(directory)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".tar.gz")
     warnings = []
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            with tarfile.open(fileobj=stream, mode="w:gz", format=tarfile.PAX_FORMAT, encoding="utf-8",
-                              errors="surrogateescape", compresslevel=6) as tar:
-                manifest = tarfile.TarInfo("manifest.json")
-                manifest_bytes = text.encode("ascii")
-                manifest.size, manifest.mode, manifest.mtime = len(manifest_bytes), 0o600, time.time()
-                tar.addfile(manifest, _BytesReader(manifest_bytes))
-                _add_entries(tar, target, entries, warnings)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o600)
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with atomic_file(path, 0o600, suffix=".tar.gz") as stream:
+        with tarfile.open(fileobj=stream, mode="w:gz", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                          errors="surrogateescape", compresslevel=6) as tar:
+            manifest = tarfile.TarInfo("manifest.json")
+            manifest_bytes = text.encode("ascii")
+            manifest.size, manifest.mode, manifest.mtime = len(manifest_bytes), 0o600, time.time()
+            tar.addfile(manifest, _BytesReader(manifest_bytes))
+            _add_entries(tar, target, entries, warnings)
     return warnings
 
 

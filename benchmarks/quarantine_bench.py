@@ -29,7 +29,6 @@ Exit status: 0 when the core's restores are exact, 1 when an entry differs.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -43,17 +42,18 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CORE = REPO_ROOT / "plugins" / "module_utils" / "quarantine.py"
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+import tree_snapshot  # noqa: E402  (the snapshot the quarantine tests compare with)
 MARKER = ".hostguard-bench-quarantine"
 ACCOUNT = 2001
 WEB_SERVER_GID = 33
 STEP_TIMEOUT = 900
-# Runs the core by its file path: it needs nothing but the standard library.
+# Runs the core with the host's python3 and nothing but the standard library, imported the way Ansible
+# does: from an ansible_collections directory (argv[1]) that links to this checkout.
 CORE_RUNNER = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("quarantine", sys.argv[1])
-core = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(core)
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.hostguard.hosting.plugins.module_utils import quarantine as core
 result = core.run([sys.argv[2]], sys.argv[3], [sys.argv[2]], manifest_dir=sys.argv[4], immutable=sys.argv[5] == "1")
 print(json.dumps({"counts": result["counts"], "failures": [f for r in result["results"] for f in r["failures"]]}))
 """
@@ -110,23 +110,8 @@ def generate(docroot, files, rng):
 
 
 def snapshot(docroot):
-    """type, numeric owner, mode, size, mtime, inode and sha256 of every entry."""
-    state = {".": _describe(docroot)}
-    for directory, subdirectories, files in os.walk(docroot):
-        for name in subdirectories + files:
-            path = os.path.join(directory, name)
-            state[os.path.relpath(path, docroot)] = _describe(path)
-    return state
-
-
-def _describe(path):
-    info = os.lstat(path)
-    described = (stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_size,
-                 info.st_mtime_ns, info.st_ino)
-    if stat.S_ISREG(info.st_mode):
-        with open(path, "rb") as stream:
-            return described + (hashlib.sha256(stream.read()).hexdigest(),)
-    return described
+    """type, numeric owner, mode, size, mtime, inode and sha256 of every entry (tests/tree_snapshot.py)."""
+    return tree_snapshot.snapshot(str(docroot))
 
 
 def differing(docroot, reference):
@@ -137,7 +122,8 @@ def differing(docroot, reference):
 def put_back(docroot, reference):
     """Reset owners, modes and times from the snapshot (not timed), deepest first."""
     for rel in sorted(reference, key=lambda rel: -rel.count("/")):
-        kind, mode, uid, gid, _size, mtime_ns = reference[rel][:6]
+        entry = reference[rel]
+        kind, mode, uid, gid, mtime_ns = entry["type"], entry["mode"], entry["uid"], entry["gid"], entry["mtime_ns"]
         path = docroot / rel if rel != "." else docroot
         os.chown(path, uid, gid, follow_symlinks=False)
         if kind != stat.S_IFLNK:
@@ -155,7 +141,8 @@ def timed(command):
 
 
 def core_command(python, docroot, state, manifests, immutable):
-    return [python, "-c", CORE_RUNNER, str(CORE), str(docroot), state, str(manifests), "1" if immutable else "0"]
+    collections = manifests.parent / "collections"
+    return [python, "-c", CORE_RUNNER, str(collections), str(docroot), state, str(manifests), "1" if immutable else "0"]
 
 
 def run_core(python, docroot, state, manifests, immutable):
@@ -233,14 +220,17 @@ def main(argv=None):
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
         (workdir / MARKER).touch()
+        namespace = workdir / "collections" / "ansible_collections" / "hostguard"
+        namespace.mkdir(parents=True)
+        (namespace / "hosting").symlink_to(REPO_ROOT, target_is_directory=True)
         docroot, manifests = workdir / "docroot", workdir / "manifests"
         docroot.mkdir()
         print("generating %d files under %s ..." % (args.files, docroot), flush=True)
         generate(docroot, args.files, random.Random(7))
         reference = snapshot(docroot)
-        files = sum(1 for described in reference.values() if described[0] == stat.S_IFREG)
+        files = sum(1 for described in reference.values() if described["type"] == stat.S_IFREG)
         print("%d entries (%d regular files, %.0f MB); core run by %s; median of %d runs\n" % (
-            len(reference), files, sum(d[4] for d in reference.values() if d[0] == stat.S_IFREG) / 1e6, python,
+            len(reference), files, sum(d["size"] for d in reference.values() if d["type"] == stat.S_IFREG) / 1e6, python,
             args.repeat), flush=True)
         rows = measure(args, docroot, manifests, reference, python)
         print_table(rows)

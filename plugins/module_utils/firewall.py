@@ -1,12 +1,13 @@
 # Copyright: hostguard.hosting contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The firewall role's policy: validate its variables and render an nftables table.
+"""The firewall role's policy: validate its variables and render it for each backend.
 
 Pure Python, no Ansible: the role's filter plugin calls ``build_plan`` on the
-controller (where country CIDR files live) and ``render_nftables`` turns the
-plan into one self-replacing ``table inet hostguard``. The table's comment
-carries a digest of its rules, so the host can tell whether the live table is
-the one wanted without parsing rules back.
+controller (where country CIDR files live). ``render_nftables`` turns the plan
+into one self-replacing ``table inet hostguard``; the table's comment carries a
+digest of its rules, so the host can tell whether the live table is the one
+wanted without parsing rules back. ``render_firewalld`` turns the same plan into
+firewalld permanent configuration: one zone and its hash:net ipsets.
 """
 
 from __future__ import annotations
@@ -219,6 +220,7 @@ def build_plan(services, country_cidrs=None, admin_sources=None, guard=None, ftp
         "guard": guard_plan,
     }
     plan["ruleset"], plan["digest"] = render_nftables(plan)
+    plan["firewalld"] = render_firewalld(plan)
     return plan
 
 
@@ -328,6 +330,107 @@ def render_nftables(plan):
         f'\tcomment "{DIGEST_PREFIX}{digest}"',
     ] + body + ["}", ""]
     return "\n".join(lines), digest
+
+
+# --------------------------------------------------------------------------- firewalld
+
+FIREWALLD_ZONE = "hostguard"
+FIREWALLD_IPSET_PREFIX = "hg_"
+# ipset names are limited to 31 characters by the kernel's ipset (firewalld's other backend).
+FIREWALLD_IPSET_NAME_MAX = 31
+# firewalld's names (/usr/lib/firewalld/icmptypes) for the types render_nftables accepts
+# (firewalld 1.3 has no MLD types; MLD only matters to multicast listeners).
+FIREWALLD_ICMP_V4_TYPES = ["echo-reply", "destination-unreachable", "echo-request", "time-exceeded",
+                           "parameter-problem"]
+FIREWALLD_ICMP_V6_TYPES = ["destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem",
+                           "echo-request", "echo-reply", "router-solicitation", "router-advertisement",
+                           "neighbour-solicitation", "neighbour-advertisement"]
+
+
+def firewalld_ipset_name(name):
+    """hg_<name>, or when that is too long, its start and a hash (two sets never share a name)."""
+    full = FIREWALLD_IPSET_PREFIX + name
+    if len(full) <= FIREWALLD_IPSET_NAME_MAX:
+        return full
+    tag = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{full[:FIREWALLD_IPSET_NAME_MAX - 9]}_{tag}"
+
+
+def _xml_text(value):
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _firewalld_ipset(name, family, elements):
+    # firewalld refuses overlapping entries in a hash:net ipset (nft's auto-merge
+    # joins them): merge them here, so any CIDR list the nftables backend takes works.
+    networks = ipaddress.collapse_addresses(ipaddress.ip_network(element) for element in elements)
+    lines = ['<?xml version="1.0" encoding="utf-8"?>',
+             '<ipset type="hash:net">',
+             f"  <short>{name}</short>",
+             "  <description>Managed by hostguard.hosting.firewall: edits here are replaced on the next run."
+             "</description>",
+             f'  <option name="family" value="{"inet" if family == 4 else "inet6"}"/>']
+    lines += [f"  <entry>{network}</entry>" for network in networks]
+    return "\n".join(lines + ["</ipset>", ""])
+
+
+def _firewalld_ports(service):
+    protocols = ["tcp", "udp"] if service["proto"] == "both" else [service["proto"]]
+    return [(proto, port) for proto in protocols for port in service["ports"]]
+
+
+def render_firewalld(plan):
+    """The policy as firewalld permanent configuration: {path relative to /etc/firewalld: XML}.
+
+    One zone of the role's own with target DROP (the role makes it the default
+    zone), and one hash:net ipset per nftables set of render_nftables, each
+    matched by one rich rule per port: a source list of any length costs one
+    set lookup, not one rule per CIDR. firewalld itself accepts loopback and
+    established connections before any zone.
+    """
+    files = {}
+
+    def ipset(name, family, elements):
+        if not elements:
+            return None
+        set_name = firewalld_ipset_name(name)
+        files[f"ipsets/{set_name}.xml"] = _firewalld_ipset(set_name, family, elements)
+        return set_name
+
+    rules = [f'  <rule family="ipv4"><icmp-type name="{icmp}"/><accept/></rule>' for icmp in FIREWALLD_ICMP_V4_TYPES]
+    rules += [f'  <rule family="ipv6"><icmp-type name="{icmp}"/><accept/></rule>' for icmp in FIREWALLD_ICMP_V6_TYPES]
+    guard = plan.get("guard")
+    if guard:
+        rules.append(f'  <rule family="{"ipv4" if guard["family"] == 4 else "ipv6"}">'
+                     f'<source address="{_xml_text(guard["source"])}"/>'
+                     f'<port protocol="tcp" port="{guard["port"]}"/><accept/></rule>')
+    admin = [(ipset("admin_v4", 4, plan["admin_v4"]), "ipv4"), (ipset("admin_v6", 6, plan["admin_v6"]), "ipv6")]
+    country_sets = {}
+    for code, networks in plan["countries"].items():
+        country_sets[code] = [(ipset(f"country_{code.lower()}_v4", 4, networks["v4"]), "ipv4"),
+                              (ipset(f"country_{code.lower()}_v6", 6, networks["v6"]), "ipv6")]
+    open_ports = []
+    for service in plan["services"]:
+        ports = _firewalld_ports(service)
+        if service["open_to_all"]:
+            open_ports += ports
+            continue
+        sources = admin + [(ipset(f"svc_{service['name']}_v4", 4, service["sources_v4"]), "ipv4"),
+                           (ipset(f"svc_{service['name']}_v6", 6, service["sources_v6"]), "ipv6")]
+        for code in service["countries"]:
+            sources += country_sets[code]
+        for set_name, family in sources:
+            if set_name:
+                rules += [f'  <rule family="{family}"><source ipset="{set_name}"/>'
+                          f'<port protocol="{proto}" port="{port}"/><accept/></rule>' for proto, port in ports]
+    zone = ['<?xml version="1.0" encoding="utf-8"?>',
+            '<zone target="DROP">',
+            f"  <short>{FIREWALLD_ZONE}</short>",
+            "  <description>Managed by hostguard.hosting.firewall: edits here are replaced on the next run."
+            "</description>"]
+    zone += [f'  <port protocol="{proto}" port="{port}"/>' for proto, port in sorted(set(open_ports))]
+    files[f"zones/{FIREWALLD_ZONE}.xml"] = "\n".join(zone + rules + ["</zone>", ""])
+    return dict(sorted(files.items()))
 
 
 def ruleset_digest(text):

@@ -49,6 +49,12 @@ DATA_ROOT = Path(os.environ.get("HOSTGUARD_LAB_DATA", "/var/lib/hostguard-lab"))
 # Bumped whenever the build steps below change, so cached root file systems
 # built by older steps are not reused.
 ROOTFS_BUILD_VERSION = "3"
+# The same for the second stage (extra_packages, installed with apt-get inside
+# the new tree): bumped when a change to install_extra_packages changes what it builds.
+EXTRA_PACKAGES_BUILD_VERSION = "1"
+# Release files of a pinned or slow mirror may be past their Valid-Until;
+# debootstrap does not check it, so the second stage does not either.
+APT_OPTIONS = ["-o", "Acquire::Check-Valid-Until=false", "-o", "Acquire::Check-Date=false"]
 MAX_LABS = 50
 # Units that have nothing to do in a booted copy of a prepared image (nspawn
 # mounts the root file system; packages created their users at build time),
@@ -135,8 +141,11 @@ def load_flavours() -> dict:
 
 
 def rootfs_key(flavour: dict) -> str:
-    material = json.dumps({"flavour": flavour, "build": ROOTFS_BUILD_VERSION}, sort_keys=True)
-    return hashlib.sha256(material.encode()).hexdigest()[:16]
+    material = {"flavour": flavour, "build": ROOTFS_BUILD_VERSION}
+    if flavour.get("extra_packages"):
+        # Only flavours that use the apt-get stage hash its steps, so the others keep their cache.
+        material["extra_build"] = EXTRA_PACKAGES_BUILD_VERSION
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def debian_mirror() -> str:
@@ -175,26 +184,86 @@ def ensure_rootfs(flavour_name: str) -> Path:
         if (target / ".hostguard-complete").exists():
             return target
         building = target.with_name(target.name + ".building")
+        unmount(str(building / "proc"))  # left mounted by a build that was killed in its second stage
         shutil.rmtree(building, ignore_errors=True)
         log(f"building the '{flavour_name}' root file system (about a minute, cached afterwards)")
         started = time.monotonic()
+        mirror = debian_mirror()
         cmd = [
             "debootstrap", "--variant=minbase",
             "--include=" + ",".join(flavour["packages"]),
-            flavour["suite"], str(building), debian_mirror(),
+            flavour["suite"], str(building), mirror,
         ]
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        with open(target.parent / f"{flavour_name}.build.log", "w") as build_log:
+        log_path = target.parent / f"{flavour_name}.build.log"
+        with open(log_path, "w") as build_log:
             result = subprocess.run(cmd, stdout=build_log, stderr=subprocess.STDOUT, env=env, check=False)
+            if result.returncode == 0 and flavour.get("extra_packages"):
+                try:
+                    install_extra_packages(building, flavour, mirror, build_log)
+                except LabError:
+                    shutil.rmtree(building, ignore_errors=True)
+                    raise LabError(f"installing {' '.join(flavour['extra_packages'])} failed; see {log_path}")
         if result.returncode != 0:
             shutil.rmtree(building, ignore_errors=True)
-            raise LabError(f"debootstrap failed; see {target.parent / (flavour_name + '.build.log')}")
+            raise LabError(f"debootstrap failed; see {log_path}")
         prepare_rootfs(building, flavour)
         (building / ".hostguard-complete").write_text(json.dumps(flavour, sort_keys=True) + "\n")
         # Older builds of the same flavour are left for `rootfs --prune`.
         building.rename(target)
         log(f"root file system '{flavour_name}' built in {time.monotonic() - started:.0f} s: {target}")
     return target
+
+
+def extra_packages_commands(root: Path, flavour: dict) -> list[list[str]]:
+    """The apt-get commands of the second build stage, run inside the new tree."""
+    apt = ["chroot", str(root), "apt-get", *APT_OPTIONS]
+    return [
+        [*apt, "update"],
+        [*apt, "install", "-y", "--no-install-recommends", *flavour["extra_packages"]],
+        [*apt, "clean"],
+    ]
+
+
+def install_extra_packages(root: Path, flavour: dict, mirror: str, build_log) -> None:
+    """Second build stage: install a flavour's extra_packages with apt-get inside the tree.
+
+    Some packages fail to configure inside debootstrap's own pass (polkitd,
+    which firewalld needs); apt-get in the finished tree, with /proc mounted,
+    installs them as on any Debian host. policy-rc.d keeps the new services
+    from starting in the build machine; they start when a lab host boots.
+    """
+    sources = root / "etc/apt/sources.list"
+    if not sources.exists() or not sources.read_text().strip():
+        sources.write_text(f"deb {mirror} {flavour['suite']} main\n")
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\n# Written by the lab's build: no service starts in the build chroot.\nexit 101\n")
+    policy.chmod(0o755)
+    resolv = root / "etc/resolv.conf"
+    saved_link = os.readlink(resolv) if resolv.is_symlink() else None
+    saved_resolv = resolv.read_bytes() if saved_link is None and resolv.is_file() else None
+    if Path("/etc/resolv.conf").exists():  # the tree resolves the mirror as this machine does
+        resolv.unlink(missing_ok=True)
+        shutil.copyfile("/etc/resolv.conf", resolv)
+    proc = root / "proc"
+    proc.mkdir(exist_ok=True)
+    run(["mount", "-t", "proc", "proc", str(proc)])
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C.UTF-8")
+    try:
+        for cmd in extra_packages_commands(root, flavour):
+            build_log.write(f"lab: {' '.join(cmd)}\n")
+            build_log.flush()
+            result = subprocess.run(cmd, stdout=build_log, stderr=subprocess.STDOUT, env=env, check=False)
+            if result.returncode != 0:
+                raise LabError(f"{' '.join(cmd)} failed with exit {result.returncode}")
+    finally:
+        unmount(str(proc))
+        policy.unlink(missing_ok=True)
+        if saved_link is not None:
+            resolv.unlink(missing_ok=True)
+            resolv.symlink_to(saved_link)
+        elif saved_resolv is not None:
+            resolv.write_bytes(saved_resolv)
 
 
 def prepare_rootfs(root: Path, flavour: dict) -> None:

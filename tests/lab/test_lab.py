@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -76,6 +78,99 @@ def test_rootfs_cache_key_follows_the_package_list(lab):
     changed = dict(flavour, packages=[*flavour["packages"], "exim4"])
     assert lab.rootfs_key(flavour) == lab.rootfs_key(dict(flavour))
     assert lab.rootfs_key(flavour) != lab.rootfs_key(changed)
+
+
+def test_flavours_without_a_second_stage_keep_their_cache_key(lab):
+    # The key as it was before the apt-get stage existed: their built trees stay valid.
+    for name, flavour in lab.load_flavours().items():
+        if not flavour.get("extra_packages"):
+            material = json.dumps({"flavour": flavour, "build": lab.ROOTFS_BUILD_VERSION}, sort_keys=True)
+            assert lab.rootfs_key(flavour) == hashlib.sha256(material.encode()).hexdigest()[:16], name
+
+
+def test_the_second_stage_is_part_of_the_key_of_flavours_that_use_it(lab, monkeypatch):
+    flavour = dict(lab.load_flavours()["postfix"], extra_packages=["firewalld"])
+    key = lab.rootfs_key(flavour)
+    assert key != lab.rootfs_key(dict(flavour, extra_packages=["firewalld", "ipset"]))
+    monkeypatch.setattr(lab, "EXTRA_PACKAGES_BUILD_VERSION", "changed")
+    assert lab.rootfs_key(flavour) != key
+
+
+def test_the_second_stage_installs_with_apt_get_inside_the_tree(lab, tmp_path):
+    commands = lab.extra_packages_commands(tmp_path, {"extra_packages": ["firewalld", "ipset"]})
+    assert all(cmd[:3] == ["chroot", str(tmp_path), "apt-get"] for cmd in commands)
+    assert [cmd[3 + len(lab.APT_OPTIONS):] for cmd in commands] == [
+        ["update"], ["install", "-y", "--no-install-recommends", "firewalld", "ipset"], ["clean"]]
+
+
+@pytest.fixture(name="tree")
+def fixture_tree(tmp_path):
+    """The few parts of a debootstrapped tree the second stage touches."""
+    root = tmp_path / "root"
+    for part in ("etc/apt", "usr/sbin", "proc"):
+        (root / part).mkdir(parents=True)
+    (root / "etc/apt/sources.list").write_text("deb http://mirror.example/debian bookworm main\n")
+    (root / "etc/resolv.conf").write_text("nameserver 10.255.255.53\n")
+    return root
+
+
+def fake_commands(lab, monkeypatch, root, fail_on=None):
+    """Record the commands of the second stage, and what policy-rc.d said while each ran; run none."""
+    seen = []
+
+    def fake_run(cmd, **_kwargs):
+        policy = root / "usr/sbin/policy-rc.d"
+        seen.append((cmd, policy.read_text() if policy.exists() else None, os.access(policy, os.X_OK)))
+        return subprocess.CompletedProcess(cmd, 100 if fail_on and fail_on in cmd else 0)
+
+    monkeypatch.setattr(lab.subprocess, "run", fake_run)
+    mounts = []
+    monkeypatch.setattr(lab, "run", lambda cmd, **_kwargs: mounts.append(cmd))
+    monkeypatch.setattr(lab, "unmount", lambda path: mounts.append(["umount", path]))
+    return seen, mounts
+
+
+def test_the_second_stage_starts_no_service_and_leaves_the_tree_clean(lab, monkeypatch, tree, tmp_path):
+    seen, mounts = fake_commands(lab, monkeypatch, tree)
+    with open(tmp_path / "build.log", "w") as build_log:
+        lab.install_extra_packages(tree, {"suite": "bookworm", "extra_packages": ["firewalld"]},
+                                   "http://mirror.example/debian", build_log)
+    assert [cmd for cmd, _policy, _executable in seen] == lab.extra_packages_commands(
+        tree, {"extra_packages": ["firewalld"]})
+    # While apt-get ran, invoke-rc.d was told to start nothing (exit 101).
+    assert all(policy and policy.rstrip().endswith("exit 101") and executable for _cmd, policy, executable in seen)
+    assert mounts == [["mount", "-t", "proc", "proc", str(tree / "proc")], ["umount", str(tree / "proc")]]
+    assert not (tree / "usr/sbin/policy-rc.d").exists()
+    assert (tree / "etc/resolv.conf").read_text() == "nameserver 10.255.255.53\n"
+    assert "apt-get" in (tmp_path / "build.log").read_text()
+
+
+def test_a_failing_apt_get_fails_the_build_and_still_cleans_up(lab, monkeypatch, tree, tmp_path):
+    _seen, mounts = fake_commands(lab, monkeypatch, tree, fail_on="install")
+    with open(tmp_path / "build.log", "w") as build_log, pytest.raises(lab.LabError, match="install"):
+        lab.install_extra_packages(tree, {"suite": "bookworm", "extra_packages": ["firewalld"]},
+                                   "http://mirror.example/debian", build_log)
+    assert mounts[-1] == ["umount", str(tree / "proc")]
+    assert not (tree / "usr/sbin/policy-rc.d").exists()
+
+
+def test_a_resolv_conf_link_of_the_tree_is_put_back(lab, monkeypatch, tree, tmp_path):
+    (tree / "etc/resolv.conf").unlink()
+    (tree / "etc/resolv.conf").symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    fake_commands(lab, monkeypatch, tree)
+    with open(tmp_path / "build.log", "w") as build_log:
+        lab.install_extra_packages(tree, {"suite": "bookworm", "extra_packages": ["firewalld"]},
+                                   "http://mirror.example/debian", build_log)
+    assert os.readlink(tree / "etc/resolv.conf") == "../run/systemd/resolve/stub-resolv.conf"
+
+
+def test_the_second_stage_uses_the_mirror_debootstrap_used_when_the_tree_names_none(lab, monkeypatch, tree, tmp_path):
+    (tree / "etc/apt/sources.list").unlink()
+    fake_commands(lab, monkeypatch, tree)
+    with open(tmp_path / "build.log", "w") as build_log:
+        lab.install_extra_packages(tree, {"suite": "bookworm", "extra_packages": ["firewalld"]},
+                                   "http://mirror.example/debian", build_log)
+    assert (tree / "etc/apt/sources.list").read_text() == "deb http://mirror.example/debian bookworm main\n"
 
 
 def test_every_flavour_lists_what_the_roles_act_on(lab):

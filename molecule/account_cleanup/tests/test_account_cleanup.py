@@ -1,0 +1,293 @@
+"""account_cleanup: unused accounts locked (ac1) or removed (ac2), proven on the hosts and from the network.
+
+seed_accounts.py gave both hosts the same accounts: oldssh (last login 400 days ago), active (yesterday),
+leaver (yesterday, named in account_cleanup_remove), kept (400 days, in account_cleanup_keep), busy (400 days,
+with a crontab), never (never logged in, password set 400 days ago), svc (uid 990, 400 days), and the Dovecot
+passwd-file users mailold (last_login 500 days ago) and mailactive. converge.yml locks on ac1, removes on ac2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import testinfra
+from labtools import Lab, ansible_playbook_stats, changed_tasks
+
+LAB = Lab.from_env()
+AC1, AC2 = LAB.hosts["ac1"], LAB.hosts["ac2"]
+OFFICE, JP = LAB.clients["office"], LAB.clients["jp"]
+KEY = LAB.state["ssh_key"]
+PASSWORD = "Lab-Passw0rd-2026"
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+CONVERGE = str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml")
+REPORT = str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "report.yml")
+UNLOCK = str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "unlock.yml")
+ARCHIVE_DIR = "/var/lib/hostguard/account_archive"
+SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
+               "-o", "LogLevel=ERROR"]
+
+# Run by the client's python: IMAP login after STARTTLS (Dovecot refuses plaintext auth without TLS).
+IMAP_LOGIN = """
+import imaplib, ssl, sys
+imap = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
+imap.starttls(ssl_context=ssl._create_unverified_context())  # the lab's certificate is self-signed
+try:
+    imap.login(sys.argv[2], sys.argv[3])
+except imaplib.IMAP4.error as error:
+    print("refused", error)
+else:
+    print("ok")
+"""
+FTP_LOGIN = """
+import ftplib, sys
+ftp = ftplib.FTP(sys.argv[1], timeout=10)
+try:
+    ftp.login(sys.argv[2], sys.argv[3])
+except ftplib.error_perm as error:
+    print("refused", error)
+else:
+    print("ok")
+"""
+
+
+def ssh_with_key(client, host, user, tty=False):
+    """Key login; with a terminal (-tt), sshd also writes its lastlog and wtmp records, as for an interactive login."""
+    result = client.run("ssh", "-i", KEY, "-o", "BatchMode=yes", "-o", "PreferredAuthentications=publickey",
+                        *(["-tt"] if tty else []), *SSH_OPTIONS, f"{user}@{host['ipv4']}", "id -un", timeout=30)
+    return result.returncode == 0 and result.stdout.strip() == user
+
+
+def ssh_with_password(client, host, user, password=PASSWORD):
+    """Password login through SSH_ASKPASS, the way ssh takes a password without a terminal."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as askpass:
+        askpass.write("#!/bin/sh\necho '%s'\n" % password)
+    os.chmod(askpass.name, 0o700)
+    try:
+        result = client.run("env", f"SSH_ASKPASS={askpass.name}", "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0",
+                            "ssh", "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password",
+                            "-o", "NumberOfPasswordPrompts=1", *SSH_OPTIONS, f"{user}@{host['ipv4']}", "id -un",
+                            timeout=30)
+    finally:
+        os.unlink(askpass.name)
+    return result.returncode == 0 and result.stdout.strip() == user
+
+
+def login(client, script, host, user, password=PASSWORD):
+    result = client.run(sys.executable, "-c", script, host["ipv4"], user, password, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def on(name):
+    """The testinfra host `name` (tests here look at both hosts, so they take no `host` fixture)."""
+    return testinfra.get_host(f"ansible://{name}",
+                              ansible_inventory=str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent))
+
+
+def shadow(testinfra_host, user):
+    entry = testinfra_host.run("getent shadow %s", user)
+    return entry.stdout.strip().split(":") if entry.rc == 0 else None
+
+
+# --------------------------------------------------------------------------- ac1: lock
+
+def test_unused_accounts_are_locked_and_the_others_are_not():
+    ac1 = on("ac1")
+    for user in ("oldssh", "never", "leaver"):
+        fields = shadow(ac1, user)
+        assert fields[1].startswith("!") and fields[7] == "0", (user, fields)
+    for user in ("active", "kept", "busy", "svc", "root", "vmail"):
+        fields = shadow(ac1, user)
+        assert not fields[1].startswith("!") or user in ("svc", "vmail"), (user, fields)
+        assert fields[7] != "0", (user, fields)
+    # Nothing was deleted: homes and mail spools are all there.
+    for user in ("oldssh", "never", "leaver"):
+        assert ac1.file(f"/home/{user}/public_html.txt").exists
+        assert ac1.file(f"/var/mail/{user}").exists
+
+
+def test_a_locked_account_can_no_longer_log_in_over_ssh_imap_or_ftp_while_a_kept_one_can():
+    assert not ssh_with_key(OFFICE, AC1, "oldssh")
+    assert not ssh_with_password(OFFICE, AC1, "oldssh")
+    assert login(JP, IMAP_LOGIN, AC1, "oldssh").startswith("refused")
+    assert login(JP, FTP_LOGIN, AC1, "oldssh").startswith("refused")
+    # The same logins of an account in use, and of one in account_cleanup_keep, still work.
+    for user in ("active", "kept"):
+        assert ssh_with_key(OFFICE, AC1, user), user
+        assert ssh_with_password(OFFICE, AC1, user), user
+        assert login(JP, IMAP_LOGIN, AC1, user) == "ok", user
+        assert login(JP, FTP_LOGIN, AC1, user) == "ok", user
+
+
+def test_a_locked_dovecot_passwd_file_user_can_no_longer_read_mail():
+    ac1 = on("ac1")
+    users = ac1.file("/etc/dovecot/users")
+    assert "nologin=y fail=y" in [line for line in users.content_string.splitlines() if line.startswith("mailold:")][0]
+    # The file keeps the owner and mode Dovecot reads it with.
+    assert (users.user, users.group, users.mode) == ("root", "dovecot", 0o640)
+    assert login(JP, IMAP_LOGIN, AC1, "mailold").startswith("refused")
+    assert login(JP, IMAP_LOGIN, AC1, "mailactive") == "ok"
+
+
+def test_each_lock_is_recorded_so_it_can_be_undone():
+    ac1 = on("ac1")
+    record = json.loads(ac1.file("/var/lib/hostguard/account_cleanup/locks/system-oldssh.json").content_string)
+    assert record["password_was_locked"] is False and record["expire_before"] is None
+    record = json.loads(ac1.file("/var/lib/hostguard/account_cleanup/locks/mail-mailold.json").content_string)
+    assert record["line"].startswith("mailold:{PLAIN}") and "nologin" not in record["line"]
+
+
+# --------------------------------------------------------------------------- ac2: remove
+
+def archives(testinfra_host, user, kind="system"):
+    listing = testinfra_host.run(f"ls {ARCHIVE_DIR}").stdout.split()
+    return sorted(name for name in listing if name.startswith(f"{user}-{kind}-"))
+
+
+def test_unused_and_leavers_accounts_are_removed_everywhere():
+    ac2 = on("ac2")
+    for user in ("oldssh", "never", "leaver"):
+        assert ac2.run("getent passwd %s", user).rc == 2, user
+        assert not ac2.file(f"/home/{user}").exists, user
+        assert not ac2.file(f"/var/mail/{user}").exists, user
+    assert not any(line.startswith("mailold:") for line in ac2.file("/etc/dovecot/users").content_string.splitlines())
+    assert not ac2.file("/var/vmail/mailold").exists
+    assert ac2.file("/var/vmail/mailactive/Maildir/cur").is_directory
+
+
+def test_each_removed_account_has_an_archive_with_its_files_intact():
+    ac2 = on("ac2")
+    for user, kind, files in (("leaver", "system", {"home/leaver/public_html.txt": "the site of leaver\n"}),
+                              ("oldssh", "system", {"home/oldssh/public_html.txt": "the site of oldssh\n"}),
+                              ("mailold", "mail",
+                               {"var/vmail/mailold/Maildir/cur/1700000000.M1P1.lab:2,S": "Subject: for mailold\n"})):
+        names = archives(ac2, user, kind)
+        assert len(names) == 2, names  # the tar.gz and its manifest
+        tar_name = next(name for name in names if name.endswith(".tar.gz"))
+        manifest = json.loads(ac2.file(f"{ARCHIVE_DIR}/{tar_name[:-len('.tar.gz')]}.manifest.json").content_string)
+        # The archive is the one the manifest describes.
+        assert ac2.check_output(f"sha256sum {ARCHIVE_DIR}/{tar_name}").split()[0] == manifest["archive_sha256"]
+        listing = json.loads(ac2.check_output(
+            "python3 -c 'import json, sys, tarfile; t = tarfile.open(sys.argv[1]); print(json.dumps("
+            "{m.name: [m.uid, m.uname, t.extractfile(m).read().decode() if m.isfile() else None] for m in t}))' %s",
+            f"{ARCHIVE_DIR}/{tar_name}"))
+        for path, start in files.items():
+            uid, uname, content = listing[path]
+            assert content.startswith(start), (user, path, content)
+            assert uname == ""  # numeric owners only
+            entry = next(e for e in manifest["entries"] if e["path"] == "/" + path)
+            assert entry["uid"] == uid and len(entry["sha256"]) == 64
+        if kind == "system":
+            assert listing[f"var/mail/{user}"][2].endswith("kept mail\n\n")
+            assert manifest["lines"]["passwd"][0].startswith(f"{user}:x:")
+    assert ac2.file(ARCHIVE_DIR).mode == 0o700
+
+
+def test_an_unused_account_with_a_crontab_is_reported_not_removed():
+    ac2 = on("ac2")
+    assert ac2.run("getent passwd busy").rc == 0
+    assert ac2.file("/home/busy/public_html.txt").exists
+    assert archives(ac2, "busy") == []
+
+
+@pytest.mark.parametrize("hostname", ["ac1", "ac2"])
+def test_protected_accounts_are_never_touched(hostname):
+    target = on(hostname)
+    for user in ("root", "svc", "kept", "active", "vmail"):
+        assert target.run("getent passwd %s", user).rc == 0, user
+        assert shadow(target, user)[7] != "0", user
+        assert archives(target, user) == [], user
+    assert target.file("/home/kept/public_html.txt").exists
+
+
+@pytest.mark.parametrize("name, why", [("kept", "in account_cleanup_keep"), ("svc", "uid below"), ("root", "root")])
+def test_naming_a_protected_account_fails_before_any_change(name, why):
+    run = ansible_playbook_stats(CONVERGE, "-e", json.dumps({"account_cleanup_remove": ["busy", name]}))
+    assert run["rc"] != 0
+    assert all(stats["changed"] == 0 for stats in run["stats"].values()), run["stats"]
+    output = json.dumps(run["plays"])
+    assert f"account_cleanup_remove names {name} " in output and why in output
+    assert on("ac2").run("getent passwd busy").rc == 0
+
+
+def test_the_audit_reports_the_flagged_accounts_and_changes_nothing():
+    # account_cleanup_mode=remove among the extra vars must not make the audit remove anything.
+    run = ansible_playbook_stats(str(PROJECT / "playbooks" / "audit.yml"), "-e", json.dumps(
+        {"audit_dnsbl_addresses": [], "account_cleanup_keep": ["kept"], "account_cleanup_mode": "remove"}))
+    assert run["rc"] == 0, run["stats"]
+    assert all(stats["changed"] == 0 for stats in run["stats"].values()), run["stats"]
+    assert on("ac1").run("getent passwd oldssh").rc == 0
+    reports = {}
+    for play in run["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"] == "Find unused and leavers' accounts (report only)":
+                for hostname, result in task["hosts"].items():
+                    reports[hostname] = result["accounts"]
+    flagged = {(item["kind"], item["name"]): item for item in reports["ac1"]}
+    # On ac1 the locked accounts are still unused: reported, with their last use.
+    assert set(flagged) == {("system", "oldssh"), ("system", "never"), ("system", "busy"), ("mail", "mailold")}
+    assert flagged[("system", "oldssh")]["last_used_source"] == "lastlog"
+    assert flagged[("system", "oldssh")]["reason"].startswith("no login for 400 days")
+    assert flagged[("system", "never")]["last_used"] is None
+    assert flagged[("system", "never")]["reason"].startswith("never logged in; created 400 days ago")
+    assert flagged[("mail", "mailold")]["last_used_source"] == "dovecot last_login"
+    assert all(item["action"] == "reported" for item in reports["ac1"])
+    assert all({"name", "kind", "last_used", "reason", "action"} <= set(item) for item in reports["ac1"])
+    assert {(item["kind"], item["name"]) for item in reports["ac2"]} == {("system", "busy")}
+    shown = json.dumps(run["plays"])
+    assert "unused or leaver account: system oldssh no login for 400 days" in shown
+
+
+def test_the_account_ansible_connects_as_is_protected():
+    # deploy (sudo, logged in yesterday) is neither root, nor below min_uid, nor in account_cleanup_keep.
+    run = ansible_playbook_stats(CONVERGE, "-e", json.dumps(
+        {"ansible_user": "deploy", "ansible_become": True, "account_cleanup_remove": ["deploy"]}))
+    assert run["rc"] != 0
+    assert all(stats["changed"] == 0 for stats in run["stats"].values()), run["stats"]
+    output = json.dumps(run["plays"])
+    assert "account_cleanup_remove names deploy " in output and "the account Ansible connects as" in output
+    for name in ("ac1", "ac2"):
+        assert on(name).run("getent passwd deploy").rc == 0
+
+
+def test_a_lock_is_undone_exactly_and_the_role_locks_again():
+    ac1 = on("ac1")
+    locked = shadow(ac1, "never")
+    users_locked = ac1.file("/etc/dovecot/users").content_string
+    run = ansible_playbook_stats(UNLOCK, "-e", json.dumps({"account_cleanup_unlock": ["never", "mailold"]}))
+    assert run["rc"] == 0 and run["stats"]["ac1"]["changed"] == 1, run["stats"]
+    unlocked = shadow(ac1, "never")
+    # The password hash is back as it was, and the account no longer expires.
+    assert "!" + unlocked[1] == locked[1] and unlocked[7] == ""
+    mailold = [line for line in ac1.file("/etc/dovecot/users").content_string.splitlines()
+               if line.startswith("mailold:")][0]
+    assert mailold.endswith("::userdb_mail=maildir:~/Maildir")
+    assert not ac1.file("/var/lib/hostguard/account_cleanup/locks/system-never.json").exists
+    # Both are still unused, so the role locks them again, exactly as before.
+    run = ansible_playbook_stats(CONVERGE, "--limit", "ac1")
+    assert run["rc"] == 0 and changed_tasks(run["plays"]) == [
+        "ac1: hostguard.hosting.account_cleanup : Find unused and leavers' accounts, then act as "
+        "account_cleanup_mode says"], run["stats"]
+    assert shadow(ac1, "never") == locked
+    assert ac1.file("/etc/dovecot/users").content_string == users_locked
+
+
+def test_the_login_records_sshd_writes_are_read():
+    # A fresh interactive SSH login of kept makes sshd write its own lastlog and wtmp records (sshd writes them
+    # only for sessions with a terminal); naming kept in report mode shows the last login the module read.
+    assert ssh_with_key(OFFICE, AC1, "kept", tty=True)
+    started = int(on("ac1").check_output("date +%s"))
+    run = ansible_playbook_stats(REPORT, "-e", json.dumps({"account_cleanup_remove": ["kept"]}))
+    assert run["rc"] == 0 and run["stats"]["ac1"]["changed"] == 0, run["stats"]
+    accounts = next(task["hosts"]["ac1"]["accounts"] for play in run["plays"] for task in play["tasks"]
+                    if task["task"]["name"] == "Report the named accounts with their last login")
+    kept = next(item for item in accounts if item["name"] == "kept")
+    assert kept["action"] == "reported"
+    assert kept["last_used_source"] in ("wtmp", "lastlog"), kept
+    last = on("ac1").check_output("date -d %s +%%s", kept["last_used"])
+    assert started - 120 <= int(last) <= started, kept

@@ -1,0 +1,865 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, hostguard.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Find unused and leavers' accounts (system, FTP, mail) and report, lock or remove them.
+
+Pure standard library: it runs on managed hosts that only have python3.
+
+Accounts, by kind:
+- ``system``: /etc/passwd entries with a uid of at least ``min_uid`` (never
+  ``nobody``); the services they reach are ``ssh``, ``ftp`` (vsftpd with
+  local_enable and the user not refused by /etc/ftpusers or its user_list) and
+  ``mail`` (Dovecot with a pam, shadow or passwd passdb).
+- ``ftp``: pure-ftpd virtual users (its pureftpd.passwd text file).
+- ``mail``: Dovecot passwd-file users (the files of its passwd-file passdbs).
+
+Last use is the newest of: lastlog (binary records, by uid), wtmp and wtmp.1
+(binary utmp records), journal login lines of sshd, Dovecot and pure-ftpd, and
+Dovecot's last_login plugin when it writes to a ``file:`` dict. An account with
+none of these never logged in as far as the host knows; its age is then taken
+from its creation evidence: the password change date in /etc/shadow, else the
+ctime of its home directory. An account without any evidence is not flagged.
+
+Lock disables without deleting: system accounts get ``usermod -L`` (no
+password) and ``chage -E 0`` (expired: sshd refuses keys too, PAM refuses
+FTP and mail); Dovecot passwd-file users get ``nologin=y fail=y`` (every
+Dovecot login, SMTP AUTH through Dovecot included, fails); pure-ftpd users
+leave its passwd file. Each lock writes a record of what it replaced under
+``state_dir/locks``, which unlock puts back.
+
+Remove writes a tar.gz (numeric owners) of the home directory, mail spool and
+crontab plus a manifest with the sha256 of the archive and of every file in it,
+checks the archive reads back, and only then deletes the account from every
+place it exists. A failed archive leaves the account untouched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import struct
+import tarfile
+import time
+
+from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import atomic_file, write_atomically
+
+# struct lastlog of glibc on Linux: int32 ll_time, char ll_line[32], char ll_host[256].
+LASTLOG = struct.Struct("<i32s256s")
+# struct utmp of glibc on Linux (x86_64, arm64): 384 bytes.
+UTMP = struct.Struct("<hxxi32s4s32s256shhiii16s20x")
+USER_PROCESS = 7
+NOBODY_UID = 65534
+# Home directories that are never archived or deleted as an account's own, whoever owns them.
+SHARED_DIRS = frozenset([
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/nonexistent", "/opt", "/proc", "/root",
+    "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/var/lib", "/var/mail", "/var/spool", "/var/www",
+    "/var/vmail", "/home/vmail",
+])
+LOCK_FIELDS = ("nologin=y", "fail=y")
+SYSTEM_PASSDB_DRIVERS = ("pam", "shadow", "passwd")
+
+DOVECOT_LOGIN = re.compile(r"\b(?:imap|pop3|submission|managesieve)-login: Login: user=<([^>]*)>")
+PUREFTPD_LOGIN = re.compile(r"\[INFO\] (\S+) is now logged in")
+SSHD_LOGIN = re.compile(r"\bAccepted \S+ for (\S+) from ")
+
+
+class AccountCleanupError(Exception):
+    """Bad input or a host the module cannot read: nothing was changed."""
+
+
+class Paths:
+    """Where the host keeps what is read and changed; tests point these into a temporary directory."""
+
+    def __init__(self, root="/", state_dir="/var/lib/hostguard/account_cleanup", **overrides):
+        def at(path):
+            return os.path.join(root, path.lstrip("/"))
+        self.passwd = at("/etc/passwd")
+        self.shadow = at("/etc/shadow")
+        self.lastlog = at("/var/log/lastlog")
+        self.wtmp = [at("/var/log/wtmp"), at("/var/log/wtmp.1")]
+        self.vsftpd_conf = at("/etc/vsftpd.conf")
+        self.ftpusers = at("/etc/ftpusers")
+        self.pureftpd_passwd = at("/etc/pure-ftpd/pureftpd.passwd")
+        self.pureftpd_pdb = at("/etc/pure-ftpd/pureftpd.pdb")
+        self.mail_spool = at("/var/mail")
+        self.crontabs = at("/var/spool/cron/crontabs")
+        self.proc = at("/proc")
+        self.state_dir = state_dir
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(self, key, value)
+
+
+# --------------------------------------------------------------------------- parsing
+
+def read_text(path):
+    try:
+        with open(path, "r", encoding="utf-8", errors="surrogateescape") as stream:
+            return stream.read()
+    except FileNotFoundError:
+        return None
+    except PermissionError as exc:
+        raise AccountCleanupError("cannot read %s: run as root (become: true)" % path) from exc
+
+
+def parse_passwd(text):
+    """/etc/passwd lines as dicts (name, uid, gid, home, shell)."""
+    accounts = []
+    for line in (text or "").splitlines():
+        fields = line.split(":")
+        if len(fields) < 7 or line.startswith(("#", "+", "-")):
+            continue
+        try:
+            uid, gid = int(fields[2]), int(fields[3])
+        except ValueError:
+            continue
+        accounts.append({"name": fields[0], "uid": uid, "gid": gid, "home": fields[5], "shell": fields[6]})
+    return accounts
+
+
+def parse_shadow(text):
+    """/etc/shadow as {name: {password, lastchg (days or None), expire (days or None)}}."""
+    entries = {}
+    for line in (text or "").splitlines():
+        fields = line.split(":")
+        if len(fields) < 8:
+            continue
+        entries[fields[0]] = {"password": fields[1], "lastchg": _int_or_none(fields[2]),
+                              "expire": _int_or_none(fields[7])}
+    return entries
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def read_lastlog(path, uids):
+    """{uid: (time, line, host)} from the binary lastlog file, for the uids that have a record."""
+    found = {}
+    try:
+        with open(path, "rb") as stream:
+            for uid in uids:
+                stream.seek(uid * LASTLOG.size)
+                record = stream.read(LASTLOG.size)
+                if len(record) < LASTLOG.size:
+                    continue
+                when, line, host = LASTLOG.unpack(record)
+                if when > 0:
+                    found[uid] = (when, _cstr(line), _cstr(host))
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def read_wtmp(paths):
+    """{user: (time, line, host)}: the newest login (USER_PROCESS record) of each user in the wtmp files."""
+    found = {}
+    for path in paths:
+        try:
+            with open(path, "rb") as stream:
+                data = stream.read()
+        except FileNotFoundError:
+            continue
+        for offset in range(0, len(data) - UTMP.size + 1, UTMP.size):
+            fields = UTMP.unpack_from(data, offset)
+            if fields[0] != USER_PROCESS:
+                continue
+            user, when = _cstr(fields[4]), fields[9]
+            if user and when > found.get(user, (0,))[0]:
+                found[user] = (when, _cstr(fields[2]), _cstr(fields[5]))
+    return found
+
+
+def _cstr(raw):
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def parse_vsftpd_conf(text):
+    """The vsftpd settings that decide which system users may log in, with vsftpd's defaults."""
+    settings = {"local_enable": "NO", "userlist_enable": "NO", "userlist_deny": "YES",
+                "userlist_file": "/etc/vsftpd.user_list"}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            settings[key.strip()] = value.strip()
+    for key in ("local_enable", "userlist_enable", "userlist_deny"):
+        settings[key] = settings[key].upper() in ("YES", "TRUE", "1")
+    return settings
+
+
+def name_list(text):
+    return {line.strip() for line in (text or "").splitlines() if line.strip() and not line.startswith("#")}
+
+
+def vsftpd_allows(name, settings, ftpusers, user_list):
+    """Whether vsftpd (with Debian's PAM file, which refuses /etc/ftpusers) lets a system user log in."""
+    if not settings["local_enable"] or name in ftpusers:
+        return False
+    if settings["userlist_enable"]:
+        return (name not in user_list) if settings["userlist_deny"] else (name in user_list)
+    return True
+
+
+def parse_doveconf(text):
+    """`doveconf -n` output: {'passdbs': [{driver, args}], 'plugin': {...}}."""
+    config = {"passdbs": [], "plugin": {}}
+    stack, current = [], {}
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("{"):
+            stack.append((line[:-1].strip(), current))
+            current = {}
+        elif line == "}":
+            if not stack:
+                continue
+            section, parent = stack.pop()
+            if section.split()[0] == "passdb" and not stack:
+                config["passdbs"].append({"driver": current.get("driver", ""), "args": current.get("args", ""),
+                                          "deny": current.get("deny", "no") == "yes"})
+            elif section == "plugin" and not stack:
+                config["plugin"].update(current)
+            current = parent
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            current[key.strip()] = value.strip()
+    return config
+
+
+def dovecot_passwd_files(config):
+    """The literal file paths of Dovecot's passwd-file passdbs (deny lists and %-variable paths left out)."""
+    files = []
+    for passdb in config["passdbs"]:
+        if passdb["driver"] != "passwd-file" or passdb["deny"]:
+            continue
+        paths = [token for token in passdb["args"].split() if "=" not in token]
+        if paths and "%" not in paths[-1] and paths[-1] not in files:
+            files.append(paths[-1])
+    return files
+
+
+def dovecot_serves_system_users(config):
+    return any(passdb["driver"] in SYSTEM_PASSDB_DRIVERS and not passdb["deny"] for passdb in config["passdbs"])
+
+
+def parse_colon_file(text):
+    """Dovecot passwd-file or pure-ftpd passwd file: [{name, password, uid, gid, home, extra, line}]."""
+    entries = []
+    for number, line in enumerate((text or "").splitlines()):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split(":")
+        entries.append({
+            "name": fields[0], "password": fields[1] if len(fields) > 1 else "",
+            "uid": _int_or_none(fields[2]) if len(fields) > 2 else None,
+            "home": fields[5] if len(fields) > 5 else "",
+            # Extra fields may hold colons themselves (userdb_mail=maildir:~/Maildir).
+            "extra": ":".join(fields[7:]).split(),
+            "line": line, "number": number,
+        })
+    return entries
+
+
+def parse_file_dict(text, key_pattern="last-login/%u"):
+    """Dovecot's file dict (key and value on alternating lines) as {user: time} for the last_login keys."""
+    parts = key_pattern.replace("%{user}", "%u").split("%u", 1)
+    prefix, suffix = parts[0], parts[1] if len(parts) > 1 else ""
+    found = {}
+    lines = (text or "").splitlines()
+    for key, value in zip(lines[0::2], lines[1::2]):
+        key = key.split("/", 1)[1] if key.startswith(("shared/", "priv/")) else key
+        if not (key.startswith(prefix) and key.endswith(suffix)):
+            continue
+        user = key[len(prefix):len(key) - len(suffix) if suffix else None]
+        when = _int_or_none(value.strip())
+        if user and when:
+            while when > 10 ** 11:  # last_login_precision ms, us or ns
+                when //= 1000
+            found[user] = max(when, found.get(user, 0))
+    return found
+
+
+def parse_journal_logins(text):
+    """`journalctl -o short-unix` lines: {'ssh'|'mail'|'ftp': {user: newest time}}."""
+    found = {"ssh": {}, "mail": {}, "ftp": {}}
+    for line in (text or "").splitlines():
+        stamp = line.split(" ", 1)[0]
+        try:
+            when = int(float(stamp))
+        except ValueError:
+            continue
+        for service, pattern in (("mail", DOVECOT_LOGIN), ("ftp", PUREFTPD_LOGIN), ("ssh", SSHD_LOGIN)):
+            match = pattern.search(line)
+            if match:
+                users = found[service]
+                users[match.group(1)] = max(when, users.get(match.group(1), 0))
+    return found
+
+
+# --------------------------------------------------------------------------- collection
+
+def iso(when):
+    if when is None:
+        return None
+    return datetime.datetime.fromtimestamp(when, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _newest(evidence):
+    """(time, source) of the newest piece of evidence, or (None, None)."""
+    present = [(when, source) for when, source in evidence if when]
+    return max(present) if present else (None, None)
+
+
+def _ctime(path):
+    try:
+        return int(os.stat(path).st_ctime)
+    except OSError:
+        return None
+
+
+def processes_by_uid(proc):
+    counts = {}
+    try:
+        pids = [entry for entry in os.listdir(proc) if entry.isdigit()]
+    except OSError:
+        return counts
+    for pid in pids:
+        status = read_text(os.path.join(proc, pid, "status")) or ""
+        for line in status.splitlines():
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+                counts[uid] = counts.get(uid, 0) + 1
+                break
+    return counts
+
+
+def collect(paths, min_uid=1000, doveconf_text=None, journal_text=None, now=None):
+    """Every candidate account with its kind, services, last use and creation evidence."""
+    now = int(now if now is not None else time.time())
+    passwd = parse_passwd(read_text(paths.passwd))
+    shadow = parse_shadow(read_text(paths.shadow))
+    dovecot = parse_doveconf(doveconf_text)
+    journal = parse_journal_logins(journal_text)
+    plugin = dovecot["plugin"]
+    last_login = {}
+    dict_uri = plugin.get("last_login_dict", "")
+    if dict_uri.startswith("file:"):
+        last_login = parse_file_dict(read_text(dict_uri[len("file:"):]), plugin.get("last_login_key", "last-login/%u"))
+    vsftpd_text = read_text(paths.vsftpd_conf)
+    vsftpd = parse_vsftpd_conf(vsftpd_text) if vsftpd_text is not None else None
+    ftpusers = name_list(read_text(paths.ftpusers))
+    user_list = name_list(read_text(vsftpd["userlist_file"])) if vsftpd and vsftpd["userlist_enable"] else set()
+    system_mail = dovecot_serves_system_users(dovecot)
+    processes = processes_by_uid(paths.proc)
+
+    system = [entry for entry in passwd if entry["uid"] != NOBODY_UID]
+    lastlog = read_lastlog(paths.lastlog, sorted({entry["uid"] for entry in system}))
+    wtmp = read_wtmp(paths.wtmp)
+    accounts = []
+    for entry in system:
+        name, uid = entry["name"], entry["uid"]
+        services = ["ssh"]
+        if vsftpd is not None and vsftpd_allows(name, vsftpd, ftpusers, user_list):
+            services.append("ftp")
+        if system_mail:
+            services.append("mail")
+        logins = [
+            (lastlog.get(uid, (None,))[0], "lastlog"),
+            (wtmp.get(name, (None,))[0], "wtmp"),
+            (journal["ssh"].get(name), "journal (sshd)"),
+        ]
+        if system_mail:
+            logins += [(journal["mail"].get(name), "journal (dovecot)"), (last_login.get(name), "dovecot last_login")]
+        lastchg = shadow.get(name, {}).get("lastchg")
+        created = [(lastchg * 86400 if lastchg else None, "password change date (/etc/shadow)")]
+        if not created[0][0]:
+            created = [(_ctime(entry["home"]), "home directory ctime")]
+        account = _account(name, "system", uid, entry["home"], services, logins, created, now)
+        account.update(protected_uid=uid < min_uid or uid == 0, processes=processes.get(uid, 0),
+                       crontab=os.path.exists(os.path.join(paths.crontabs, name)),
+                       locked=_system_locked(shadow.get(name)), source=paths.passwd)
+        accounts.append(account)
+
+    for path in dovecot_passwd_files(dovecot):
+        for entry in parse_colon_file(read_text(path)):
+            logins = [(journal["mail"].get(entry["name"]), "journal (dovecot)"),
+                      (last_login.get(entry["name"]), "dovecot last_login")]
+            created = [(_ctime(entry["home"]) if entry["home"] else None, "home directory ctime")]
+            account = _account(entry["name"], "mail", entry["uid"], entry["home"], ["mail"], logins, created, now)
+            account.update(locked=all(field in entry["extra"] for field in LOCK_FIELDS), source=path)
+            accounts.append(account)
+
+    for entry in parse_colon_file(read_text(paths.pureftpd_passwd)):
+        logins = [(journal["ftp"].get(entry["name"]), "journal (pure-ftpd)")]
+        created = [(_ctime(entry["home"]) if entry["home"] else None, "home directory ctime")]
+        account = _account(entry["name"], "ftp", entry["uid"], entry["home"], ["ftp"], logins, created, now)
+        account.update(locked=False, source=paths.pureftpd_passwd)
+        accounts.append(account)
+    # pure-ftpd users that a lock took out of its file are still accounts: locked ones.
+    for record in _lock_records(paths, "ftp"):
+        if not any(a["kind"] == "ftp" and a["name"] == record["name"] for a in accounts):
+            account = _account(record["name"], "ftp", None, record.get("home", ""), ["ftp"],
+                               [(record.get("last_used"), record.get("last_used_source"))],
+                               [(record.get("created"), record.get("created_source"))], now)
+            account.update(locked=True, source=paths.pureftpd_passwd)
+            accounts.append(account)
+    return accounts
+
+
+def _account(name, kind, uid, home, services, logins, created, now):
+    last_used, last_source = _newest(logins)
+    created_at, created_source = _newest(created)
+    return {"name": name, "kind": kind, "uid": uid, "home": home, "services": services,
+            "last_used": last_used, "last_used_source": last_source,
+            "created": created_at, "created_source": created_source,
+            "protected_uid": False, "processes": 0, "crontab": False}
+
+
+def _system_locked(shadow_entry):
+    return bool(shadow_entry) and shadow_entry["password"].startswith("!") and shadow_entry["expire"] == 0
+
+
+# --------------------------------------------------------------------------- decision
+
+def protection(account, keep, connection_users):
+    """Why an account must never be touched, or None."""
+    if account["name"] == "root" or (account["kind"] == "system" and account["uid"] == 0):
+        return "root"
+    if account["name"] in connection_users:
+        return "the account Ansible connects as"
+    if account["name"] in keep:
+        return "in account_cleanup_keep"
+    if account["protected_uid"]:
+        return "system account (uid below account_cleanup_min_uid)"
+    return None
+
+
+def check_removals(accounts, remove, keep, connection_users, min_uid):
+    """Fail, naming the value, when an account to remove is protected."""
+    for name in remove:
+        if not isinstance(name, str) or not name or any(c in name for c in ":\n/") or name in (".", ".."):
+            raise AccountCleanupError("account_cleanup_remove: %r is not an account name" % (name,))
+        for account in accounts:
+            if account["name"] != name:
+                continue
+            why = protection(account, keep, connection_users)
+            if why:
+                raise AccountCleanupError(
+                    "account_cleanup_remove names %s (%s account, uid %s), which is protected: %s; "
+                    "min_uid is %d. Nothing was changed." % (name, account["kind"], account["uid"], why, min_uid))
+
+
+def plan(accounts, mode, unused_days, keep, remove, connection_users, now=None):
+    """Flag unused and named accounts; decide each one's action. Returns (flagged, protected)."""
+    now = int(now if now is not None else time.time())
+    threshold = now - unused_days * 86400
+    flagged, protected = [], []
+    for account in accounts:
+        why = protection(account, keep, connection_users)
+        named = account["name"] in remove
+        if why:
+            if account["last_used"] is None or account["last_used"] < threshold:
+                protected.append({"name": account["name"], "kind": account["kind"], "reason": why})
+            continue
+        if named:
+            reason = "named in account_cleanup_remove (leaver)"
+        elif account["last_used"] is not None:
+            if account["last_used"] >= threshold:
+                continue
+            reason = "no login for %d days (last: %s, %s)" % (
+                (now - account["last_used"]) // 86400, iso(account["last_used"]), account["last_used_source"])
+        elif account["created"] is not None:
+            if account["created"] >= threshold:
+                continue
+            reason = "never logged in; created %d days ago (%s: %s)" % (
+                (now - account["created"]) // 86400, account["created_source"], iso(account["created"]))
+        else:
+            continue
+        action = "report"
+        hold = None
+        if account["processes"] or account["crontab"]:
+            hold = ", ".join(filter(None, [
+                "%d running processes" % account["processes"] if account["processes"] else "",
+                "a crontab" if account["crontab"] else ""]))
+        if mode == "lock":
+            action = "already_locked" if account["locked"] else "lock"
+        elif mode == "remove":
+            action = "remove"
+        if action in ("lock", "remove") and hold and not named:
+            action = "report"
+            reason += "; not %s: it has %s (name it in account_cleanup_remove)" % (
+                "locked" if mode == "lock" else "removed", hold)
+        item = {"name": account["name"], "kind": account["kind"], "last_used": iso(account["last_used"]),
+                "reason": reason, "action": action, "uid": account["uid"], "services": account["services"],
+                "last_used_source": account["last_used_source"], "created": iso(account["created"]),
+                "created_source": account["created_source"], "locked": account["locked"],
+                "processes": account["processes"], "crontab": account["crontab"]}
+        flagged.append(item)
+    return flagged, protected
+
+
+# --------------------------------------------------------------------------- changes
+
+class Host:
+    """Applies the decisions; `run` is a callable(argv) -> (rc, stdout, stderr)."""
+
+    def __init__(self, paths, run, check_mode=False, now=None):
+        self.paths = paths
+        self.run = run
+        self.check_mode = check_mode
+        self.now = now
+
+    def command(self, *argv):
+        rc, out, err = self.run(list(argv))
+        if rc != 0:
+            raise AccountCleanupError("%s failed (rc %d): %s" % (" ".join(argv), rc, (err or out).strip()))
+        return out
+
+    # ---- lock / unlock
+
+    def lock(self, account, source):
+        kind, name = account["kind"], account["name"]
+        record = {"name": name, "kind": kind, "locked_at": iso(int(self.now or time.time())),
+                  "last_used": account["last_used"], "last_used_source": account["last_used_source"],
+                  "created": account["created"], "created_source": account["created_source"]}
+        if kind == "system":
+            entry = parse_shadow(read_text(self.paths.shadow)).get(name, {})
+            record.update(password_was_locked=entry.get("password", "").startswith("!"),
+                          expire_before=entry.get("expire"))
+            if self.check_mode:
+                return
+            self._write_record(record)
+            if not record["password_was_locked"]:  # usermod would add a second "!" that unlock leaves behind
+                self.command("usermod", "--lock", name)
+            self.command("chage", "--expiredate", "0", name)
+        elif kind == "mail":
+            record.update(file=source)
+            self._edit_colon_file(source, name, record, with_lock_fields)
+        elif kind == "ftp":
+            record.update(file=source, home=account.get("home", ""))
+            self._edit_colon_file(source, name, record, lambda line: None)
+            self._pureftpd_mkdb()
+
+    def unlock(self, account):
+        kind, name = account["kind"], account["name"]
+        record_path = self._record_path(kind, name)
+        record = json.loads(read_text(record_path) or "null")
+        if record is None:
+            return False
+        if self.check_mode:
+            return True
+        if kind == "system":
+            if not record.get("password_was_locked"):
+                self.command("usermod", "--unlock", name)
+            expire = record.get("expire_before")
+            self.command("chage", "--expiredate", str(expire) if expire is not None else "-1", name)
+        elif kind == "mail":
+            self._replace_line(record["file"], name, record["line"])
+        elif kind == "ftp":
+            text = read_text(record["file"]) or ""
+            if not any(e["name"] == name for e in parse_colon_file(text)):
+                self._rewrite(record["file"], text + ("" if not text or text.endswith("\n") else "\n")
+                              + record["line"] + "\n")
+                self._pureftpd_mkdb()
+        os.unlink(record_path)
+        return True
+
+    # ---- remove
+
+    def remove(self, account, source, archive_dir, vsftpd_user_list=None):
+        """Archive, verify the archive, then delete. Returns (archive, manifest) paths."""
+        kind, name, uid = account["kind"], account["name"], account["uid"]
+        members, owned_dirs = [], []
+        home = account.get("home") or ""
+        if home and os.path.isdir(home) and self._owns(home, account, source):
+            members.append(home)
+            owned_dirs.append(home)
+        if kind == "system":
+            spool = os.path.join(self.paths.mail_spool, name)
+            if os.path.isfile(spool) and os.lstat(spool).st_uid == uid:
+                members.append(spool)
+            crontab = os.path.join(self.paths.crontabs, name)
+            if os.path.isfile(crontab):
+                members.append(crontab)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now or time.time()))
+        base = os.path.join(archive_dir, "%s-%s-%s" % (name.replace("/", "_"), kind, stamp))
+        archive, manifest_path = base + ".tar.gz", base + ".manifest.json"
+        if self.check_mode:
+            return archive, manifest_path
+        lines = self._account_lines(account, source)
+        self._archive(account, members, lines, archive, manifest_path)
+        # Only now, with the archive written and read back, is anything deleted.
+        if kind == "system":
+            if account["processes"]:
+                self.run(["pkill", "--signal", "KILL", "--uid", str(uid)])
+            self.command("userdel", name)
+            for path in members:
+                if path in owned_dirs:
+                    shutil.rmtree(path)
+                elif os.path.lexists(path):
+                    os.unlink(path)
+            if vsftpd_user_list and os.path.exists(vsftpd_user_list):
+                text = read_text(vsftpd_user_list)
+                kept = [line for line in text.splitlines() if line.strip() != name]
+                if len(kept) != len(text.splitlines()):
+                    self._rewrite(vsftpd_user_list, "\n".join(kept) + ("\n" if kept else ""))
+        else:
+            self._edit_colon_file(source, name, None, lambda line: None)
+            if kind == "ftp":
+                self._pureftpd_mkdb()
+            for path in owned_dirs:
+                shutil.rmtree(path)
+        self._discard_record(kind, name)
+        return archive, manifest_path
+
+    def _owns(self, home, account, source):
+        """Whether a home directory is the account's own to archive and delete (not shared, not a system one)."""
+        real = os.path.realpath(home)
+        if real in SHARED_DIRS or os.path.dirname(real) == "/":
+            return False
+        if account["kind"] == "system":
+            return os.stat(real).st_uid == account["uid"]
+        if account["kind"] == "ftp":
+            return False  # a pure-ftpd user's home is a site of a system account: archived only with that account
+        others = [e for e in parse_colon_file(read_text(source)) if e["name"] != account["name"]]
+        return not any(os.path.realpath(e["home"]) == real or real.startswith(os.path.realpath(e["home"]) + "/")
+                       for e in others if e["home"])
+
+    def _account_lines(self, account, source):
+        lines = {}
+        if account["kind"] == "system":
+            for label, path in (("passwd", self.paths.passwd), ("shadow", self.paths.shadow)):
+                lines[label] = [line for line in (read_text(path) or "").splitlines()
+                                if line.split(":", 1)[0] == account["name"]]
+        else:
+            lines[source] = [e["line"] for e in parse_colon_file(read_text(source)) if e["name"] == account["name"]]
+        return lines
+
+    def _archive(self, account, members, lines, archive, manifest_path):
+        entries = []
+
+        def numeric(info):
+            info.uname = info.gname = ""
+            return info
+        try:
+            os.makedirs(os.path.dirname(archive), mode=0o700, exist_ok=True)
+            with atomic_file(archive, mode=0o600) as stream:
+                with tarfile.open(fileobj=stream, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+                    for member in members:
+                        for path in _walk(member):
+                            st = os.lstat(path)
+                            entry = {"path": path, "type": _type(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
+                                     "mode": "%04o" % stat.S_IMODE(st.st_mode), "size": st.st_size,
+                                     "mtime": int(st.st_mtime)}
+                            if stat.S_ISREG(st.st_mode):
+                                entry["sha256"] = _sha256_file(path)
+                            entries.append(entry)
+                            tar.add(path, arcname=path.lstrip("/"), recursive=False, filter=numeric)
+                    record = json.dumps({"account": _public(account), "lines": lines}, indent=1).encode()
+                    info = tarfile.TarInfo("hostguard-account.json")
+                    info.size, info.mtime, info.mode = len(record), int(time.time()), 0o600
+                    tar.addfile(info, io.BytesIO(record))
+            digest = _sha256_file(archive)
+            with tarfile.open(archive, "r:gz") as tar:
+                names = set(tar.getnames())
+            missing = [e["path"] for e in entries if e["path"].lstrip("/") not in names]
+            if missing:
+                raise AccountCleanupError("the archive %s lacks %s" % (archive, ", ".join(missing[:5])))
+            manifest = {"format": "hostguard-account-archive", "version": 1, "account": _public(account),
+                        "archive": archive, "archive_sha256": digest, "created": iso(int(time.time())),
+                        "lines": lines, "entries": entries}
+            write_atomically(manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(), 0o600)
+        except (OSError, tarfile.TarError) as exc:
+            for path in (archive, manifest_path):
+                if os.path.exists(path):
+                    os.unlink(path)
+            raise AccountCleanupError("archiving %s %s into %s failed, so it was not removed: %s"
+                                      % (account["kind"], account["name"], archive, exc)) from exc
+
+    # ---- files
+
+    def _record_path(self, kind, name):
+        return os.path.join(self.paths.state_dir, "locks", "%s-%s.json" % (kind, name.replace("/", "_")))
+
+    def _write_record(self, record):
+        path = self._record_path(record["kind"], record["name"])
+        if os.path.exists(path):  # a record of the state before the first lock is kept
+            return
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        write_atomically(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode(), 0o600)
+
+    def _discard_record(self, kind, name):
+        path = self._record_path(kind, name)
+        if os.path.exists(path):
+            os.unlink(path)
+
+    def _edit_colon_file(self, path, name, record, change):
+        """Replace (or, when change gives None, drop) the line of `name`; record the old line first."""
+        text = read_text(path)
+        if text is None:
+            raise AccountCleanupError("%s is gone" % path)
+        out, old = [], None
+        for line in text.splitlines():
+            if line.split(":", 1)[0] == name and not line.startswith("#") and old is None:
+                old = line
+                new = change(line)
+                if new is not None:
+                    out.append(new)
+            else:
+                out.append(line)
+        if old is None or self.check_mode:
+            return
+        if record is not None:
+            record["line"] = old
+            self._write_record(record)
+        self._rewrite(path, "\n".join(out) + ("\n" if out else ""))
+
+    def _replace_line(self, path, name, line):
+        text = read_text(path) or ""
+        out = [line if existing.split(":", 1)[0] == name else existing for existing in text.splitlines()]
+        self._rewrite(path, "\n".join(out) + "\n")
+
+    @staticmethod
+    def _rewrite(path, text):
+        """Replace a file atomically, keeping its owner and mode (a Dovecot file is often root:dovecot 0640)."""
+        st = os.stat(path)
+        with atomic_file(path, mode=stat.S_IMODE(st.st_mode)) as stream:
+            os.fchown(stream.fileno(), st.st_uid, st.st_gid)
+            stream.write(text.encode("utf-8", "surrogateescape"))
+
+    def _pureftpd_mkdb(self):
+        if os.path.exists(self.paths.pureftpd_pdb) or os.path.exists(os.path.dirname(self.paths.pureftpd_pdb)):
+            rc, _out, _err = self.run(["pure-pw", "mkdb", self.paths.pureftpd_pdb, "-f", self.paths.pureftpd_passwd])
+            if rc not in (0, 127):
+                raise AccountCleanupError("pure-pw mkdb failed (rc %d)" % rc)
+
+
+def with_lock_fields(line):
+    """A passwd-file line with nologin=y and fail=y among its extra fields (the 8th field on)."""
+    fields = line.split(":")
+    fields += [""] * (8 - len(fields))
+    extra = ":".join(fields[7:]).split()
+    extra += [field for field in LOCK_FIELDS if field not in extra]
+    return ":".join(fields[:7] + [" ".join(extra)])
+
+
+def _lock_records(paths, kind):
+    directory = os.path.join(paths.state_dir, "locks")
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    records = []
+    for entry in names:
+        if entry.startswith(kind + "-") and entry.endswith(".json"):
+            record = json.loads(read_text(os.path.join(directory, entry)) or "null")
+            if record:
+                records.append(record)
+    return records
+
+
+def _walk(top):
+    yield top
+    if os.path.isdir(top) and not os.path.islink(top):
+        for root, dirs, files in os.walk(top):
+            dirs.sort()
+            for entry in sorted(dirs) + sorted(files):
+                yield os.path.join(root, entry)
+
+
+def _type(mode):
+    for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISREG, "file"), (stat.S_ISLNK, "symlink")):
+        if test(mode):
+            return name
+    return "other"
+
+
+def _sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _public(account):
+    return {key: account.get(key) for key in ("name", "kind", "uid", "home", "services")}
+
+
+# --------------------------------------------------------------------------- the whole run
+
+def run(paths, runner, mode="report", unused_days=180, min_uid=1000, keep=(), remove=(), connection_users=(),
+        archive_dir="/var/lib/hostguard/account_archive", unlock=(), doveconf_text=None, journal_text=None,
+        check_mode=False, now=None):
+    """Collect, decide, act. Returns the module's result (without `failed`)."""
+    if mode not in ("report", "lock", "remove", "unlock"):
+        raise AccountCleanupError("mode %r is not one of report, lock, remove, unlock" % (mode,))
+    if not isinstance(unused_days, int) or unused_days < 1:
+        raise AccountCleanupError("unused_days %r must be a whole number of days, 1 or more" % (unused_days,))
+    if not isinstance(min_uid, int) or min_uid < 1:
+        raise AccountCleanupError("min_uid %r must be 1 or more" % (min_uid,))
+    if not os.path.isabs(archive_dir):
+        raise AccountCleanupError("archive_dir %r must be an absolute path" % (archive_dir,))
+    keep, remove, connection_users = set(keep), list(dict.fromkeys(remove)), set(u for u in connection_users if u)
+    connection_users.add("root")
+    accounts = collect(paths, min_uid=min_uid, doveconf_text=doveconf_text, journal_text=journal_text, now=now)
+    check_removals(accounts, remove, keep, connection_users, min_uid)
+    for account in accounts:
+        if account["home"] and account["kind"] != "ftp":
+            real = os.path.realpath(account["home"]) + "/"
+            if mode == "remove" and (os.path.realpath(archive_dir) + "/").startswith(real) and \
+                    protection(account, keep, connection_users) is None:
+                raise AccountCleanupError("archive_dir %s lies in the home of %s, which may be removed"
+                                          % (archive_dir, account["name"]))
+    host = Host(paths, runner, check_mode=check_mode, now=now)
+    result = {"changed": False, "accounts": [], "protected": [], "absent": [], "diff": {"before": "", "after": ""}}
+
+    if mode == "unlock":
+        for account in accounts:
+            if account["name"] in unlock and protection(account, keep, connection_users) is None:
+                if host.unlock(account):
+                    result["changed"] = True
+                    result["accounts"].append({"name": account["name"], "kind": account["kind"],
+                                               "last_used": iso(account["last_used"]),
+                                               "reason": "named in unlock", "action": "unlock"})
+                    result["diff"]["before"] += "%s %s: locked\n" % (account["kind"], account["name"])
+                    result["diff"]["after"] += "%s %s: unlocked\n" % (account["kind"], account["name"])
+        return result
+
+    flagged, protected = plan(accounts, mode, unused_days, keep, remove, connection_users, now=now)
+    result["protected"] = protected
+    result["absent"] = [name for name in remove if not any(a["name"] == name for a in accounts)]
+    sources = {(a["kind"], a["name"]): a for a in accounts}
+    vsftpd_text = read_text(paths.vsftpd_conf)
+    vsftpd = parse_vsftpd_conf(vsftpd_text) if vsftpd_text is not None else None
+    user_list = vsftpd["userlist_file"] if vsftpd and vsftpd["userlist_enable"] and not vsftpd["userlist_deny"] else None
+    # Locks before removals: a name flagged under two kinds is handled once per kind, each on its own file.
+    for item in flagged:
+        account = sources[(item["kind"], item["name"])]
+        if item["action"] == "lock":
+            host.lock(account, account["source"])
+            item["action"] = "locked"
+            result["changed"] = True
+            result["diff"]["before"] += "%s %s: can log in\n" % (item["kind"], item["name"])
+            result["diff"]["after"] += "%s %s: locked\n" % (item["kind"], item["name"])
+        elif item["action"] == "remove":
+            archive, manifest = host.remove(account, account["source"], archive_dir, vsftpd_user_list=user_list)
+            item.update(action="removed", archive=archive, manifest=manifest)
+            result["changed"] = True
+            result["diff"]["before"] += "%s %s: present\n" % (item["kind"], item["name"])
+            result["diff"]["after"] += "%s %s: removed (archive %s)\n" % (item["kind"], item["name"], archive)
+        elif item["action"] == "report":
+            item["action"] = "reported"
+        result["accounts"].append(item)
+    return result

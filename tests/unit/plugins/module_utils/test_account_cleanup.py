@@ -1,0 +1,349 @@
+"""The account_cleanup core on real-format files: lastlog and wtmp binary records, shadow, vsftpd, Dovecot.
+
+The shadow tools (usermod, chage, userdel) are the one thing replaced: a recorder that edits the temporary
+shadow and passwd files the way the tools would, so the tests never touch the machine's accounts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tarfile
+
+import pytest
+
+from ansible_collections.hostguard.hosting.plugins.module_utils import account_cleanup as core
+
+NOW = 1_780_000_000
+DAY = 86400
+
+DOVECONF = """# 2.3.19.1: /etc/dovecot/dovecot.conf
+passdb {
+  driver = pam
+}
+passdb {
+  args = scheme=CRYPT username_format=%u /etc/dovecot/users
+  driver = passwd-file
+}
+passdb {
+  args = /etc/dovecot/deny-users
+  deny = yes
+  driver = passwd-file
+}
+plugin {
+  last_login_dict = file:LASTLOGIN
+  last_login_key = last-login/%u
+}
+protocol imap {
+  mail_plugins = " last_login"
+}
+"""
+
+
+# pure-ftpd keeps no login records of its own: its login lines in the journal are the evidence.
+FTP_JOURNAL = "%d.0 ac1 pure-ftpd[9]: (?@203.0.113.10) [INFO] webftp is now logged in\n" % (NOW - 365 * DAY)
+
+
+def lastlog_record(when, line="pts/0", host="198.51.100.10"):
+    return struct.pack("<i32s256s", when, line.encode(), host.encode())
+
+
+def utmp_record(kind, user, when, line="pts/1", host="203.0.113.10"):
+    return struct.pack("<hxxi32s4s32s256shhiii16s20x", kind, 4242, line.encode(), b"ts/1", user.encode(),
+                       host.encode(), 0, 0, 0, when, 0, b"\0" * 16)
+
+
+class FakeTools:
+    """usermod/chage/userdel as they change /etc/shadow and /etc/passwd, recorded."""
+
+    def __init__(self, paths):
+        self.paths = paths
+        self.calls = []
+
+    def __call__(self, argv):
+        self.calls.append(argv)
+        tool, name = argv[0], argv[-1]
+        if tool == "usermod":
+            self._edit(self.paths.shadow, name, 1, lambda v: ("!" + v) if argv[1] == "--lock" else v.lstrip("!"))
+        elif tool == "chage":
+            self._edit(self.paths.shadow, name, 7, lambda _v: "" if argv[2] == "-1" else argv[2])
+        elif tool == "userdel":
+            for path in (self.paths.passwd, self.paths.shadow):
+                lines = [line for line in open(path).read().splitlines() if line.split(":")[0] != name]
+                open(path, "w").write("\n".join(lines) + "\n")
+        return 0, "", ""
+
+    @staticmethod
+    def _edit(path, name, index, change):
+        out = []
+        for line in open(path).read().splitlines():
+            fields = line.split(":")
+            if fields[0] == name:
+                fields[index] = change(fields[index])
+            out.append(":".join(fields))
+        open(path, "w").write("\n".join(out) + "\n")
+
+
+@pytest.fixture
+def host(tmp_path):
+    """A host tree: accounts of every kind with login records of known ages."""
+    root = tmp_path / "root"
+    for directory in ("etc/dovecot", "etc/pure-ftpd", "var/log", "var/mail", "var/spool/cron/crontabs", "home",
+                      "proc", "var/vmail"):
+        (root / directory).mkdir(parents=True)
+    homes = {}
+    for name, uid in (("oldssh", 1001), ("active", 1002), ("leaver", 1003), ("never", 1004), ("kept", 1005),
+                      ("busy", 1006), ("ftponly", 1007)):
+        home = root / "home" / name
+        home.mkdir()
+        (home / "site.txt").write_text("files of %s\n" % name)
+        os.chown(home, uid, uid) if os.geteuid() == 0 else None
+        os.chown(home / "site.txt", uid, uid) if os.geteuid() == 0 else None
+        homes[name] = (str(home), uid)
+    passwd = ["root:x:0:0:root:/root:/bin/bash", "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin",
+              "svc:x:999:999:service:/var/lib/svc:/usr/sbin/nologin",
+              "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"]
+    passwd += ["%s:x:%d:%d::%s:/bin/bash" % (name, uid, uid, home) for name, (home, uid) in homes.items()]
+    (root / "etc/passwd").write_text("\n".join(passwd) + "\n")
+    changed_days = (NOW - 400 * DAY) // DAY
+    shadow = ["root:$6$x:%d:0:99999:7:::" % changed_days, "svc:!:%d::::::" % changed_days]
+    shadow += ["%s:$6$hash:%d:0:99999:7:::" % (name, changed_days) for name in homes]
+    (root / "etc/shadow").write_text("\n".join(shadow) + "\n")
+    # lastlog is indexed by uid: root and svc 400 days ago, oldssh 300 days ago, active yesterday.
+    lastlog = bytearray(1008 * 292)
+    for uid, when in ((0, NOW - 400 * DAY), (999, NOW - 400 * DAY), (1001, NOW - 300 * DAY), (1002, NOW - DAY),
+                      (1005, NOW - 300 * DAY), (1006, NOW - 300 * DAY)):
+        lastlog[uid * 292:(uid + 1) * 292] = lastlog_record(when)
+    (root / "var/log/lastlog").write_bytes(bytes(lastlog))
+    # wtmp: oldssh also logged in 250 days ago; a DEAD_PROCESS record for leaver does not count.
+    (root / "var/log/wtmp").write_bytes(utmp_record(7, "oldssh", NOW - 250 * DAY) + utmp_record(8, "leaver", NOW))
+    (root / "etc/vsftpd.conf").write_text("listen=NO\nlocal_enable=YES\n")
+    (root / "etc/ftpusers").write_text("# refused\nroot\n")
+    (root / "var/mail/leaver").write_text("From x\n\nmail of leaver\n")
+    os.chown(root / "var/mail/leaver", 1003, 8) if os.geteuid() == 0 else None
+    (root / "var/spool/cron/crontabs/busy").write_text("* * * * * true\n")
+    vmail = root / "var/vmail"
+    for user in ("mailold", "mailactive"):
+        (vmail / user).mkdir()
+        (vmail / user / "inbox").write_text("mail for %s\n" % user)
+    users = root / "etc/dovecot/users"
+    users.write_text("mailold:{PLAIN}secret:5000:5000::%s::userdb_mail=maildir:~/Maildir\n"
+                     "mailactive:{PLAIN}secret:5000:5000::%s::userdb_quota_rule=*:storage=1G\n"
+                     % (vmail / "mailold", vmail / "mailactive"))
+    lastlogin = root / "var/lib/dovecot-last-login"
+    lastlogin.parent.mkdir(parents=True)
+    lastlogin.write_text("shared/last-login/mailold\n%d\nshared/last-login/mailactive\n%d\n"
+                         % (NOW - 500 * DAY, NOW - 2 * DAY))
+    (root / "etc/pure-ftpd/pureftpd.passwd").write_text(
+        "webftp:$2a$10$abc:1001:1001::%s/./::::::::::::\n" % homes["oldssh"][0])
+    paths = core.Paths(root=str(root), state_dir=str(tmp_path / "state"))
+    paths.doveconf = DOVECONF.replace("/etc/dovecot/users", str(users)).replace("LASTLOGIN", str(lastlogin))
+    return paths
+
+
+def collect(paths, journal=None):
+    accounts = core.collect(paths, doveconf_text=paths.doveconf, journal_text=journal, now=NOW)
+    return {(a["kind"], a["name"]): a for a in accounts}
+
+
+def run(paths, tools=None, journal=None, **options):
+    tools = tools or FakeTools(paths)
+    options.setdefault("archive_dir", os.path.join(paths.state_dir, "..", "archive"))
+    return core.run(paths, tools, doveconf_text=paths.doveconf, journal_text=journal, now=NOW, **options)
+
+
+def by_name(result):
+    return {(item["kind"], item["name"]): item for item in result["accounts"]}
+
+
+def test_lastlog_and_wtmp_records_give_the_last_login(host):
+    accounts = collect(host)
+    assert accounts[("system", "oldssh")]["last_used"] == NOW - 250 * DAY  # wtmp is newer than lastlog
+    assert accounts[("system", "oldssh")]["last_used_source"] == "wtmp"
+    assert accounts[("system", "active")]["last_used"] == NOW - DAY
+    assert accounts[("system", "leaver")]["last_used"] is None  # a DEAD_PROCESS record is no login
+    assert accounts[("system", "never")]["created"] == ((NOW - 400 * DAY) // DAY) * DAY
+    assert accounts[("system", "never")]["created_source"] == "password change date (/etc/shadow)"
+
+
+def test_kinds_and_services(host):
+    accounts = collect(host)
+    assert accounts[("system", "oldssh")]["services"] == ["ssh", "ftp", "mail"]  # vsftpd local_enable, Dovecot PAM
+    assert ("system", "nobody") not in accounts
+    assert accounts[("mail", "mailold")]["last_used"] == NOW - 500 * DAY
+    assert accounts[("mail", "mailold")]["last_used_source"] == "dovecot last_login"
+    assert ("mail", "deny-users") not in accounts
+    assert ("ftp", "webftp") in accounts
+
+
+def test_journal_login_lines_count(host):
+    journal = ("%d.123456 ac1 dovecot[77]: imap-login: Login: user=<mailold>, method=PLAIN, rip=198.18.0.10\n"
+               "%d.5 ac1 sshd[88]: Accepted publickey for oldssh from 198.51.100.10 port 4000 ssh2: ED25519\n"
+               "%d.0 ac1 pure-ftpd[9]: (?@203.0.113.10) [INFO] webftp is now logged in\n"
+               % (NOW - 3 * DAY, NOW - 4 * DAY, NOW - 5 * DAY))
+    accounts = collect(host, journal)
+    assert accounts[("mail", "mailold")]["last_used"] == NOW - 3 * DAY
+    assert accounts[("system", "oldssh")]["last_used_source"] == "journal (sshd)"
+    assert accounts[("ftp", "webftp")]["last_used"] == NOW - 5 * DAY
+
+
+def test_vsftpd_user_list_as_an_allow_list():
+    settings = core.parse_vsftpd_conf("local_enable=YES\nuserlist_enable=YES\nuserlist_deny=NO\n")
+    assert core.vsftpd_allows("alice", settings, set(), {"alice"})
+    assert not core.vsftpd_allows("bob", settings, set(), {"alice"})
+    assert not core.vsftpd_allows("alice", settings, {"alice"}, {"alice"})
+    assert not core.vsftpd_allows("alice", core.parse_vsftpd_conf("anonymous_enable=YES\n"), set(), set())
+
+
+def test_report_flags_unused_and_leavers_and_never_the_protected(host):
+    result = run(host, unused_days=180, remove=["leaver"], keep=["kept"], connection_users=["deploy"],
+                 journal=FTP_JOURNAL)
+    flagged = by_name(result)
+    assert set(flagged) == {("system", "oldssh"), ("system", "leaver"), ("system", "never"), ("system", "busy"),
+                            ("system", "ftponly"), ("mail", "mailold"), ("ftp", "webftp")}
+    assert flagged[("system", "never")]["reason"].startswith("never logged in; created 400 days ago")
+    assert flagged[("system", "leaver")]["reason"] == "named in account_cleanup_remove (leaver)"
+    assert all(item["action"] == "reported" for item in result["accounts"])
+    assert {(p["name"], p["reason"]) for p in result["protected"]} >= {
+        ("root", "root"), ("svc", "system account (uid below account_cleanup_min_uid)"),
+        ("kept", "in account_cleanup_keep")}
+    assert result["changed"] is False
+
+
+@pytest.mark.parametrize("name, why", [("root", "root"), ("svc", "uid below"), ("kept", "account_cleanup_keep"),
+                                       ("deploy", "connects as")])
+def test_removing_a_protected_account_fails_naming_it(host, name, why):
+    with open(host.passwd, "a") as stream:
+        stream.write("deploy:x:1010:1010::/home/deploy:/bin/bash\n")
+    tools = FakeTools(host)
+    with pytest.raises(core.AccountCleanupError, match="names %s .*%s" % (name, why)):
+        run(host, tools, mode="remove", remove=["leaver", name], keep=["kept"], connection_users=["deploy"])
+    assert tools.calls == []
+
+
+def test_lock_disables_and_unlock_restores(host):
+    tools = FakeTools(host)
+    users_before = open(collect(host)[("mail", "mailold")]["source"]).read()
+    result = run(host, tools, mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    flagged = by_name(result)
+    assert flagged[("system", "oldssh")]["action"] == "locked"
+    assert ["usermod", "--lock", "oldssh"] in tools.calls and ["chage", "--expiredate", "0", "oldssh"] in tools.calls
+    # busy has a crontab: reported, not locked, until it is named.
+    assert flagged[("system", "busy")]["action"] == "reported"
+    assert "a crontab" in flagged[("system", "busy")]["reason"]
+    assert not any(call[-1] == "busy" for call in tools.calls)
+    users = open(collect(host)[("mail", "mailold")]["source"]).read()
+    assert "mailold:{PLAIN}secret:5000:5000::%s::userdb_mail=maildir:~/Maildir nologin=y fail=y" % collect(host)[("mail", "mailold")]["home"] in users
+    assert "mailactive" in users and "nologin" not in users.split("mailactive", 1)[1]
+    assert "webftp" not in open(host.pureftpd_passwd).read()
+    # A second run changes nothing.
+    again = run(host, FakeTools(host), mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    assert again["changed"] is False
+    assert by_name(again)[("system", "oldssh")]["action"] == "already_locked"
+    assert by_name(again)[("ftp", "webftp")]["action"] == "already_locked"
+    assert by_name(again)[("mail", "mailold")]["action"] == "already_locked"
+    # Unlock puts everything back.
+    unlocked = run(host, FakeTools(host), mode="unlock", unlock=["oldssh", "mailold", "webftp"])
+    assert unlocked["changed"] is True
+    assert open(collect(host)[("mail", "mailold")]["source"]).read() == users_before
+    assert "webftp:$2a$10$abc" in open(host.pureftpd_passwd).read()
+    assert core.parse_shadow(open(host.shadow).read())["oldssh"]["password"] == "$6$hash"
+    assert core.parse_shadow(open(host.shadow).read())["oldssh"]["expire"] is None
+
+
+def test_check_mode_changes_nothing(host):
+    before = {path: open(path).read() for path in (host.shadow, host.pureftpd_passwd)}
+    tools = FakeTools(host)
+    result = run(host, tools, mode="remove", remove=["leaver"], check_mode=True)
+    assert result["changed"] is True
+    assert tools.calls == []
+    assert {path: open(path).read() for path in before} == before
+    assert not os.path.exists(os.path.join(host.state_dir, "..", "archive"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="home directories owned by the accounts need root")
+def test_remove_archives_first_then_deletes(host, tmp_path):
+    tools = FakeTools(host)
+    home = collect(host)[("system", "leaver")]["home"]
+    result = run(host, tools, mode="remove", remove=["leaver"], unused_days=10000)
+    item = by_name(result)[("system", "leaver")]
+    assert item["action"] == "removed"
+    assert tools.calls == [["userdel", "leaver"]]
+    assert not os.path.exists(home) and not os.path.exists(os.path.join(host.mail_spool, "leaver"))
+    manifest = json.loads(open(item["manifest"]).read())
+    assert manifest["archive_sha256"] == core._sha256_file(item["archive"])
+    with tarfile.open(item["archive"]) as tar:
+        member = tar.getmember(os.path.join(home, "site.txt").lstrip("/"))
+        assert member.uid == 1003 and member.uname == ""
+        assert tar.extractfile(member).read() == b"files of leaver\n"
+        assert b"mail of leaver" in tar.extractfile(os.path.join(host.mail_spool, "leaver").lstrip("/")).read()
+    entry = next(e for e in manifest["entries"] if e["path"].endswith("site.txt"))
+    assert entry["sha256"] == hashlib.sha256(b"files of leaver\n").hexdigest()
+    assert entry["uid"] == 1003
+    assert manifest["lines"]["passwd"][0].startswith("leaver:x:1003")
+    again = run(host, FakeTools(host), mode="remove", remove=["leaver"], unused_days=10000)
+    assert again["changed"] is False and again["absent"] == ["leaver"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="home directories owned by the accounts need root")
+def test_a_removal_whose_archive_fails_does_not_happen(host, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    tools = FakeTools(host)
+    with pytest.raises(core.AccountCleanupError, match="failed, so it was not removed"):
+        run(host, tools, mode="remove", remove=["leaver"], unused_days=10000, archive_dir=str(blocker / "archive"))
+    assert tools.calls == []
+    assert os.path.exists(collect(host)[("system", "leaver")]["home"])
+
+
+def test_remove_of_a_dovecot_user_archives_its_mail_and_drops_its_line(host):
+    home = collect(host)[("mail", "mailold")]["home"]
+    result = run(host, FakeTools(host), mode="remove", unused_days=180,
+                 keep=["kept", "oldssh", "never", "webftp", "busy"])
+    item = by_name(result)[("mail", "mailold")]
+    assert item["action"] == "removed"
+    source = collect(host)
+    assert ("mail", "mailold") not in source and ("mail", "mailactive") in source
+    with tarfile.open(item["archive"]) as tar:
+        names = tar.getnames()
+    assert any(name.endswith("mailold/inbox") for name in names)
+    assert not os.path.exists(home)
+    assert os.path.exists(collect(host)[("mail", "mailactive")]["home"])
+
+
+def test_file_dict_precision_and_custom_key():
+    text = "shared/last-login/imap/alice\n1780000000123\n"
+    assert core.parse_file_dict(text, "last-login/%{service}/%u".replace("%{service}", "imap")) == {"alice": 1780000000}
+
+
+def test_a_key_only_account_keeps_its_password_lock_after_unlock(host):
+    text = open(host.shadow).read().replace("oldssh:$6$hash:", "oldssh:!:")
+    open(host.shadow, "w").write(text)
+    tools = FakeTools(host)
+    run(host, tools, mode="lock", keep=["kept"])
+    assert ["usermod", "--lock", "oldssh"] not in tools.calls
+    assert core.parse_shadow(open(host.shadow).read())["oldssh"] == {"password": "!", "lastchg": (NOW - 400 * DAY) // DAY,
+                                                                     "expire": 0}
+    run(host, FakeTools(host), mode="unlock", unlock=["oldssh"])
+    assert core.parse_shadow(open(host.shadow).read())["oldssh"]["password"] == "!"
+    assert core.parse_shadow(open(host.shadow).read())["oldssh"]["expire"] is None
+
+
+def test_an_account_with_running_processes_is_reported_until_it_is_named(host):
+    # /proc/<pid>/status as the kernel writes it: the real uid is the first of the four on the Uid: line.
+    for pid, uid in (("4242", 1007), ("4243", 1007), ("77", 0)):
+        os.makedirs(os.path.join(host.proc, pid))
+        with open(os.path.join(host.proc, pid, "status"), "w") as status:
+            status.write("Name:\tphp-fpm8.2\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t%s\n"
+                         "Uid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\n" % ((pid,) + (uid,) * 8))
+    tools = FakeTools(host)
+    result = run(host, tools, mode="remove", keep=["kept", "busy"], unused_days=180)
+    item = by_name(result)[("system", "ftponly")]
+    assert item["action"] == "reported" and "2 running processes" in item["reason"]
+    assert ["userdel", "ftponly"] not in tools.calls
+    tools = FakeTools(host)
+    result = run(host, tools, mode="remove", remove=["ftponly"], keep=["kept", "busy"], unused_days=10000)
+    assert by_name(result)[("system", "ftponly")]["action"] == "removed"
+    assert tools.calls == [["pkill", "--signal", "KILL", "--uid", "1007"], ["userdel", "ftponly"]]

@@ -43,6 +43,8 @@ def converse(args: argparse.Namespace, report: dict) -> None:
     unverified.verify_mode = ssl.CERT_NONE
     if args.implicit_tls:
         client = smtplib.SMTP_SSL(timeout=args.timeout, context=unverified)
+        # connect() names the TLS server after the host given to the constructor, here none.
+        client._host = args.host
     else:
         client = smtplib.SMTP(timeout=args.timeout)
     code, _banner = client.connect(args.host, args.port)

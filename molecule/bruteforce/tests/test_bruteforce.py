@@ -1,8 +1,16 @@
-"""bruteforce: fail2ban proven from the network.
+"""bruteforce: fail2ban proven from the network, beside the firewall role's nftables table.
 
 abroad (203.0.113.10) fails SSH logins until it is banned; office (198.51.100.0/24,
 bruteforce_ignore_sources in converge.yml) fails as often and is never banned,
-and neither is the controller.
+and neither is the controller. abroad is banned for failed SMTP AUTH on 587 and
+abroad2 for failed FTP logins. One mailbox attacked from office, abroad, abroad2
+and jp (once each, below the per-address maxretry) gets abroad, abroad2 and jp
+banned (bruteforce_account_action: ban) and is reported; office is not banned.
+Re-converged in report mode, a second account attacked the same way is
+reported and nobody is banned.
+The firewall role's table (which lets everyone reach these ports) and fail2ban's
+table live side by side: re-running the firewall keeps the bans, restarting
+fail2ban keeps the firewall's table.
 """
 
 from __future__ import annotations
@@ -14,12 +22,17 @@ import time
 from pathlib import Path
 
 import pytest
-from labtools import Lab, ansible_playbook_stats
+from labtools import SMTP_PROBE, Lab, ansible_playbook_stats
 
 LAB = Lab.from_env()
 HOST = LAB.hosts["bf1"]
 ABROAD, ABROAD2, OFFICE = LAB.clients["abroad"], LAB.clients["abroad2"], LAB.clients["office"]
-CONVERGE = str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml")
+JP = LAB.clients["jp"]
+SCENARIO = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+CONVERGE = str(SCENARIO / "converge.yml")
+FIREWALL_RERUN = str(SCENARIO / "firewall-rerun.yml")
+MAILBOX = "customer1"  # vars/lab.yml's bruteforce_lab_user
+ACCOUNT_REPORT = "/var/lib/hostguard/bruteforce/accounts.jsonl"
 JAIL_FILE = "/etc/fail2ban/jail.d/hostguard.local"
 # converge.yml's bruteforce_maxretry is 3: one more failure than that leaves no doubt.
 FAILED_LOGINS = 4
@@ -51,6 +64,36 @@ for attempt in range({FAILED_LOGINS}):
     except (imaplib.IMAP4.error, OSError):
         pass
 """
+
+
+# Run by the client's python: one IMAP login to an existing mailbox with a wrong password.
+FAIL_ONE_IMAP_LOGIN = """
+import imaplib, ssl, sys
+try:
+    imap = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
+    imap.starttls(ssl_context=ssl._create_unverified_context())
+    imap.login(sys.argv[2], "not-the-password")
+except (imaplib.IMAP4.error, OSError):
+    pass
+"""
+
+# Run by the client's python: FTP logins as a user that does not exist (vsftpd asks PAM, which logs the failure).
+FAIL_FTP_LOGINS = """
+import ftplib, sys
+for attempt in range(int(sys.argv[2])):
+    try:
+        ftp = ftplib.FTP(sys.argv[1], timeout=10)
+        ftp.login("nosuchuser", "wrong-password")
+    except (ftplib.all_errors):
+        pass
+"""
+
+
+def fail_smtp_auth(client, count):
+    """SMTP AUTH on 587 (after STARTTLS) as a user that does not exist, count times; a refused connection ends it."""
+    for attempt in range(count):
+        client.run(sys.executable, str(SMTP_PROBE), HOST["ipv4"], "587", "--timeout", "10", "--starttls",
+                   "--user", "nosuchuser", "--password", "wrong-password", timeout=60)
 
 
 def wait_for_ban(host, jail, address):
@@ -98,7 +141,8 @@ def test_fail2ban_runs_and_starts_at_boot(host):
 def test_a_jail_runs_for_every_installed_login_service(host):
     status = host.check_output("fail2ban-client status")
     jails = status.split("Jail list:", 1)[1].replace(",", " ").split()
-    assert set(jails) == {"sshd", "dovecot", "postfix-sasl", "vsftpd", "recidive"}
+    assert set(jails) == {"sshd", "dovecot", "postfix-sasl", "vsftpd", "recidive",
+                          "hostguard-accounts", "hostguard-account-ban"}
 
 
 def test_the_sshd_jail_bans_on_the_ports_sshd_listens_on(host):
@@ -156,3 +200,159 @@ def test_a_network_with_host_bits_fails_before_any_change(host):
     assert "did you mean 198.51.100.0/24" in json.dumps(run["plays"])
     assert host.file(JAIL_FILE).content_string == jail_before
     assert host.service("fail2ban").is_running
+
+
+def wait_for_bans(host, jail, addresses):
+    deadline = time.monotonic() + BAN_WAIT_SECONDS
+    while not set(addresses) <= set(banned_addresses(host, jail)) and time.monotonic() < deadline:
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def abroad_banned_from_submission(host):
+    """office and abroad fail SMTP AUTH on 587 as often as maxretry; wait (bounded) for abroad's ban."""
+    fail_smtp_auth(OFFICE, 3)
+    fail_smtp_auth(ABROAD, 3)
+    wait_for_ban(host, "postfix-sasl", ABROAD.ipv4)
+    yield
+
+
+@pytest.fixture(scope="module")
+def abroad2_banned_from_ftp(host):
+    """office and abroad2 fail FTP logins as often as maxretry; wait (bounded) for abroad2's ban."""
+    for client in (OFFICE, ABROAD2):
+        client.run(sys.executable, "-c", FAIL_FTP_LOGINS, HOST["ipv4"], "3", timeout=120)
+    wait_for_ban(host, "vsftpd", ABROAD2.ipv4)
+    yield
+
+
+@pytest.fixture(scope="module")
+def mailbox_attacked_from_many(host, abroad_banned_from_submission, abroad2_banned_from_ftp):
+    """Lift the earlier bans, then office, abroad, abroad2 and jp each fail once on one mailbox over IMAP.
+
+    One IMAP failure is logged twice (PAM and imap-login): below the dovecot jail's maxretry of 3 for each
+    address, while the mailbox gets four failures, converge.yml's bruteforce_account_maxretry.
+    """
+    host.run("fail2ban-client unban --all")
+    for client in (OFFICE, ABROAD, ABROAD2, JP):
+        client.run(sys.executable, "-c", FAIL_ONE_IMAP_LOGIN, HOST["ipv4"], MAILBOX, timeout=60)
+    wait_for_bans(host, "hostguard-account-ban", [ABROAD.ipv4, ABROAD2.ipv4, JP.ipv4])
+    yield
+
+
+def test_failed_smtp_auth_on_submission_gets_an_address_banned(host, abroad_banned_from_submission):
+    assert ABROAD.ipv4 in banned_addresses(host, "postfix-sasl")
+    assert ABROAD.tcp(HOST["ipv4"], 587)["state"] in ("refused", "timeout", "unreachable")
+    # office failed as often and still reaches 587; the firewall lets everyone in, so only the ban stops abroad.
+    assert OFFICE.ipv4 not in banned_addresses(host, "postfix-sasl")
+    assert OFFICE.tcp(HOST["ipv4"], 587)["state"] == "open"
+
+
+def test_failed_ftp_logins_get_an_address_banned(host, abroad2_banned_from_ftp):
+    assert ABROAD2.ipv4 in banned_addresses(host, "vsftpd")
+    assert ABROAD2.tcp(HOST["ipv4"], 21)["state"] in ("refused", "timeout", "unreachable")
+    assert OFFICE.ipv4 not in banned_addresses(host, "vsftpd")
+    assert OFFICE.tcp(HOST["ipv4"], 21)["state"] == "open"
+
+
+def test_one_mailbox_attacked_from_many_addresses_gets_them_banned(host, mailbox_attacked_from_many):
+    assert set(banned_addresses(host, "hostguard-account-ban")) == {ABROAD.ipv4, ABROAD2.ipv4, JP.ipv4}
+    # Each address alone stayed below the per-address maxretry: jp, new to this host, was not banned by dovecot.
+    assert JP.ipv4 not in banned_addresses(host, "dovecot")
+    for client in (ABROAD, ABROAD2, JP):
+        assert client.tcp(HOST["ipv4"], 143)["state"] in ("refused", "timeout", "unreachable"), client.name
+    # The office failed on the same mailbox and is never banned.
+    assert OFFICE.tcp(HOST["ipv4"], 143)["state"] == "open"
+    assert OFFICE.tcp(HOST["ipv4"], 22)["state"] == "open"
+
+
+def test_the_attacked_mailbox_is_reported_in_the_journal_and_the_report(host, mailbox_attacked_from_many):
+    # What an operator reads: journalctl -t hostguard-bruteforce (the action adds the account as a field).
+    listing = host.check_output("journalctl -q -t hostguard-bruteforce --no-pager")
+    assert f"account {MAILBOX} attacked from 4 addresses" in listing, listing
+    entries = [json.loads(line) for line in
+               host.check_output(f"journalctl -q -o json HOSTGUARD_ACCOUNT={MAILBOX}").splitlines()]
+    assert entries, "no journal entry carries the account as a field"
+    entry = entries[-1]
+    assert set(entry["HOSTGUARD_BANNED"].split()) == {ABROAD.ipv4, ABROAD2.ipv4, JP.ipv4}
+    assert f"account {MAILBOX} attacked from 4 addresses" in entry["MESSAGE"]
+    report = [json.loads(line) for line in host.file(ACCOUNT_REPORT).content_string.splitlines()]
+    record = [record for record in report if record["account"] == MAILBOX][-1]
+    assert record["addresses"] == [OFFICE.ipv4, ABROAD.ipv4, ABROAD2.ipv4, JP.ipv4]
+    assert record["ignored"] == [OFFICE.ipv4]
+    assert record["action"] == "ban"
+    assert record["failures"] == 4
+
+
+def test_a_ban_holds_although_the_firewall_allows_the_port(host, mailbox_attacked_from_many):
+    firewall = host.check_output("nft -s list table inet hostguard")
+    # The firewall role accepts IMAP from anywhere; fail2ban's chain runs first and rejects the banned address.
+    assert "143" in firewall
+    assert JP.tcp(HOST["ipv4"], 143)["state"] in ("refused", "timeout", "unreachable")
+    assert JP.ipv4 in host.check_output("nft list table inet f2b-table")
+
+
+def test_a_firewall_rerun_keeps_the_bans(host, mailbox_attacked_from_many):
+    firewall_before = host.check_output("nft -s list table inet hostguard")
+    try:
+        run = ansible_playbook_stats(FIREWALL_RERUN, "-e", json.dumps(
+            {"bruteforce_lab_extra_services": {"lab_app": {"ports": [9000], "proto": "tcp", "sources": "any"}}}))
+        assert run["rc"] == 0, run["stats"]
+        assert any(stats["changed"] for stats in run["stats"].values()), "the firewall did not reload its table"
+        assert "9000" in host.check_output("nft -s list table inet hostguard")
+        assert JP.ipv4 in host.check_output("nft list table inet f2b-table")
+        assert JP.tcp(HOST["ipv4"], 143)["state"] in ("refused", "timeout", "unreachable")
+        assert JP.ipv4 in banned_addresses(host, "hostguard-account-ban")
+    finally:
+        restore = ansible_playbook_stats(FIREWALL_RERUN)
+    assert restore["rc"] == 0, restore["stats"]
+    assert host.check_output("nft -s list table inet hostguard") == firewall_before
+
+
+def test_restarting_fail2ban_leaves_the_firewall_table_alone(host, mailbox_attacked_from_many):
+    firewall_before = host.check_output("nft -s list table inet hostguard")
+    host.check_output("systemctl restart fail2ban")
+    # fail2ban restores its bans from its database at start; wait (bounded) for it.
+    deadline = time.monotonic() + BAN_WAIT_SECONDS
+    while JP.ipv4 not in host.run("nft list table inet f2b-table").stdout and time.monotonic() < deadline:
+        time.sleep(1)
+    assert host.check_output("nft -s list table inet hostguard") == firewall_before
+    assert JP.ipv4 in host.check_output("nft list table inet f2b-table")
+    assert JP.tcp(HOST["ipv4"], 143)["state"] in ("refused", "timeout", "unreachable")
+    assert OFFICE.tcp(HOST["ipv4"], 143)["state"] == "open"
+
+
+# Run by the client's python: one FTP login to an existing account with a wrong password.
+FAIL_ONE_FTP_LOGIN = """
+import ftplib, sys
+try:
+    ftplib.FTP(sys.argv[1], timeout=10).login(sys.argv[2], "not-the-password")
+except ftplib.all_errors:
+    pass
+"""
+
+
+def test_report_mode_reports_an_attacked_account_and_bans_nobody(host, mailbox_attacked_from_many):
+    """converge.yml again with bruteforce_account_action=report; a second account, failed once over FTP from each
+    of office, abroad, abroad2 and jp, is reported and nobody is banned for it."""
+    host.check_output("id customer2 || useradd --shell /usr/sbin/nologin customer2")
+    run = ansible_playbook_stats(CONVERGE, "-e", json.dumps({"bruteforce_account_action": "report"}))
+    assert run["rc"] == 0, run["stats"]
+    jails = host.check_output("fail2ban-client status").split("Jail list:", 1)[1].replace(",", " ").split()
+    assert "hostguard-accounts" in jails
+    assert "hostguard-account-ban" not in jails
+    host.run("fail2ban-client unban --all")
+    for client in (OFFICE, ABROAD, ABROAD2, JP):
+        client.run(sys.executable, "-c", FAIL_ONE_FTP_LOGIN, HOST["ipv4"], "customer2", timeout=60)
+    deadline = time.monotonic() + BAN_WAIT_SECONDS
+    while "customer2" not in host.run(f"cat {ACCOUNT_REPORT}").stdout and time.monotonic() < deadline:
+        time.sleep(1)
+    report = [json.loads(line) for line in host.file(ACCOUNT_REPORT).content_string.splitlines()]
+    record = next(record for record in report if record["account"] == "customer2")
+    assert record["action"] == "report"
+    assert record["addresses"] == [OFFICE.ipv4, ABROAD.ipv4, ABROAD2.ipv4, JP.ipv4]
+    assert record["banned"] == []
+    assert "account customer2 attacked from 4 addresses" in host.check_output(
+        "journalctl -q -t hostguard-bruteforce --no-pager")
+    for client in (ABROAD, ABROAD2, JP):
+        assert client.tcp(HOST["ipv4"], 21)["state"] == "open", client.name

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, hostguard.hosting contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The Postfix mail queue read as data: summarised, selected, exported before a purge.
+"""The Postfix and Exim mail queues read as data: summarised, selected, exported before a purge.
 
 Pure standard library: it runs on managed hosts that only have python3.
 
@@ -13,6 +13,11 @@ base 128 (low 7 bits first, high bit set on every byte but the last) and the
 data (Postfix's ``rec_type.h`` and ``record.c``). Only the envelope is read:
 the message content is skipped with the offsets of the size record, and pointer
 records are followed, as Postfix's queue manager does.
+
+Exim's queue is read from the ``-H`` (envelope and headers) files of its spool's
+``input`` directory, split into one-character subdirectories or not, the way
+Exim's ``spool_read_header()`` reads them, not through one ``exim -Mvh`` per
+message nor ``exiqgrep``, which re-reads every header file per query.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import json
 import os
 import re
 import tarfile
-import tempfile
 import time
+
+from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import atomic_file
 
 # Record types (rec_type.h) that the envelope summary needs.
 REC_SIZE = ord("C")  # "content_size data_offset rcpt_count ...", the first record of a queue file
@@ -42,6 +48,8 @@ AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 AGE_PATTERN = re.compile(r"^(?:\d+[smhdw])+$")
 NULL_SENDER = "<>"
 READ_SIZE = 4096
+# Read at once from the start of a queue file: the whole of most messages.
+HEAD_SIZE = 16384
 # A queue file follows only a few pointers; more means it is damaged, not a longer envelope.
 MAX_POINTERS = 10000
 
@@ -54,7 +62,9 @@ class QueueFileError(MailQueueError):
     pass
 
 
-Message = collections.namedtuple("Message", "queue_id queue_name path sender recipients arrival_time size")
+# files: (name in the evidence archive, path) of every file of the message, its envelope file first.
+Message = collections.namedtuple("Message", "queue_id queue_name path sender recipients arrival_time size files")
+Message.__new__.__defaults__ = ((),)
 
 
 def parse_age(text):
@@ -65,81 +75,82 @@ def parse_age(text):
     return sum(int(number) * AGE_UNITS[unit] for number, unit in re.findall(r"(\d+)([smhdw])", text))
 
 
-def _records(read_at):
-    """Yield (type, data) from a queue file, given read_at(offset, size) -> bytes.
+def parse_envelope(read_at, head=b"", head_is_whole_file=False):
+    """(sender, recipients, arrival_time, content_size) of a queue file; None where it has no such record.
 
-    The message content is skipped (the size record says where it ends) and pointer
-    records are followed; reading stops at the end record or at the end of the file.
+    read_at(offset, size) -> bytes reads the file; head holds its first bytes when the caller has
+    them already (one read holds the whole file of most messages, and then no other read is made). The message content is skipped
+    (the size record says where it ends) and pointer records are followed; reading stops at the end
+    record or at the end of the file. One loop without helper calls: it runs once per queued message.
     """
-    offset = 0
-    content_end = None
-    pointers = 0
+    sender, arrival_time, size = None, None, None
+    recipients = []
+    # buffer holds the file's bytes from offset start on; complete: up to the end of the file.
+    buffer, start, complete = head, 0, head_is_whole_file
+    offset, content_end, pointers = 0, None, 0
     while True:
-        header = read_at(offset, 6)
-        if not header:
-            return
-        record_type = header[0]
-        length, shift, position = 0, 0, 1
-        while True:
-            if position >= len(header):
-                raise QueueFileError("record at offset %d has a truncated length" % offset)
-            byte = header[position]
-            length |= (byte & 0x7F) << shift
-            position += 1
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 35:
-                raise QueueFileError("record at offset %d has an impossible length" % offset)
-        data = read_at(offset + position, length) if length else b""
-        if len(data) < length:
-            raise QueueFileError("record at offset %d is truncated" % offset)
-        offset += position + length
-        yield record_type, data
-        if record_type == REC_END:
-            return
-        if record_type == REC_SIZE and content_end is None:
-            fields = data.split()
-            if len(fields) >= 2:
-                content_end = int(fields[0]) + int(fields[1])
-        elif record_type == REC_MESG and content_end is not None:
-            offset = content_end
+        position = offset - start
+        if position < 0 or (position + 6 > len(buffer) and not complete):
+            buffer, start, position = read_at(offset, READ_SIZE), offset, 0
+            complete = len(buffer) < READ_SIZE
+        if position >= len(buffer):
+            break
+        record_type = buffer[position]
+        if len(buffer) - position < 2:
+            raise QueueFileError("record at offset %d has a truncated length" % offset)
+        byte = buffer[position + 1]
+        if byte < 0x80:
+            length, data_at = byte, position + 2
+        else:
+            length, shift, cursor = 0, 0, position + 1
+            while True:
+                if cursor >= len(buffer):
+                    raise QueueFileError("record at offset %d has a truncated length" % offset)
+                byte = buffer[cursor]
+                length |= (byte & 0x7F) << shift
+                cursor += 1
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift > 35:
+                    raise QueueFileError("record at offset %d has an impossible length" % offset)
+            data_at = cursor
+        if data_at + length > len(buffer):
+            header_length = data_at - position
+            wanted = max(READ_SIZE, header_length + length)
+            buffer, start = read_at(offset, wanted), offset
+            position, data_at, complete = 0, header_length, len(buffer) < wanted
+            if len(buffer) < data_at + length:
+                raise QueueFileError("record at offset %d is truncated" % offset)
+        offset += data_at - position + length
+        if record_type == REC_RCPT:
+            recipients.append(buffer[data_at:data_at + length].decode("utf-8", "surrogateescape"))
+        elif record_type == REC_END:
+            break
+        elif record_type == REC_FROM:
+            if sender is None:
+                sender = buffer[data_at:data_at + length].decode("utf-8", "surrogateescape")
+        elif record_type == REC_TIME:
+            if arrival_time is None:
+                arrival_time = int(buffer[data_at:data_at + length].split()[0])
+        elif record_type == REC_SIZE:
+            if content_end is None:
+                fields = buffer[data_at:data_at + length].split()
+                if size is None and fields:
+                    size = int(fields[0])
+                if len(fields) >= 2:
+                    content_end = int(fields[0]) + int(fields[1])
+        elif record_type == REC_MESG:
+            if content_end is not None:
+                offset = content_end
         elif record_type == REC_PTR:
-            target = int(data or b"0")
+            target = int(buffer[data_at:data_at + length] or b"0")
             if target:
                 pointers += 1
                 if pointers > MAX_POINTERS:
                     raise QueueFileError("too many pointer records")
                 offset = target
-
-
-def parse_envelope(read_at):
-    """(sender, recipients, arrival_time, content_size) of a queue file; None where it has no such record."""
-    sender, arrival_time, size = None, None, None
-    recipients = []
-    for record_type, data in _records(read_at):
-        if record_type == REC_FROM and sender is None:
-            sender = data.decode("utf-8", "surrogateescape")
-        elif record_type == REC_RCPT:
-            recipients.append(data.decode("utf-8", "surrogateescape"))
-        elif record_type == REC_TIME and arrival_time is None:
-            arrival_time = int(data.split()[0])
-        elif record_type == REC_SIZE and size is None:
-            size = int(data.split()[0])
     return sender, recipients, arrival_time, size
-
-
-class _BlockReader:
-    """read_at(offset, size) on a file descriptor, a block at a time: most envelopes fit in the first block."""
-
-    def __init__(self, descriptor):
-        self.descriptor = descriptor
-        self.start, self.block = 0, b""
-
-    def read_at(self, offset, size):
-        if not (self.start <= offset and offset + size <= self.start + len(self.block)):
-            self.start, self.block = offset, os.pread(self.descriptor, max(size, READ_SIZE), offset)
-        return self.block[offset - self.start:offset - self.start + size]
 
 
 def read_queue_file(path, queue_name):
@@ -150,18 +161,21 @@ def read_queue_file(path, queue_name):
         return None
     try:
         status = os.fstat(descriptor)
-        reader = _BlockReader(descriptor)
+        head = os.pread(descriptor, HEAD_SIZE, 0)
         try:
-            sender, recipients, arrival_time, size = parse_envelope(reader.read_at)
+            sender, recipients, arrival_time, size = parse_envelope(
+                lambda offset, length: os.pread(descriptor, length, offset), head, len(head) < HEAD_SIZE)
         except (QueueFileError, ValueError) as error:
             raise QueueFileError("%s: %s" % (path, error))
     finally:
         os.close(descriptor)
+    queue_id = os.path.basename(path)
     return Message(
-        queue_id=os.path.basename(path), queue_name=queue_name, path=path,
+        queue_id=queue_id, queue_name=queue_name, path=path,
         sender=sender or "", recipients=recipients,
         arrival_time=arrival_time if arrival_time is not None else int(status.st_mtime),
         size=size if size is not None else status.st_size,
+        files=(("queue/%s/%s" % (queue_name, queue_id), path),),
     )
 
 
@@ -187,6 +201,276 @@ def scan_queue(queue_directory, queue_names=QUEUE_NAMES):
                     if message is not None:
                         messages.append(message)
     return messages, unreadable
+
+
+# Per-message logs that postsuper -d removes with the queue file (postsuper.c, delete_one()).
+LOG_QUEUE_NAMES = ("bounce", "defer", "trace")
+
+
+def log_files(queue_directory):
+    """{queue_id: [path, ...]} of the bounce, defer and trace logs, whatever the queues' hashing."""
+    found = collections.defaultdict(list)
+    for queue_name in LOG_QUEUE_NAMES:
+        pending = [os.path.join(queue_directory, queue_name)]
+        while pending:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                else:
+                    found[entry.name].append(entry.path)
+    return found
+
+
+def delete_postfix_messages(queue_directory, messages):
+    """Delete the messages as postsuper -d does, without its syslog line per message: each message's
+    bounce, defer and trace logs first, then its queue file. Postfix must be stopped (queue IDs are
+    reused). Returns (IDs deleted, errors)."""
+    logs = log_files(queue_directory)
+    deleted, errors = [], []
+    for message in messages:
+        for path in list(logs.get(message.queue_id, ())) + [message.path]:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                errors.append("%s: %s" % (path, error.strerror))
+                continue
+            if path == message.path:
+                deleted.append(message.queue_id)
+    return deleted, errors
+
+
+# --- Exim -----------------------------------------------------------------------------------------
+
+# Message IDs: time, process and fraction in base 62; 6-6-2 characters up to Exim 4.96, 6-11-4 from 4.97 on.
+# A 4.97+ spool may still hold messages with IDs of the older form.
+EXIM_ID = re.compile(r"^(?:[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}|[0-9A-Za-z]{6}-[0-9A-Za-z]{11}-[0-9A-Za-z]{4})$")
+EXIM_ID_TIME_LENGTH = 6
+# Exim's own limit on a header file's recipients (spool_in.c).
+EXIM_MAX_RECIPIENTS = 16384
+
+
+class _Lines:
+    """Lines of a -H file as spool_in.c reads them with fgets, plus the byte counts it reads with fread."""
+
+    def __init__(self, data):
+        self.data, self.offset = data, 0
+
+    def line(self):
+        if self.offset >= len(self.data):
+            raise QueueFileError("ends before its envelope does")
+        end = self.data.find(b"\n", self.offset)
+        end = len(self.data) if end < 0 else end + 1
+        line, self.offset = self.data[self.offset:end], end
+        return line
+
+    def skip(self, count):
+        if self.offset + count > len(self.data):
+            raise QueueFileError("ends inside an ACL variable")
+        self.offset += count
+
+
+def _exim_nonrecipients(lines, first):
+    """The addresses of the non-recipients tree (delivered or otherwise done), written in preorder as
+    "<left><right> address" with Y or N telling whether a left and a right subtree follow."""
+    done, pending = set(), [first]
+    while pending:
+        line = pending.pop() or lines.line()
+        if len(line) < 4 or line[0:1] not in b"YN" or line[1:2] not in b"YN" or line[2:3] != b" ":
+            raise QueueFileError("malformed non-recipients line %r" % line[:80])
+        done.add(line[3:].rstrip(b"\n").decode("utf-8", "surrogateescape"))
+        # Read the left subtree before the right one: push markers for them in reverse order.
+        pending.extend([None] * ((line[0:1] == b"Y") + (line[1:2] == b"Y")))
+    return done
+
+
+def _exim_recipient(line):
+    """The address of a recipient line, without the data Exim appends (read from the end, as spool_in.c does).
+
+    Forms: "address"; Exim 3 "address d,d,d"; early Exim 4 "address d"; current
+    "address orcpt len,dsn_flags errors_to len,pno#3" (bit 1: errors_to and parent number, bit 2: DSN ORCPT).
+    """
+    match = re.search(r"#(\d+)$", line)
+    if match and line[:match.start()][-1:].isdigit():
+        flags, rest = int(match.group(1)), line[:match.start()]
+        for bit in (0x01, 0x02):
+            if flags & bit:
+                field = re.search(r" (\d+),(-?\d+)$", rest)
+                if not field:
+                    raise QueueFileError("malformed recipient line %r" % line[:80])
+                rest = rest[:field.start() - int(field.group(1))]
+            rest = rest[:-1]  # the space before the field
+        return rest
+    match = re.search(r" \d+(?:,\d+,\d+)?$", line)
+    return line[:match.start()] if match else line
+
+
+def parse_exim_header(data, name=None):
+    """(sender, pending recipients, arrival time, header size, frozen) of an Exim -H file's bytes.
+
+    name, the file name (ID-H), must match the first line, which Exim checks too.
+    """
+    lines = _Lines(data)
+    first = lines.line().rstrip(b"\n").decode("ascii", "replace")
+    if not (first.endswith("-H") and EXIM_ID.match(first[:-2])) or (name is not None and first != name):
+        raise QueueFileError("first line %r is not the file's name" % first[:80])
+    lines.line()  # the login, uid and gid of the submitter
+    sender = lines.line().rstrip(b"\n")
+    if not (sender.startswith(b"<") and sender.endswith(b">")):
+        raise QueueFileError("sender line %r is not <address>" % sender[:80])
+    sender = sender[1:-1].decode("utf-8", "surrogateescape")
+    try:
+        arrival_time = int(lines.line().split()[0])
+    except (IndexError, ValueError):
+        raise QueueFileError("no arrival time on the fourth line")
+    frozen = False
+    line = lines.line()
+    while line.startswith(b"-"):
+        option = line[2:] if line.startswith(b"--") else line[1:]  # "--": a tainted value
+        if option.startswith((b"aclc ", b"aclm ", b"acl ")):
+            # An ACL variable: "-aclc <name> <length>" and then <length> bytes and a newline.
+            try:
+                lines.skip(int(option.split()[-1]) + 1)
+            except ValueError:
+                raise QueueFileError("malformed ACL variable line %r" % line[:80])
+        elif option.startswith(b"frozen"):
+            frozen = True
+        line = lines.line()
+    done = set() if line == b"XX\n" else _exim_nonrecipients(lines, line)
+    try:
+        count = int(lines.line())
+    except ValueError:
+        raise QueueFileError("no recipient count after the envelope options")
+    if not 0 <= count <= EXIM_MAX_RECIPIENTS:
+        raise QueueFileError("impossible recipient count %d" % count)
+    recipients = []
+    for _number in range(count):
+        address = _exim_recipient(lines.line().rstrip(b"\n").decode("utf-8", "surrogateescape"))
+        if address not in done:
+            recipients.append(address)
+    if lines.line() != b"\n":
+        raise QueueFileError("no blank line before the headers")
+    # Headers: "<length><flag> <text>", the text <length> bytes long; "*" flags a header not transmitted.
+    header_size, offset = 0, lines.offset
+    header = re.compile(rb"(\d+)(.) ")
+    while offset < len(data):
+        match = header.match(data, offset)
+        if not match:
+            raise QueueFileError("malformed header at offset %d" % offset)
+        length = int(match.group(1))
+        if match.group(2) != b"*":
+            header_size += length
+        offset = match.end() + length
+    if offset > len(data):
+        raise QueueFileError("the last header is truncated")
+    return sender, recipients, arrival_time, header_size, frozen
+
+
+def exim_message_id_time(message_id):
+    """The time (seconds) encoded in the first six base-62 characters of an Exim message ID."""
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    seconds = 0
+    for character in message_id[:EXIM_ID_TIME_LENGTH]:
+        seconds = seconds * 62 + digits.index(character)
+    return seconds
+
+
+def read_exim_message(header_path):
+    """The Message of one -H file, or None when it vanished (delivered) while the spool was read.
+
+    Its -D file (the body) is only stat'ed, for the size: one open per message.
+    """
+    name = os.path.basename(header_path)
+    queue_id = name[:-2]
+    try:
+        descriptor = os.open(header_path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(descriptor, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(descriptor)
+    try:
+        sender, recipients, arrival_time, header_size, frozen = parse_exim_header(b"".join(chunks), name)
+    except QueueFileError as error:
+        raise QueueFileError("%s: %s" % (header_path, error))
+    data_path = header_path[:-1] + "D"
+    try:
+        # The -D file starts with its own name on a line; the body follows.
+        body_size = max(0, os.stat(data_path).st_size - len(queue_id) - 3)
+    except FileNotFoundError:
+        body_size = 0
+    return Message(
+        queue_id=queue_id, queue_name="frozen" if frozen else "queued", path=header_path,
+        sender=sender, recipients=recipients, arrival_time=arrival_time, size=header_size + body_size,
+        files=(("input/%s-H" % queue_id, header_path), ("input/%s-D" % queue_id, data_path)),
+    )
+
+
+def scan_exim_spool(spool_directory):
+    """Every message of an Exim spool, from input/ and its one-character split subdirectories; (messages, unreadable).
+
+    Both are read whatever split_spool_directory says, as Exim itself looks in both.
+    """
+    messages, unreadable = [], []
+    input_directory = os.path.join(spool_directory, "input")
+    directories = [input_directory]
+    try:
+        directories += sorted(entry.path for entry in os.scandir(input_directory)
+                              if len(entry.name) == 1 and entry.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return messages, unreadable
+    for directory in directories:
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            # Only finished header files: Exim writes hdr.<pid> and renames it to <id>-H.
+            if not (entry.name.endswith("-H") and EXIM_ID.match(entry.name[:-2])
+                    and entry.is_file(follow_symlinks=False)):
+                continue
+            try:
+                message = read_exim_message(entry.path)
+            except QueueFileError as error:
+                unreadable.append(str(error))
+                continue
+            if message is not None:
+                messages.append(message)
+    return messages, unreadable
+
+
+def exim_daemons(proc="/proc"):
+    """[(pid, command line)] of the running Exim daemons and queue runners (exim or exim4 with -bd or -q...)."""
+    found = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, entry, "cmdline"), "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        argv = [argument.decode("utf-8", "replace") for argument in argv if argument]
+        if argv and os.path.basename(argv[0]) in ("exim", "exim4") and any(
+                argument == "-bd" or argument.startswith("-q") for argument in argv[1:]):
+            found.append((int(entry), " ".join(argv)))
+    return sorted(found)
+
+
+def exim_removed(output):
+    """The IDs that exim -Mrm reports removed: "Message <id> has been removed", not "... or did not exist"."""
+    return re.findall(r"^Message (\S+) has been removed$", output, re.MULTILINE)
 
 
 def _domain(address):
@@ -262,41 +546,36 @@ def summarise(messages, top=20, now=None):
 
 
 def export(messages, export_dir, now=None):
-    """Write the queue files of messages, and a manifest with their sha256, into a tar.gz in export_dir.
+    """Write every file of the messages, and a manifest with their sha256, into a tar.gz in export_dir.
 
-    The archive is written under a temporary name and renamed once complete, so a
-    file with the final name is always a whole copy. Returns (archive path, its sha256).
+    The archive is written with atomic_file, so a file with the final name is always
+    a whole copy, on disk. Returns (archive path, its sha256).
     """
     os.makedirs(export_dir, mode=0o700, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
     archive_path = os.path.join(export_dir, "mail-queue-%s.tar.gz" % stamp)
-    descriptor, temporary = tempfile.mkstemp(prefix=".mail-queue-", suffix=".tar.gz", dir=export_dir)
-    try:
-        manifest = []
-        with os.fdopen(descriptor, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
-            for message in messages:
-                with open(message.path, "rb") as queue_file:
+    manifest = []
+    with atomic_file(archive_path, mode=0o600, suffix=".tar.gz") as raw, \
+            tarfile.open(fileobj=raw, mode="w:gz") as archive:
+        for message in messages:
+            files = []
+            for name, path in message.files or (("queue/%s/%s" % (message.queue_name, message.queue_id), message.path),):
+                with open(path, "rb") as queue_file:
                     content = queue_file.read()
-                name = "queue/%s/%s" % (message.queue_name, message.queue_id)
                 member = tarfile.TarInfo(name)
                 member.size, member.mtime, member.mode = len(content), message.arrival_time, 0o600
                 archive.addfile(member, io.BytesIO(content))
-                manifest.append({
-                    "queue_id": message.queue_id, "queue_name": message.queue_name, "file": name,
-                    "sender": message.sender or NULL_SENDER, "recipients": message.recipients,
-                    "size": message.size, "arrival_time": message.arrival_time,
-                    "sha256": hashlib.sha256(content).hexdigest()})
-            listing = json.dumps({"messages": manifest}, indent=1, sort_keys=True).encode("utf-8")
-            member = tarfile.TarInfo("manifest.json")
-            member.size, member.mtime, member.mode = len(listing), int(time.time()), 0o600
-            archive.addfile(member, io.BytesIO(listing))
-        digest = hashlib.sha256()
-        with open(temporary, "rb") as written:
-            for block in iter(lambda: written.read(1 << 20), b""):
-                digest.update(block)
-        os.rename(temporary, archive_path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+                files.append({"file": name, "sha256": hashlib.sha256(content).hexdigest()})
+            manifest.append({
+                "queue_id": message.queue_id, "queue_name": message.queue_name, "files": files,
+                "sender": message.sender or NULL_SENDER, "recipients": message.recipients,
+                "size": message.size, "arrival_time": message.arrival_time})
+        listing = json.dumps({"messages": manifest}, indent=1, sort_keys=True).encode("utf-8")
+        member = tarfile.TarInfo("manifest.json")
+        member.size, member.mtime, member.mode = len(listing), int(time.time()), 0o600
+        archive.addfile(member, io.BytesIO(listing))
+    digest = hashlib.sha256()
+    with open(archive_path, "rb") as written:
+        for block in iter(lambda: written.read(1 << 20), b""):
+            digest.update(block)
     return archive_path, digest.hexdigest()

@@ -8,23 +8,28 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: mail_queue
-short_description: Report the Postfix mail queue, and purge the messages selected by sender, recipient or age
+short_description: Report the Postfix or Exim mail queue, and purge the messages selected by sender, recipient or age
 version_added: "0.1.0"
 description:
-  - Reads the queue files under the Postfix queue directory (C(maildrop), C(incoming), C(active), C(deferred) and
-    C(hold), hashed subdirectories included) and reports the number of messages, their total size, the busiest
-    senders and recipient domains, and the oldest message.
-  - The envelope of each queue file (sender, pending recipients, arrival time, size) is read directly, without
-    C(postqueue -j) (which needs Postfix running) and without one C(postcat) per message, so a queue of
-    100,000 messages is read in one pass.
-  - With O(state=purged), deletes the selected messages with a single C(postsuper -d -) that reads their queue IDs
-    on stdin, after an optional evidence copy into O(export_dir). Postfix reuses queue IDs, so the purge refuses
-    to run while Postfix is running; stop it first (the C(hostguard.hosting.purge_mail_queue) playbook
-    stops and restarts it, and pauses its watchdog).
+  - Reads the queue and reports the number of messages, their total size, the busiest senders and recipient
+    domains, and the oldest message.
+  - Postfix - the queue files under the queue directory (C(maildrop), C(incoming), C(active), C(deferred) and
+    C(hold), hashed subdirectories included) are read directly, without C(postqueue -j) (which needs Postfix
+    running) and without one C(postcat) per message, so a queue of 100,000 messages is read in one pass.
+  - Exim - the C(-H) files of the spool's C(input) directory, split into subdirectories or not, are read directly
+    the way Exim reads them, not with one C(exim -Mvh) per message nor with C(exiqgrep). Message IDs of both
+    forms are read, the 16-character ones of Exim up to 4.96 and the 23-character ones of Exim 4.97 and later.
+  - With O(state=purged), deletes the selected messages after an optional evidence copy into O(export_dir).
+    Postfix - each message's queue file and its C(bounce), C(defer) and C(trace) logs are removed, as
+    C(postsuper -d) removes them, but without its log line per message; the evidence archive and one
+    summary line in the system log record the purge. Exim - with C(exim -Mrm), many messages per call.
+  - The purge refuses to run while the MTA runs (Postfix reuses queue IDs, so deleting while it delivers can hit
+    the wrong message; Exim would go on delivering the spam). Stop it first; the
+    C(hostguard.hosting.purge_mail_queue) playbook stops and restarts it, and pauses monit's watch on it.
   - A message is selected when it matches every criterion given (O(sender), O(recipient), O(older_than)); O(all)
     selects every message. Nothing is deleted without a criterion. A selected message is deleted whole, for all
     its recipients; messages that do not match are left untouched.
-  - Postfix only. Exim and qmail queues are not handled yet.
+  - Postfix and Exim. qmail queues are not handled yet.
 author:
   - hostguard.hosting contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -37,8 +42,15 @@ attributes:
     support: none
   platform:
     platforms: posix
-    details: Linux with Postfix; run as root, since the queue files are readable by root and postfix only.
+    details: Linux with Postfix or Exim; run as root, since the queue files are readable by root and the MTA only.
 options:
+  mta:
+    description:
+      - The MTA whose queue is read. V(auto) finds it by its commands, C(postsuper) for Postfix, C(exim4) or
+        C(exim) for Exim.
+    type: str
+    choices: [auto, postfix, exim]
+    default: auto
   state:
     description:
       - V(report) only reads the queue; V(purged) also deletes the selected messages.
@@ -72,13 +84,16 @@ options:
   export_dir:
     description:
       - With O(state=purged), write a C(mail-queue-<UTC time>.tar.gz) here before deleting anything, holding the
-        queue file of every selected message and a C(manifest.json) with the queue ID, queue, sender,
-        recipients, size, arrival time and sha256 of each. Created with mode V(0700) if absent.
+        files of every selected message (Postfix, its queue file as C(queue/<queue>/<ID>); Exim, its C(-H) and
+        C(-D) files as C(input/<ID>-H) and C(input/<ID>-D)) and a C(manifest.json) with the queue ID, queue,
+        sender, recipients, size, arrival time, and the name and sha256 of each file. Created with mode
+        V(0700) if absent.
       - If the archive cannot be written, nothing is deleted.
     type: path
   queue_directory:
     description:
-      - The Postfix queue directory. By default, what C(postconf -h queue_directory) says.
+      - The Postfix queue directory, or Exim's spool directory (holding C(input)). By default, what
+        C(postconf -h queue_directory) or C(exim -bP spool_directory) says.
     type: path
   top:
     description:
@@ -88,10 +103,14 @@ options:
 notes:
   - The sender and recipients reported are the envelope's, not the message headers'.
   - Recipients already delivered are not reported; a message leaves the queue once all its recipients are done.
+  - The queue names reported for Exim are V(queued) and V(frozen).
 seealso:
   - name: postsuper(1)
-    description: The Postfix command that deletes the messages.
+    description: The Postfix command whose deletion the module does, file by file.
     link: https://www.postfix.org/postsuper.1.html
+  - name: Format of spool files
+    description: The Exim specification's chapter on the C(-H) and C(-D) files the module reads.
+    link: https://www.exim.org/exim-html-current/doc/html/spec_html/ch-format_of_spool_files.html
   - name: postqueue(1)
     description: C(postqueue -j) lists the queue as JSON while Postfix runs.
     link: https://www.postfix.org/postqueue.1.html
@@ -113,9 +132,26 @@ EXAMPLES = r"""
     state: purged
     sender: ["<>"]
     older_than: 3d
+
+- name: Purge an Exim queue's spam to one domain, its spool split into subdirectories (Exim stopped)
+  hostguard.hosting.mail_queue:
+    mta: exim
+    state: purged
+    recipient: ["@victims.example"]
+    queue_directory: /var/spool/exim
 """
 
 RETURN = r"""
+mta:
+  description: The MTA whose queue was read.
+  returned: always
+  type: str
+  sample: exim
+service:
+  description: The name of the MTA's service (C(postfix), or the Exim command's name, C(exim4) on Debian).
+  returned: always
+  type: str
+  sample: exim4
 queue:
   description:
     - The queue before anything was deleted. C(by_sender) and C(by_recipient_domain) list the O(top) busiest
@@ -146,7 +182,7 @@ selected:
     by_recipient_domain: [{name: outside.example, count: 200}]
     oldest: {queue_id: 9E1F91A603F, sender: spammer@site1.example, arrival_time: 1795615131, age_seconds: 7200}
 deleted:
-  description: Number of messages postsuper deleted (that would be, in check mode).
+  description: Number of messages deleted (that would be, in check mode).
   returned: always
   type: int
   sample: 200
@@ -160,7 +196,7 @@ export:
   type: dict
   sample: {path: /var/lib/hostguard/evidence/mail-queue-20261125T140000Z.tar.gz, sha256: 9f86d08..., messages: 200}
 unreadable:
-  description: Queue files that could not be parsed (damaged); they are never selected.
+  description: Queue files (Exim, C(-H) files) that could not be parsed (damaged); they are never selected.
   returned: always
   type: list
   elements: str
@@ -171,37 +207,87 @@ msg:
   sample: "queue 220 messages; selected 200; deleted 200; 20 remain"
 """
 
-import re
-import subprocess
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.mail_queue import (
     MailQueueError,
+    delete_postfix_messages,
+    exim_daemons,
+    exim_removed,
     export,
     normalise_patterns,
     parse_age,
+    scan_exim_spool,
     scan_queue,
     select,
     summarise,
 )
 
-
-def postfix_is_running(module):
-    postfix = module.get_bin_path("postfix", required=True)
-    return module.run_command([postfix, "status"])[0] == 0
+# IDs per exim -Mrm: 1,000 IDs of 23 characters stay far below the kernel's limit on arguments.
+EXIM_BATCH = 1000
 
 
-def queue_directory(module):
+def find_mta(module):
+    """(mta, command): postsuper's path for Postfix, the exim command's for Exim."""
+    wanted = module.params["mta"]
+    if wanted in ("auto", "postfix"):
+        postsuper = module.get_bin_path("postsuper", required=wanted == "postfix")
+        if postsuper:
+            return "postfix", postsuper
+    exim = module.get_bin_path("exim4") or module.get_bin_path("exim")
+    if exim:
+        return "exim", exim
+    module.fail_json(msg="found neither Postfix (postsuper) nor Exim (exim4, exim) on this host"
+                     if wanted == "auto" else "found no exim4 or exim command on this host")
+
+
+def queue_directory(module, mta, command):
     if module.params["queue_directory"]:
         return module.params["queue_directory"]
-    postconf = module.get_bin_path("postconf", required=True)
-    return module.run_command([postconf, "-h", "queue_directory"], check_rc=True)[1].strip()
+    if mta == "postfix":
+        postconf = module.get_bin_path("postconf", required=True)
+        return module.run_command([postconf, "-h", "queue_directory"], check_rc=True)[1].strip()
+    # "spool_directory = /var/spool/exim4"
+    return module.run_command([command, "-bP", "spool_directory"], check_rc=True)[1].partition("=")[2].strip()
+
+
+def mta_running(module, mta):
+    """Why the MTA counts as running, or None."""
+    if mta == "postfix":
+        postfix = module.get_bin_path("postfix", required=True)
+        if module.run_command([postfix, "status"])[0] == 0:
+            return "Postfix is running: stop it before purging, since it reuses the queue IDs of delivered messages"
+        return None
+    daemons = exim_daemons()
+    if daemons:
+        return ("Exim is running (%s): stop it before purging, or it goes on delivering the messages selected"
+                % "; ".join("pid %d: %s" % daemon for daemon in daemons))
+    return None
+
+
+def delete(module, mta, command, directory, chosen):
+    """Delete the chosen messages; (rc, details)."""
+    if mta == "postfix":
+        deleted, errors = delete_postfix_messages(directory, chosen)
+        return (1 if errors else 0), "; ".join(errors[:20])
+    failures = []
+    ids = [message.queue_id for message in chosen]
+    for first in range(0, len(ids), EXIM_BATCH):
+        batch = ids[first:first + EXIM_BATCH]
+        rc, out, err = module.run_command([command, "-Mrm"] + batch)
+        if rc != 0:
+            removed = set(exim_removed(out))
+            failures.append("exim -Mrm rc=%d for %d of %d messages: %s" % (
+                rc, len(batch) - len(removed), len(batch), (err or out).strip()[-500:]))
+    return (1 if failures else 0), "; ".join(failures)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            mta=dict(type="str", choices=["auto", "postfix", "exim"], default="auto"),
             state=dict(type="str", choices=["report", "purged"], default="report"),
             sender=dict(type="list", elements="str", default=[]),
             recipient=dict(type="list", elements="str", default=[]),
@@ -223,14 +309,19 @@ def main():
     purge = params["state"] == "purged"
     if purge and not (senders or recipients or older_than is not None or params["all"]):
         module.fail_json(msg="state=purged needs sender, recipient, older_than or all=true")
-    if purge and not module.check_mode and postfix_is_running(module):
-        module.fail_json(msg="Postfix is running: stop it before purging, since it reuses the queue IDs of delivered messages")
+    mta, command = find_mta(module)
+    service = "postfix" if mta == "postfix" else os.path.basename(command)
+    if purge and not module.check_mode:
+        running = mta_running(module, mta)
+        if running:
+            module.fail_json(msg=running, mta=mta, service=service)
 
-    directory = queue_directory(module)
-    messages, unreadable = scan_queue(directory)
+    directory = queue_directory(module, mta, command)
+    scan = scan_queue if mta == "postfix" else scan_exim_spool
+    messages, unreadable = scan(directory)
     chosen = select(messages, senders, recipients, older_than, params["all"])
-    result = dict(changed=False, queue=summarise(messages, params["top"]), selected=summarise(chosen, params["top"]),
-                  deleted=0, unreadable=unreadable)
+    result = dict(changed=False, mta=mta, service=service, queue=summarise(messages, params["top"]),
+                  selected=summarise(chosen, params["top"]), deleted=0, unreadable=unreadable)
     summary = "queue %d messages; selected %d" % (len(messages), len(chosen))
     if not (purge and chosen):
         module.exit_json(msg=summary, **result)
@@ -247,22 +338,16 @@ def main():
         result["export"] = dict(path=archive, sha256=digest, messages=len(chosen))
         summary += "; exported to %s" % archive
 
-    postsuper = module.get_bin_path("postsuper", required=True)
-    # One postsuper for every message; naming the queues includes maildrop, which it skips by default.
-    # Not run_command: it writes all of stdin before reading any output, and postsuper reports each removal
-    # on stderr, so tens of thousands of IDs fill both pipes and deadlock. communicate() reads while it writes.
-    deletion = subprocess.run([postsuper, "-d", "-", "maildrop", "hold", "incoming", "active", "deferred"],
-                              input="\n".join(message.queue_id for message in chosen), capture_output=True,
-                              text=True, check=False)
-    rc, err = deletion.returncode, deletion.stderr
-    deleted = re.search(r"Deleted: (\d+) message", err)
-    result.update(changed=bool(deleted and int(deleted.group(1))), deleted=int(deleted.group(1)) if deleted else 0)
-    remaining = scan_queue(directory)[0]
-    result["remaining"] = summarise(remaining, params["top"])
-    summary += "; deleted %d; %d remain" % (result["deleted"], len(remaining))
+    rc, details = delete(module, mta, command, directory, chosen)
+    # What is gone is counted from the queue itself, not from what the deleting side reports.
+    remaining = scan(directory)[0]
     left_behind = {message.queue_id for message in chosen} & {message.queue_id for message in remaining}
+    result.update(deleted=len(chosen) - len(left_behind), remaining=summarise(remaining, params["top"]))
+    result["changed"] = result["deleted"] > 0
+    summary += "; deleted %d; %d remain" % (result["deleted"], len(remaining))
+    module.log("mail_queue: %s" % summary)
     if rc != 0 or left_behind:
-        module.fail_json(msg="%s; postsuper rc=%d %s; still queued: %s" % (summary, rc, err.strip()[-2000:], " ".join(sorted(left_behind))),
+        module.fail_json(msg="%s; %s; still queued: %s" % (summary, details, " ".join(sorted(left_behind)[:50])),
                          **result)
     module.exit_json(msg=summary, **result)
 

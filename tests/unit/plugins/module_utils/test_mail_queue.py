@@ -1,7 +1,12 @@
-"""Mail queue core: Postfix queue files read as data, selected, summarised and exported.
+"""Mail queue core: Postfix queue files and Exim spool files read as data, selected, summarised,
+exported and deleted.
 
-Queue files are written here in Postfix's record format (type byte, base-128 length, data), shaped
-like the ones Postfix 3.7 writes on the lab (postcat -e of a deferred message).
+Postfix queue files are written here in Postfix's record format (type byte, base-128 length, data),
+shaped like the ones Postfix 3.7 writes on the lab (postcat -e of a deferred message). The Exim spool
+files under fixtures/ were written by Exim itself: exim-4.96 by the lab's bookworm Exim (16-character
+IDs), exim-4.98 by Debian trixie's Exim 4.98.2 (23-character IDs), each queuing the same messages: a
+script's spam, a bounce, a message with one recipient delivered and one deferred (frozen), one received
+over SMTP with DSN parameters, a frozen one, and, split_spool_directory on, one in input/h/.
 """
 
 from __future__ import annotations
@@ -9,8 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tarfile
+
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +26,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils import mail_queu
 from ansible_collections.hostguard.hosting.plugins.module_utils.mail_queue import MailQueueError, QueueFileError
 
 NOW = 1795615131
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def record(record_type, data):
@@ -224,10 +233,11 @@ def test_the_export_holds_each_queue_file_and_its_sha256(tmp_path):
     assert hashlib.sha256(open(archive_path, "rb").read()).hexdigest() == digest
     with tarfile.open(archive_path) as archive:
         (entry,) = json.load(archive.extractfile("manifest.json"))["messages"]
-        assert archive.extractfile(entry["file"]).read() == contents["S1"]
-    assert entry == {"queue_id": "S1", "queue_name": "deferred", "file": "queue/deferred/S1",
+        assert archive.extractfile(entry["files"][0]["file"]).read() == contents["S1"]
+    assert entry == {"queue_id": "S1", "queue_name": "deferred",
+                     "files": [{"file": "queue/deferred/S1", "sha256": hashlib.sha256(contents["S1"]).hexdigest()}],
                      "sender": "spammer@site1.example", "recipients": ["v@outside.example"],
-                     "size": spam[0].size, "arrival_time": NOW, "sha256": hashlib.sha256(contents["S1"]).hexdigest()}
+                     "size": spam[0].size, "arrival_time": NOW}
     assert sorted(os.listdir(tmp_path / "evidence")) == [os.path.basename(archive_path)]
 
 
@@ -262,3 +272,193 @@ def test_a_queue_of_100000_messages_is_read_in_one_pass_without_subprocesses(tmp
     assert (len(messages), len(chosen)) == (100000, 99000)
     assert mail_queue.summarise(messages)["by_sender"] == [{"name": "spammer@site1.example", "count": 99000},
                                                            {"name": "info@site1.example", "count": 1000}]
+
+
+def test_a_whole_file_read_at_once_needs_no_further_read():
+    data = queue_file("spammer@site1.example", ["victim@outside.example"], content=record("N", "buy") * 20)
+    reads = []
+    result = mail_queue.parse_envelope(lambda offset, size: reads.append(offset) or data[offset:offset + size],
+                                       data, head_is_whole_file=True)
+    assert result[:3] == ("spammer@site1.example", ["victim@outside.example"], NOW)
+    assert reads == []
+
+
+def test_a_head_shorter_than_the_file_is_read_on_from_the_file():
+    recipients = ["customer%04d@outside.example" % number for number in range(50)]
+    data = queue_file("info@site1.example", recipients)
+    result = mail_queue.parse_envelope(lambda offset, size: data[offset:offset + size], data[:100])
+    assert result[1] == recipients
+
+
+# --- deleting Postfix messages ------------------------------------------------------------------
+
+def test_deleting_removes_the_queue_file_and_its_logs_as_postsuper_does(tmp_path):
+    spam = write_queue(tmp_path, "deferred", "9E1F91A603F", queue_file("spammer@site1.example", ["v@outside.example"]))
+    kept = write_queue(tmp_path, "deferred", "B788D1A6042", queue_file("info@site1.example", ["a@outside.example"]))
+    logs = [write_queue(tmp_path, "defer", "9E1F91A603F", b"defer log"),
+            write_queue(tmp_path, "bounce", "9E1F91A603F", b"bounce log"),
+            write_queue(tmp_path, "trace", "9E1F91A603F", b"trace log")]
+    kept_log = write_queue(tmp_path, "defer", "B788D1A6042", b"defer log")
+    messages = mail_queue.scan_queue(str(tmp_path))[0]
+    deleted, errors = mail_queue.delete_postfix_messages(
+        str(tmp_path), mail_queue.select(messages, senders=["spammer@site1.example"]))
+    assert (deleted, errors) == (["9E1F91A603F"], [])
+    assert not spam.exists() and not any(log.exists() for log in logs)
+    assert kept.exists() and kept_log.exists()
+
+
+def test_a_message_that_vanished_is_not_counted_as_deleted(tmp_path):
+    write_queue(tmp_path, "deferred", "9E1F91A603F", queue_file("spammer@site1.example", ["v@outside.example"]))
+    (message,) = mail_queue.scan_queue(str(tmp_path))[0]
+    os.unlink(message.path)
+    assert mail_queue.delete_postfix_messages(str(tmp_path), [message]) == ([], [])
+
+
+# --- Exim spools --------------------------------------------------------------------------------
+
+EXIM_SPOOLS = {
+    # version: (id of the spam, the bounce, the one partly delivered, the DSN one, the frozen one, the split one)
+    "exim-4.96": ("1xWF4U-0004Zr-1f", "1xWF4U-0004Zt-1h", "1xWF4U-0004Zv-1j", "1xWF4U-0004a3-1t",
+                  "1xWF4U-0004a5-1v", "1xWF4h-0004kc-00"),
+    "exim-4.98": ("1xWF4U-000000004eI-3AtJ", "1xWF4U-000000004eK-3Df9", "1xWF4U-000000004eM-3GJo",
+                  "1xWF4U-000000004eU-3SrG", "1xWF4U-000000004eW-3VeZ", "1xWF4h-000000004ob-0VdA"),
+}
+
+
+@pytest.mark.parametrize("version", sorted(EXIM_SPOOLS))
+def test_an_exim_spool_is_read_split_and_unsplit_with_ids_of_either_length(version):
+    spam, bounce, partly, dsn, frozen, split = EXIM_SPOOLS[version]
+    messages, unreadable = mail_queue.scan_exim_spool(str(FIXTURES / version))
+    assert unreadable == []
+    read = {message.queue_id: message for message in messages}
+    assert {queue_id: (m.sender, m.recipients, m.queue_name) for queue_id, m in read.items()} == {
+        spam: ("spammer@site1.example", ["victim1@outside.example"], "queued"),
+        bounce: ("", ["spammer@site1.example"], "queued"),
+        # customer@mail.site1.example was delivered: it is in the non-recipients tree.
+        partly: ("info@site1.example", ["customer9@outside.example"], "frozen"),
+        dsn: ("info@site1.example", ["customer1@outside.example", "customer2@other.example"], "queued"),
+        frozen: ("spammer@site1.example", ["victim2@outside.example"], "frozen"),
+        split: ("spammer@site1.example", ["victim3@outside.example"], "queued"),
+    }
+    assert len(spam) == (16 if version == "exim-4.96" else 23)
+    assert read[split].path == str(FIXTURES / version / "input" / "h" / (split + "-H"))
+    for queue_id, message in read.items():
+        # The fourth line of the -H file: "<arrival time> <delay warnings sent>".
+        assert message.arrival_time == int(Path(message.path).read_text().splitlines()[3].split()[0])
+        # Exim's IDs begin with the time of arrival in base 62.
+        assert abs(message.arrival_time - mail_queue.exim_message_id_time(queue_id)) <= 1
+        assert [name for name, _ in message.files] == ["input/%s-H" % queue_id, "input/%s-D" % queue_id]
+
+
+@pytest.mark.parametrize("version", sorted(EXIM_SPOOLS))
+def test_the_size_of_an_exim_message_is_its_headers_and_body(version):
+    spam = EXIM_SPOOLS[version][0]
+    (message,) = [m for m in mail_queue.scan_exim_spool(str(FIXTURES / version))[0] if m.queue_id == spam]
+    header = (FIXTURES / version / "input" / (spam + "-H")).read_bytes()
+    headers = header[header.index(b"\n\n") + 2:]
+    body = (FIXTURES / version / "input" / (spam + "-D")).read_bytes().split(b"\n", 1)[1]
+    # Each header is "<length><flag> <text>": the lengths count the text only.
+    lengths = [int(match) for match in re.findall(rb"(?m)^(\d{3})[A-Z* ] ", headers)]
+    assert message.size == sum(lengths) + len(body)
+
+
+def test_exim_recipient_lines_of_every_form_give_the_address():
+    assert mail_queue._exim_recipient("a@outside.example") == "a@outside.example"
+    # Exim 3 and early Exim 4 forms, with parent numbers.
+    assert mail_queue._exim_recipient("a@outside.example 0,1,0") == "a@outside.example"
+    assert mail_queue._exim_recipient("a@outside.example 2") == "a@outside.example"
+    # Current: ORCPT and errors_to (written as Exim 4.96 and 4.98 write them, see the fixtures).
+    assert mail_queue._exim_recipient(
+        "a b@outside.example rfc822;a@outside.example 24,12 bounces@site1.example 21,-1#3") == "a b@outside.example"
+    assert mail_queue._exim_recipient("a@outside.example  0,0  0,-1#3") == "a@outside.example"
+
+
+def exim_header(*options, tree=b"XX\n", recipients=(b"victim@outside.example",), first=b"1xWF4U-0004Zr-1f-H"):
+    return b"".join([first + b"\n", b"root 0 0\n", b"<spammer@site1.example>\n", b"1795621090 0\n",
+                     *options, tree, b"%d\n" % len(recipients), *(r + b"\n" for r in recipients), b"\n",
+                     b"021  Subject: cheap pills\n"])
+
+
+def test_acl_variables_spanning_lines_are_skipped_by_their_length():
+    # "-aclm <name> <length>", then <length> bytes that may hold newlines and look like options or recipients.
+    data = exim_header(b"-aclc 0 8\n-frozen1\n", b"-aclm _spam 12\nXX\n9\nY@x\n-N\n\n", b"-ident root\n")
+    assert mail_queue.parse_exim_header(data) == ("spammer@site1.example", ["victim@outside.example"], 1795621090, 21,
+                                                  False)
+
+
+def test_a_non_recipients_tree_of_several_nodes_is_read_whole():
+    tree = b"YY b@outside.example\nNN a@outside.example\nNY c@outside.example\nNN d@outside.example\n"
+    data = exim_header(tree=tree, recipients=[b"%s@outside.example" % name for name in (b"a", b"b", b"c", b"d", b"e")])
+    assert mail_queue.parse_exim_header(data)[1] == ["e@outside.example"]
+
+
+@pytest.mark.parametrize("data, problem", [
+    (exim_header(first=b"1xWF4U-0004Zr-1f-D"), "is not the file's name"),
+    (exim_header().replace(b"<spammer@site1.example>", b"spammer@site1.example"), "is not <address>"),
+    (exim_header(b"-aclc 0 500\n"), "ACL variable"),
+    (exim_header()[:-10], "truncated"),
+    (exim_header().replace(b"\n1\nvictim", b"\nx\nvictim"), "no recipient count"),
+])
+def test_a_damaged_exim_header_file_is_refused(data, problem):
+    with pytest.raises(QueueFileError, match=problem):
+        mail_queue.parse_exim_header(data)
+
+
+def test_a_damaged_header_file_is_reported_and_the_rest_of_the_spool_read(tmp_path):
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "1xWF4U-0004Zr-1f-H").write_bytes(exim_header())
+    (tmp_path / "input" / "1xWF4U-0004Zs-1f-H").write_bytes(b"1xWF4U-0004Zs-1f-H\nroot 0 0\n")
+    (tmp_path / "input" / "hdr.1234").write_bytes(b"a header file Exim is still writing")
+    messages, unreadable = mail_queue.scan_exim_spool(str(tmp_path))
+    assert [m.queue_id for m in messages] == ["1xWF4U-0004Zr-1f"]
+    assert len(unreadable) == 1 and "1xWF4U-0004Zs-1f-H" in unreadable[0]
+
+
+def test_an_exim_spool_without_input_is_empty(tmp_path):
+    assert mail_queue.scan_exim_spool(str(tmp_path)) == ([], [])
+
+
+def test_the_export_of_an_exim_message_holds_its_header_and_data_files(tmp_path):
+    messages = mail_queue.scan_exim_spool(str(FIXTURES / "exim-4.98"))[0]
+    spam = mail_queue.select(messages, senders=["spammer@site1.example"])
+    archive_path, _ = mail_queue.export(spam, str(tmp_path), now=NOW)
+    with tarfile.open(archive_path) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))["messages"]
+        for entry in manifest:
+            for item, suffix in zip(entry["files"], ("-H", "-D")):
+                content = archive.extractfile(item["file"]).read()
+                assert content.startswith((entry["queue_id"] + suffix + "\n").encode())
+                assert item["sha256"] == hashlib.sha256(content).hexdigest()
+    assert sorted(entry["queue_id"] for entry in manifest) == sorted(m.queue_id for m in spam)
+    assert len(spam) == 3
+
+
+def test_exim_daemons_are_found_by_their_command_line(tmp_path):
+    for pid, argv in [(10, [b"/usr/sbin/exim4", b"-bd", b"-q30m"]), (11, [b"/usr/sbin/exim4", b"-Mc", b"1x"]),
+                      (12, [b"/usr/sbin/exim", b"-q1h"]), (13, [b"/usr/bin/python3", b"-bd"])]:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(argv) + b"\0")
+    (tmp_path / "self").mkdir()
+    assert mail_queue.exim_daemons(str(tmp_path)) == [(10, "/usr/sbin/exim4 -bd -q30m"), (12, "/usr/sbin/exim -q1h")]
+
+
+def test_exim_removal_output_is_read_as_exim_prints_it():
+    output = ("Message 1xWF4U-0004Zr-1f has been removed\n"
+              "Spool data file for 1xWF4U-0000xx-00 does not exist\nContinuing, to ensure all files removed\n"
+              "Message 1xWF4U-0000xx-00 has been removed or did not exist\n")
+    assert mail_queue.exim_removed(output) == ["1xWF4U-0004Zr-1f"]
+
+
+def test_a_spool_of_100000_exim_messages_is_read_one_open_per_message(tmp_path, monkeypatch):
+    template = (FIXTURES / "exim-4.98" / "input" / "1xWF4U-000000004eI-3AtJ-H").read_bytes()
+    (tmp_path / "input").mkdir()
+    for number in range(20000):
+        queue_id = "1xWF4U-%011d-%04d" % (number, 0)
+        (tmp_path / "input" / (queue_id + "-H")).write_bytes(
+            template.replace(b"1xWF4U-000000004eI-3AtJ", queue_id.encode()))
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *args, **kwargs: opened.append(path) or real_open(path, *args, **kwargs))
+    messages, unreadable = mail_queue.scan_exim_spool(str(tmp_path))
+    assert (len(messages), unreadable) == (20000, [])
+    assert len(opened) == len(set(opened)) == 20000

@@ -62,4 +62,3 @@ def test_check_mode_shows_the_edit_it_would_make_and_makes_none(host, mail):
     assert main_cf == [{"before_header": "/etc/postfix/main.cf", "after_header": "/etc/postfix/main.cf",
                         "before": "smtpd_sasl_auth_enable = yes\n", "after": "smtpd_sasl_auth_enable = no\n"}]
     assert postfix_files(host) == before
-

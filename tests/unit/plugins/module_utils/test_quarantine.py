@@ -116,7 +116,6 @@ def _describe(path):
     return tree_snapshot.describe(path, detail=True)
 
 
-
 def run(site, paths=None, **options):
     options.setdefault("docroots", [site])
     options.setdefault("manifest_dir", os.path.join(os.path.dirname(site), "manifests"))

@@ -186,7 +186,7 @@ def assert_watch_paused_around_the_stop(host, mta, watch):
     samples = watch.samples()
     down = [sample for sample in samples if sample[0] != "active"]
     # The sampler saw the MTA down, each time with monit's watch paused.
-    assert down and all(watch_state == "Not monitored" for _, watch_state in down), samples
+    assert down and all(sample[1] == "Not monitored" for sample in down), samples
     lines = monit_log_since(host, watch.offset)
     name = "'%s'" % mta.service
     actions = [line for line in lines if name in line]
@@ -195,7 +195,7 @@ def assert_watch_paused_around_the_stop(host, mta, watch):
     assert not [line for line in actions if re.search("not running|trying to restart|start:|restart", line)], actions
     # Stopped by the playbook and started once, by the playbook.
     events = unit_events(host, mta.service, watch.started_at)
-    assert [event for _, event in events] == ["Stopped", "Started"], events
+    assert [event[1] for event in events] == ["Stopped", "Started"], events
     assert re.search(r"monitoring status\s+Monitored", host.check_output("monit status %s" % mta.service))
 
 

@@ -6,7 +6,7 @@ The tests are shared with molecule/mail_queue: tests/molecule/mail_queue_checks.
 from __future__ import annotations
 
 import pytest
-from mail_queue_checks import *  # noqa: F401,F403 (the shared tests)
+from mail_queue_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
 from mail_queue_checks import EXIM
 
 

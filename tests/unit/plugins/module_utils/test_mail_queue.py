@@ -347,7 +347,7 @@ def test_an_exim_spool_is_read_split_and_unsplit_with_ids_of_either_length(versi
         assert message.arrival_time == int(Path(message.path).read_text().splitlines()[3].split()[0])
         # Exim's IDs begin with the time of arrival in base 62.
         assert abs(message.arrival_time - mail_queue.exim_message_id_time(queue_id)) <= 1
-        assert [name for name, _ in message.files] == ["input/%s-H" % queue_id, "input/%s-D" % queue_id]
+        assert [name for name, _path in message.files] == ["input/%s-H" % queue_id, "input/%s-D" % queue_id]
 
 
 @pytest.mark.parametrize("version", sorted(EXIM_SPOOLS))
@@ -421,7 +421,7 @@ def test_an_exim_spool_without_input_is_empty(tmp_path):
 def test_the_export_of_an_exim_message_holds_its_header_and_data_files(tmp_path):
     messages = mail_queue.scan_exim_spool(str(FIXTURES / "exim-4.98"))[0]
     spam = mail_queue.select(messages, senders=["spammer@site1.example"])
-    archive_path, _ = mail_queue.export(spam, str(tmp_path), now=NOW)
+    archive_path, _manifest = mail_queue.export(spam, str(tmp_path), now=NOW)
     with tarfile.open(archive_path) as archive:
         manifest = json.load(archive.extractfile("manifest.json"))["messages"]
         for entry in manifest:

@@ -7,11 +7,14 @@ below, so pytest runs them here); this file adds what only Postfix has.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from labtools import ansible_playbook_stats
 from mail_checks import *  # noqa: F401,F403 - the shared tests, collected by pytest in this module
-from mail_checks import MailScenario, assert_refused_unchanged
+from mail_checks import OUTSIDE_ADDRESS, MailScenario, assert_refused_unchanged, converge_with, first_refusal, restore
+
+POLICYD_DB = "/var/lib/policyd-rate-limit/db.sqlite3"
 
 
 def postfix_files(host):
@@ -47,8 +50,101 @@ def test_postfix_passes_its_own_check_and_runs(host):
     assert host.service("dovecot").is_running
 
 
-def test_postfix_refuses_a_per_user_limit_it_cannot_enforce(host, mail):
-    assert_refused_unchanged(host, mail, {"mail_relay_user_message_rate_limit": 10}, "mail_relay_user_message_rate_limit")
+def test_postfix_refuses_a_per_script_limit_it_cannot_enforce(host, mail):
+    assert_refused_unchanged(host, mail, {"mail_relay_script_message_rate_limit": 10},
+                             "mail_relay_script_message_rate_limit")
+
+
+def test_a_per_user_limit_without_its_policy_daemon_fails_before_any_change(host, mail):
+    # The role looks for the package by this name; one that is not installed stands for a host without it.
+    assert_refused_unchanged(host, mail, {"mail_relay_policyd_package": "policyd-rate-limit-absent"},
+                             "policyd-rate-limit-absent")
+
+
+# The per-user limit: policyd-rate-limit, asked only for authenticated clients.
+
+def submit(mail, client, user):
+    return mail.speak(client, 587, "--starttls", "--user", user, "--password", mail.password,
+                      "--mail-from", f"{user}@{mail.host_name}.lab.example", "--rcpt", OUTSIDE_ADDRESS, "--data")
+
+
+def forget_counts(host):
+    """Earlier tests' messages count too; start from none."""
+    host.check_output(f"python3 -c \"import sqlite3; db = sqlite3.connect('{POLICYD_DB}'); "
+                      f"db.execute('DELETE FROM mail_count'); db.commit()\"")
+
+
+def test_the_policy_daemon_runs_with_the_roles_limit(host):
+    assert host.service("policyd-rate-limit").is_running
+    assert host.service("policyd-rate-limit").is_enabled
+    assert host.file("/var/spool/postfix/ratelimit/policy").is_socket
+    config = host.check_output("python3 -c \"import yaml; print(yaml.safe_load(open('/etc/policyd-rate-limit.yaml'))"
+                               "['limits'])\"")
+    assert config == "[[100, 3600]]"
+
+
+def test_the_user_limit_defers_the_message_over_it_from_any_address_and_spares_other_users(host, mail):
+    other_user = mail.vars["mail_lab_other_user"]
+    try:
+        converge_with(mail, {"mail_relay_user_message_rate_limit": 2})
+        forget_counts(host)
+        replies = [submit(mail, client, mail.user) for client in ("jp", "abroad", "jp")]
+        assert [first_refusal(reply) for reply in replies] == [None, None, 450], replies
+        assert "Too many messages from this user" in replies[2]["rcpt_reply"], replies[2]
+        # Another user still sends, from the same address.
+        other = submit(mail, "jp", other_user)
+        assert (other["auth"], first_refusal(other)) == (235, None), other
+        # Inbound mail is not counted against anyone, nor held up.
+        inbound = mail.speak("abroad", 25, "--mail-from", "friend@abroad.example", "--rcpt", mail.local_address,
+                             "--data")
+        assert first_refusal(inbound) is None, inbound
+    finally:
+        restore(mail)
+
+
+def test_a_user_limit_set_back_to_0_takes_the_hook_out_of_postfix(host, mail):
+    try:
+        converge_with(mail, {"mail_relay_user_message_rate_limit": 0})
+        assert "hostguard_user_limit" not in host.check_output("postconf -h smtpd_recipient_restrictions")
+        assert host.run("postfix check").rc == 0
+        # Postfix no longer asks the daemon: with it stopped, authenticated mail still goes.
+        host.check_output("systemctl stop policyd-rate-limit")
+        report = submit(mail, "jp", mail.user)
+        assert (report["auth"], first_refusal(report)) == (235, None), report
+    finally:
+        host.run("systemctl start policyd-rate-limit")
+        restore(mail)
+    assert host.check_output("postconf -h smtpd_recipient_restrictions").startswith(
+        "check_sasl_access static:hostguard_user_limit")
+
+
+def test_a_dead_policy_daemon_defers_authenticated_mail_and_leaves_inbound_mail_alone(host, mail):
+    forget_counts(host)
+    try:
+        host.check_output("systemctl stop policyd-rate-limit")
+        held = submit(mail, "jp", mail.user)
+        assert held["auth"] == 235 and 400 <= first_refusal(held) < 500, held
+        inbound = mail.speak("abroad", 25, "--mail-from", "friend@abroad.example", "--rcpt", mail.local_address,
+                             "--data")
+        assert first_refusal(inbound) is None, inbound
+    finally:
+        host.check_output("systemctl start policyd-rate-limit")
+
+
+def test_a_killed_policy_daemon_comes_back_and_answers_again(host, mail):
+    forget_counts(host)
+    before = host.check_output("systemctl show -P MainPID policyd-rate-limit")
+    host.check_output("systemctl kill -s KILL policyd-rate-limit")
+    host.check_output("for i in $(seq 30); do systemctl is-active -q policyd-rate-limit"
+                      f" && [ \"$(systemctl show -P MainPID policyd-rate-limit)\" != {before} ] && exit 0;"
+                      " sleep 1; done; exit 1")
+    # Back, with the socket rebound: an authenticated message passes the policy check again.
+    for _ in range(10):
+        report = submit(mail, "jp", mail.user)
+        if first_refusal(report) is None:
+            break
+        time.sleep(1)
+    assert first_refusal(report) is None, report
 
 
 def test_check_mode_shows_the_edit_it_would_make_and_makes_none(host, mail):

@@ -3,7 +3,8 @@
 Run once on each lab host by converge.yml (before the role). Login records are
 written as the binary records sshd writes (lastlog), with the times a real
 host would have after months of disuse; Dovecot's last_login plugin writes
-its file dict, seeded here with an old login for mailold.
+its file dict, seeded here with an old login for mailold; vsftpd's virtual users
+(ftpold, ftpactive) live in a pam_userdb database, with their logins in vsftpd's log.
 Usage: seed_accounts.py PUBLIC_KEY MARKER
 """
 
@@ -107,4 +108,33 @@ plugin {
 """)
 sh("doveconf", "-n")
 sh("systemctl", "restart", "dovecot")
+
+# vsftpd virtual users, the usual Debian way: guest_enable with a PAM service that
+# checks a pam_userdb Berkeley DB built by db_load from user/password line pairs.
+# System users still log in through common-auth (and become guests too).
+os.makedirs("/etc/vsftpd", exist_ok=True)
+with open("/etc/vsftpd/virtual_users.txt", "w") as stream:
+    stream.write("".join("%s\n%s\n" % (user, PASSWORD) for user in ("ftpold", "ftpactive")))
+os.chmod("/etc/vsftpd/virtual_users.txt", 0o600)
+sh("db_load", "-T", "-t", "hash", "-f", "/etc/vsftpd/virtual_users.txt", "/etc/vsftpd/virtual_users.db")
+os.chmod("/etc/vsftpd/virtual_users.db", 0o600)
+with open("/etc/pam.d/vsftpd-virtual", "w") as stream:
+    stream.write("""# Lab: vsftpd virtual users first, then the system users.
+auth    required    pam_listfile.so item=user sense=deny file=/etc/ftpusers onerr=succeed
+auth    sufficient  pam_userdb.so db=/etc/vsftpd/virtual_users
+@include common-auth
+account sufficient  pam_userdb.so db=/etc/vsftpd/virtual_users
+@include common-account
+""")
+with open("/etc/vsftpd.conf") as stream:
+    conf = [line for line in stream.read().splitlines() if not line.startswith("pam_service_name=")]
+conf += ["pam_service_name=vsftpd-virtual", "guest_enable=YES", "guest_username=ftp"]
+with open("/etc/vsftpd.conf", "w") as stream:
+    stream.write("\n".join(conf) + "\n")
+# vsftpd's own log (use_localtime=NO: GMT): ftpold last logged in 400 days ago, ftpactive yesterday.
+with open("/var/log/vsftpd.log", "a") as stream:
+    for user, days in (("ftpold", 400), ("ftpactive", 1)):
+        stream.write('%s [pid 4242] [%s] OK LOGIN: Client "198.18.0.10"\n'
+                     % (time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(NOW - days * DAY)), user))
+sh("systemctl", "restart", "vsftpd")
 open(MARKER, "w").close()

@@ -35,6 +35,7 @@ place it exists. A failed archive leaves the account untouched.
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import hashlib
 import io
@@ -45,6 +46,7 @@ import shutil
 import stat
 import struct
 import tarfile
+import tempfile
 import time
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import atomic_file, write_atomically
@@ -67,10 +69,40 @@ SYSTEM_PASSDB_DRIVERS = ("pam", "shadow", "passwd")
 DOVECOT_LOGIN = re.compile(r"\b(?:imap|pop3|submission|managesieve)-login: Login: user=<([^>]*)>")
 PUREFTPD_LOGIN = re.compile(r"\[INFO\] (\S+) is now logged in")
 SSHD_LOGIN = re.compile(r"\bAccepted \S+ for (\S+) from ")
+# vsftpd names the login as typed: a virtual user's own name, not its guest_username.
+VSFTPD_LOGIN = re.compile(r"\[(\S+)\] OK LOGIN: ")
+PAM_TOKENS = re.compile(r"\[[^\]]*\]|\S+")
 
 
 class AccountCleanupError(Exception):
     """Bad input or a host the module cannot read: nothing was changed."""
+
+
+class AccountCleanupPartialError(AccountCleanupError):
+    """One account's lock, removal or unlock failed after others were handled in the same run.
+
+    ``result`` is the run's result so far: the accounts handled (with their actions), the one that failed
+    (action ``failed``, with ``error``) and those not attempted (action ``not_attempted``).
+    """
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+def _partial_failure(result, failed, pending, exc):
+    """The error for a run stopped by one account: what was done, what failed, what was left."""
+    failed.update(action="failed", error=str(exc))
+    result["accounts"].append(failed)
+    for item in pending:
+        item["action"] = "not_attempted"
+        result["accounts"].append(item)
+    done = ["%s %s (%s)" % (item["kind"], item["name"], item["action"]) for item in result["accounts"]
+            if item["action"] in ("locked", "removed", "unlock")]
+    return AccountCleanupPartialError(
+        "%s %s failed: %s. Already done in this run: %s. Not attempted: %s." % (
+            failed["kind"], failed["name"], exc, ", ".join(done) or "none",
+            ", ".join("%s %s" % (item["kind"], item["name"]) for item in pending) or "none"), result)
 
 
 class Paths:
@@ -85,6 +117,8 @@ class Paths:
         self.wtmp = [at("/var/log/wtmp"), at("/var/log/wtmp.1")]
         self.vsftpd_conf = at("/etc/vsftpd.conf")
         self.ftpusers = at("/etc/ftpusers")
+        self.pam_dir = at("/etc/pam.d")
+        self.root = root
         self.pureftpd_passwd = at("/etc/pure-ftpd/pureftpd.passwd")
         self.pureftpd_pdb = at("/etc/pure-ftpd/pureftpd.pdb")
         self.mail_spool = at("/var/mail")
@@ -186,19 +220,87 @@ def _cstr(raw):
 def parse_vsftpd_conf(text):
     """The vsftpd settings that decide which system users may log in, with vsftpd's defaults."""
     settings = {"local_enable": "NO", "userlist_enable": "NO", "userlist_deny": "YES",
-                "userlist_file": "/etc/vsftpd.user_list"}
+                "userlist_file": "/etc/vsftpd.user_list", "guest_enable": "NO", "pam_service_name": "ftp",
+                "vsftpd_log_file": "/var/log/vsftpd.log", "use_localtime": "NO"}
     for line in (text or "").splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
             settings[key.strip()] = value.strip()
-    for key in ("local_enable", "userlist_enable", "userlist_deny"):
+    for key in ("local_enable", "userlist_enable", "userlist_deny", "guest_enable", "use_localtime"):
         settings[key] = settings[key].upper() in ("YES", "TRUE", "1")
     return settings
 
 
 def name_list(text):
     return {line.strip() for line in (text or "").splitlines() if line.strip() and not line.startswith("#")}
+
+
+def pam_userdb_files(pam_text):
+    """The Berkeley DB files of the pam_userdb lines of the auth stack (db=PATH names PATH.db)."""
+    files = []
+    for line in (pam_text or "").splitlines():
+        tokens = PAM_TOKENS.findall(line.split("#", 1)[0])
+        if len(tokens) < 3 or tokens[0].lstrip("-") != "auth" or not tokens[2].endswith("pam_userdb.so"):
+            continue
+        for arg in tokens[3:]:
+            if arg.startswith("db=") and len(arg) > 3 and arg[3:] + ".db" not in files:
+                files.append(arg[3:] + ".db")
+    return files
+
+
+def parse_db_dump(text):
+    """`db_dump -p` output: (header lines, [(key line, value line)]) with the lines as printed (escaped)."""
+    header, pairs, data, pending = [], [], False, None
+    for line in (text or "").splitlines():
+        if not data:
+            header.append(line)
+            data = line == "HEADER=END"
+        elif line == "DATA=END":
+            break
+        elif line.startswith(" "):
+            if pending is None:
+                pending = line
+            else:
+                pairs.append((pending, line))
+                pending = None
+    if not data or pending is not None:
+        raise AccountCleanupError("db_dump printed no complete key/value data")
+    return header, pairs
+
+
+def unprint(line):
+    """A `db_dump -p` item as text: a leading space, backslash doubled, other bytes as backslash and two hex digits."""
+    out, index, raw = bytearray(), 0, line[1:].encode("utf-8", "surrogateescape")
+    while index < len(raw):
+        if raw[index:index + 1] == b"\\":
+            if raw[index + 1:index + 2] == b"\\":
+                out += b"\\"
+                index += 2
+                continue
+            out.append(int(raw[index + 1:index + 3], 16))
+            index += 3
+            continue
+        out.append(raw[index])
+        index += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def parse_vsftpd_log(text, localtime=False):
+    """vsftpd's own log (vsftpd_log_file): {user: newest OK LOGIN time}."""
+    found = {}
+    for line in (text or "").splitlines():
+        match = VSFTPD_LOGIN.search(line)
+        if not match:
+            continue
+        try:
+            parsed = time.strptime(line[:24], "%a %b %d %H:%M:%S %Y")
+        except ValueError:
+            continue
+        # use_localtime=NO (the default) writes GMT.
+        when = int(time.mktime(parsed) if localtime else calendar.timegm(parsed))
+        found[match.group(1)] = max(when, found.get(match.group(1), 0))
+    return found
 
 
 def vsftpd_allows(name, settings, ftpusers, user_list):
@@ -292,14 +394,15 @@ def parse_file_dict(text, key_pattern="last-login/%u"):
 
 def parse_journal_logins(text):
     """`journalctl -o short-unix` lines: {'ssh'|'mail'|'ftp': {user: newest time}}."""
-    found = {"ssh": {}, "mail": {}, "ftp": {}}
+    found = {"ssh": {}, "mail": {}, "ftp": {}, "vsftpd": {}}
     for line in (text or "").splitlines():
         stamp = line.split(" ", 1)[0]
         try:
             when = int(float(stamp))
         except ValueError:
             continue
-        for service, pattern in (("mail", DOVECOT_LOGIN), ("ftp", PUREFTPD_LOGIN), ("ssh", SSHD_LOGIN)):
+        for service, pattern in (("mail", DOVECOT_LOGIN), ("ftp", PUREFTPD_LOGIN), ("ssh", SSHD_LOGIN),
+                                 ("vsftpd", VSFTPD_LOGIN)):
             match = pattern.search(line)
             if match:
                 users = found[service]
@@ -344,8 +447,11 @@ def processes_by_uid(proc):
     return counts
 
 
-def collect(paths, min_uid=1000, doveconf_text=None, journal_text=None, now=None):
-    """Every candidate account with its kind, services, last use and creation evidence."""
+def collect(paths, min_uid=1000, doveconf_text=None, journal_text=None, now=None, userdb_dump=None):
+    """Every candidate account with its kind, services, last use and creation evidence.
+
+    userdb_dump(path) gives the `db_dump -p` text of a pam_userdb database (vsftpd's virtual users).
+    """
     now = int(now if now is not None else time.time())
     passwd = parse_passwd(read_text(paths.passwd))
     shadow = parse_shadow(read_text(paths.shadow))
@@ -404,17 +510,48 @@ def collect(paths, min_uid=1000, doveconf_text=None, journal_text=None, now=None
         logins = [(journal["ftp"].get(entry["name"]), "journal (pure-ftpd)")]
         created = [(_ctime(entry["home"]) if entry["home"] else None, "home directory ctime")]
         account = _account(entry["name"], "ftp", entry["uid"], entry["home"], ["ftp"], logins, created, now)
-        account.update(locked=False, source=paths.pureftpd_passwd)
+        account.update(locked=False, source=paths.pureftpd_passwd, store="pureftpd")
         accounts.append(account)
-    # pure-ftpd users that a lock took out of its file are still accounts: locked ones.
+
+    # vsftpd virtual users (guest_enable): the pam_userdb databases of its PAM service.
+    if vsftpd is not None and vsftpd["guest_enable"]:
+        vsftpd_log = parse_vsftpd_log(read_text(_under(paths, vsftpd["vsftpd_log_file"])), vsftpd["use_localtime"])
+        pam_text = read_text(os.path.join(paths.pam_dir, vsftpd["pam_service_name"]))
+        for db in pam_userdb_files(pam_text):
+            if not os.path.exists(_under(paths, db)):
+                continue
+            if userdb_dump is None:
+                raise AccountCleanupError("vsftpd's virtual users are in %s, which needs db_dump to read" % db)
+            for key, _value in parse_db_dump(userdb_dump(_under(paths, db)))[1]:
+                name = unprint(key)
+                logins = [(vsftpd_log.get(name), "vsftpd log"), (journal["vsftpd"].get(name), "journal (vsftpd)")]
+                created = [(_mtime(_under(paths, db)), "database mtime (%s)" % db)]
+                account = _account(name, "ftp", None, "", ["ftp"], logins, created, now)
+                account.update(locked=False, source=_under(paths, db), store="userdb")
+                accounts.append(account)
+
+    # FTP users that a lock took out of their file or database are still accounts: locked ones.
     for record in _lock_records(paths, "ftp"):
-        if not any(a["kind"] == "ftp" and a["name"] == record["name"] for a in accounts):
+        store = record.get("store", "pureftpd")
+        if not any(a["kind"] == "ftp" and a["name"] == record["name"] and a.get("store") == store for a in accounts):
             account = _account(record["name"], "ftp", None, record.get("home", ""), ["ftp"],
                                [(record.get("last_used"), record.get("last_used_source"))],
                                [(record.get("created"), record.get("created_source"))], now)
-            account.update(locked=True, source=paths.pureftpd_passwd)
+            account.update(locked=True, source=record.get("file", paths.pureftpd_passwd), store=store)
             accounts.append(account)
     return accounts
+
+
+def _under(paths, path):
+    """A path the host's configuration names, inside the tree the Paths point at."""
+    return os.path.join(paths.root, path.lstrip("/"))
+
+
+def _mtime(path):
+    try:
+        return int(os.stat(path).st_mtime)
+    except OSError:
+        return None
 
 
 def _account(name, kind, uid, home, services, logins, created, now):
@@ -522,6 +659,9 @@ class Host:
 
     def command(self, *argv):
         rc, out, err = self.run(list(argv))
+        if rc == 127 and argv[0] in ("db_dump", "db_load"):
+            raise AccountCleanupError("%s is not installed (Debian: db-util); vsftpd's virtual users are in a "
+                                      "Berkeley DB that only it reads and writes" % argv[0])
         if rc != 0:
             raise AccountCleanupError("%s failed (rc %d): %s" % (" ".join(argv), rc, (err or out).strip()))
         return out
@@ -546,6 +686,14 @@ class Host:
         elif kind == "mail":
             record.update(file=source)
             self._edit_colon_file(source, name, record, with_lock_fields)
+        elif account.get("store") == "userdb":
+            header, pairs = self._userdb_read(source)
+            entry = [pair for pair in pairs if unprint(pair[0]) == name]
+            record.update(file=source, store="userdb", entry=list(entry[0]) if entry else None)
+            if not entry or self.check_mode:
+                return
+            self._write_record(record)
+            self._userdb_write(source, header, [pair for pair in pairs if unprint(pair[0]) != name])
         elif kind == "ftp":
             record.update(file=source, home=account.get("home", ""))
             self._edit_colon_file(source, name, record, lambda line: None)
@@ -566,6 +714,10 @@ class Host:
             self.command("chage", "--expiredate", str(expire) if expire is not None else "-1", name)
         elif kind == "mail":
             self._replace_line(record["file"], name, record["line"])
+        elif record.get("store") == "userdb":
+            header, pairs = self._userdb_read(record["file"])
+            if not any(unprint(key) == name for key, _value in pairs):
+                self._userdb_write(record["file"], header, pairs + [tuple(record["entry"])])
         elif kind == "ftp":
             text = read_text(record["file"]) or ""
             if not any(e["name"] == name for e in parse_colon_file(text)):
@@ -614,6 +766,9 @@ class Host:
                 kept = [line for line in text.splitlines() if line.strip() != name]
                 if len(kept) != len(text.splitlines()):
                     self._rewrite(vsftpd_user_list, "\n".join(kept) + ("\n" if kept else ""))
+        elif account.get("store") == "userdb":
+            header, pairs = self._userdb_read(source)
+            self._userdb_write(source, header, [pair for pair in pairs if unprint(pair[0]) != name])
         else:
             self._edit_colon_file(source, name, None, lambda line: None)
             if kind == "ftp":
@@ -642,6 +797,10 @@ class Host:
             for label, path in (("passwd", self.paths.passwd), ("shadow", self.paths.shadow)):
                 lines[label] = [line for line in (read_text(path) or "").splitlines()
                                 if line.split(":", 1)[0] == account["name"]]
+        elif account.get("store") == "userdb":
+            # The key and value as db_dump -p prints them, which db_load reads back.
+            lines[source] = [line for pair in self._userdb_read(source)[1] if unprint(pair[0]) == account["name"]
+                             for line in pair]
         else:
             lines[source] = [e["line"] for e in parse_colon_file(read_text(source)) if e["name"] == account["name"]]
         return lines
@@ -665,6 +824,11 @@ class Host:
                             if stat.S_ISREG(st.st_mode):
                                 entry["sha256"] = _sha256_file(path)
                             entries.append(entry)
+                            if stat.S_ISSOCK(st.st_mode):
+                                # A socket (a left-over agent's) holds no data and tar cannot store it: the
+                                # manifest lists it, the archive does not.
+                                entry["archived"] = False
+                                continue
                             tar.add(path, arcname=path.lstrip("/"), recursive=False, filter=numeric)
                     record = json.dumps({"account": _public(account), "lines": lines}, indent=1).encode()
                     info = tarfile.TarInfo("hostguard-account.json")
@@ -673,7 +837,7 @@ class Host:
             digest = _sha256_file(archive)
             with tarfile.open(archive, "r:gz") as tar:
                 names = set(tar.getnames())
-            missing = [e["path"] for e in entries if e["path"].lstrip("/") not in names]
+            missing = [e["path"] for e in entries if e.get("archived", True) and e["path"].lstrip("/") not in names]
             if missing:
                 raise AccountCleanupError("the archive %s lacks %s" % (archive, ", ".join(missing[:5])))
             manifest = {"format": "hostguard-account-archive", "version": 1, "account": _public(account),
@@ -738,6 +902,29 @@ class Host:
             os.fchown(stream.fileno(), st.st_uid, st.st_gid)
             stream.write(text.encode("utf-8", "surrogateescape"))
 
+    def _userdb_read(self, path):
+        return parse_db_dump(self.command("db_dump", "-p", path))
+
+    def _userdb_write(self, path, header, pairs):
+        """Rebuild a pam_userdb database with db_load beside it, check it reads back, then rename it over."""
+        st = os.stat(path)
+        directory = os.path.dirname(path)
+        fd, dump = tempfile.mkstemp(dir=directory, prefix=".hostguard-", suffix=".dump")  # 0600: it holds passwords
+        new = dump[:-len(".dump")] + ".db"
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as stream:
+                stream.write("\n".join(header + [line for pair in pairs for line in pair] + ["DATA=END"]) + "\n")
+            self.command("db_load", "-f", dump, new)
+            if sorted(parse_db_dump(self.command("db_dump", "-p", new))[1]) != sorted(tuple(pair) for pair in pairs):
+                raise AccountCleanupError("the rebuilt %s does not read back as written" % path)
+            os.chown(new, st.st_uid, st.st_gid)
+            os.chmod(new, stat.S_IMODE(st.st_mode))
+            os.replace(new, path)
+        finally:
+            for leftover in (dump, new):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+
     def _pureftpd_mkdb(self):
         if os.path.exists(self.paths.pureftpd_pdb) or os.path.exists(os.path.dirname(self.paths.pureftpd_pdb)):
             rc, _out, _err = self.run(["pure-pw", "mkdb", self.paths.pureftpd_pdb, "-f", self.paths.pureftpd_passwd])
@@ -779,7 +966,8 @@ def _walk(top):
 
 
 def _type(mode):
-    for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISREG, "file"), (stat.S_ISLNK, "symlink")):
+    for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISREG, "file"), (stat.S_ISLNK, "symlink"),
+                       (stat.S_ISSOCK, "socket")):
         if test(mode):
             return name
     return "other"
@@ -813,7 +1001,9 @@ def run(paths, runner, mode="report", unused_days=180, min_uid=1000, keep=(), re
         raise AccountCleanupError("archive_dir %r must be an absolute path" % (archive_dir,))
     keep, remove, connection_users = set(keep), list(dict.fromkeys(remove)), set(u for u in connection_users if u)
     connection_users.add("root")
-    accounts = collect(paths, min_uid=min_uid, doveconf_text=doveconf_text, journal_text=journal_text, now=now)
+    host = Host(paths, runner, check_mode=check_mode, now=now)
+    accounts = collect(paths, min_uid=min_uid, doveconf_text=doveconf_text, journal_text=journal_text, now=now,
+                       userdb_dump=lambda path: host.command("db_dump", "-p", path))
     check_removals(accounts, remove, keep, connection_users, min_uid)
     for account in accounts:
         if account["home"] and account["kind"] != "ftp":
@@ -822,19 +1012,25 @@ def run(paths, runner, mode="report", unused_days=180, min_uid=1000, keep=(), re
                     protection(account, keep, connection_users) is None:
                 raise AccountCleanupError("archive_dir %s lies in the home of %s, which may be removed"
                                           % (archive_dir, account["name"]))
-    host = Host(paths, runner, check_mode=check_mode, now=now)
     result = {"changed": False, "accounts": [], "protected": [], "absent": [], "diff": {"before": "", "after": ""}}
 
     if mode == "unlock":
-        for account in accounts:
-            if account["name"] in unlock and protection(account, keep, connection_users) is None:
-                if host.unlock(account):
-                    result["changed"] = True
-                    result["accounts"].append({"name": account["name"], "kind": account["kind"],
-                                               "last_used": iso(account["last_used"]),
-                                               "reason": "named in unlock", "action": "unlock"})
-                    result["diff"]["before"] += "%s %s: locked\n" % (account["kind"], account["name"])
-                    result["diff"]["after"] += "%s %s: unlocked\n" % (account["kind"], account["name"])
+        chosen = [a for a in accounts if a["name"] in unlock and protection(a, keep, connection_users) is None]
+        for index, account in enumerate(chosen):
+            try:
+                unlocked = host.unlock(account)
+            except (AccountCleanupError, OSError) as exc:
+                raise _partial_failure(
+                    result, {"name": account["name"], "kind": account["kind"], "reason": "named in unlock"},
+                    [{"name": a["name"], "kind": a["kind"], "reason": "named in unlock"} for a in chosen[index + 1:]],
+                    exc) from exc
+            if unlocked:
+                result["changed"] = True
+                result["accounts"].append({"name": account["name"], "kind": account["kind"],
+                                           "last_used": iso(account["last_used"]),
+                                           "reason": "named in unlock", "action": "unlock"})
+                result["diff"]["before"] += "%s %s: locked\n" % (account["kind"], account["name"])
+                result["diff"]["after"] += "%s %s: unlocked\n" % (account["kind"], account["name"])
         return result
 
     flagged, protected = plan(accounts, mode, unused_days, keep, remove, connection_users, now=now)
@@ -845,16 +1041,22 @@ def run(paths, runner, mode="report", unused_days=180, min_uid=1000, keep=(), re
     vsftpd = parse_vsftpd_conf(vsftpd_text) if vsftpd_text is not None else None
     user_list = vsftpd["userlist_file"] if vsftpd and vsftpd["userlist_enable"] and not vsftpd["userlist_deny"] else None
     # Locks before removals: a name flagged under two kinds is handled once per kind, each on its own file.
-    for item in flagged:
+    for index, item in enumerate(flagged):
         account = sources[(item["kind"], item["name"])]
+        try:
+            if item["action"] == "lock":
+                host.lock(account, account["source"])
+            elif item["action"] == "remove":
+                archive, manifest = host.remove(account, account["source"], archive_dir, vsftpd_user_list=user_list)
+        except (AccountCleanupError, OSError) as exc:
+            # The accounts already handled stay handled; the error says which they are.
+            raise _partial_failure(result, item, flagged[index + 1:], exc) from exc
         if item["action"] == "lock":
-            host.lock(account, account["source"])
             item["action"] = "locked"
             result["changed"] = True
             result["diff"]["before"] += "%s %s: can log in\n" % (item["kind"], item["name"])
             result["diff"]["after"] += "%s %s: locked\n" % (item["kind"], item["name"])
         elif item["action"] == "remove":
-            archive, manifest = host.remove(account, account["source"], archive_dir, vsftpd_user_list=user_list)
             item.update(action="removed", archive=archive, manifest=manifest)
             result["changed"] = True
             result["diff"]["before"] += "%s %s: present\n" % (item["kind"], item["name"])

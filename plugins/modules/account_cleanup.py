@@ -13,11 +13,14 @@ version_added: "0.1.0"
 description:
   - Finds, in one pass on the host, every account of three kinds. V(system) accounts are C(/etc/passwd) entries
     (the services each reaches are C(ssh), C(ftp) when vsftpd lets it log in, and C(mail) when Dovecot
-    authenticates system users). V(ftp) accounts are pure-ftpd virtual users (its C(pureftpd.passwd) file).
+    authenticates system users). V(ftp) accounts are pure-ftpd virtual users (its C(pureftpd.passwd) file) and
+    vsftpd virtual users (with C(guest_enable=YES), the keys of the C(pam_userdb) database of its PAM service,
+    read with C(db_dump); a host with such a database and no C(db_dump) fails before any change).
     V(mail) accounts are the users of Dovecot's passwd-file passdbs (read from C(doveconf -n)).
   - The last use of an account is the newest of its lastlog record, its wtmp and C(wtmp.1) records (read as the
-    binary records they are), the login lines of sshd, Dovecot and pure-ftpd in the journal, and Dovecot's
-    C(last_login) plugin when that writes to a C(file:) dict.
+    binary records they are), the login lines of sshd, Dovecot, pure-ftpd and vsftpd in the journal, vsftpd's own
+    log (C(vsftpd_log_file)) for its virtual users, and Dovecot's C(last_login) plugin when that writes to a
+    C(file:) dict.
   - An account with no login record at all counts from its creation evidence instead, the password change date
     of C(/etc/shadow) or, without one, the ctime of its home directory. An account with no evidence at all is not
     flagged.
@@ -28,6 +31,9 @@ description:
     Ansible connects as (O(connection_user), C(SUDO_USER) and the login uid of the session).
   - An account with running processes or a crontab is reported but neither locked nor removed unless it is named
     in O(remove). When it is named and removed, its processes are killed first.
+  - When one account's lock, removal or unlock fails, the module stops and fails; its message names the accounts
+    already handled in that run (with their actions), the one that failed and those not attempted, and it
+    still returns RV(accounts).
 author:
   - hostguard.hosting contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -41,7 +47,7 @@ attributes:
     details: One line per account changed, before and after (can log in, locked, removed with its archive).
   platform:
     platforms: posix
-    details: Linux with the shadow tools (usermod, chage, userdel).
+    details: Linux with the shadow tools (usermod, chage, userdel); C(db_dump) and C(db_load) for vsftpd virtual users.
 options:
   mode:
     description:
@@ -49,8 +55,9 @@ options:
       - V(lock) disables each flagged account without deleting anything. A system account gets C(usermod --lock)
         and C(chage --expiredate 0), so sshd refuses its password and its keys and PAM refuses its FTP and mail
         logins. A Dovecot passwd-file user gets the extra fields C(nologin=y fail=y). A pure-ftpd user leaves
-        C(pureftpd.passwd) (and C(pure-pw mkdb) rebuilds its database). What each lock replaced is recorded under
-        O(state_dir)C(/locks).
+        C(pureftpd.passwd) (and C(pure-pw mkdb) rebuilds its database). A vsftpd virtual user leaves the
+        C(pam_userdb) database, which C(db_load) rebuilds beside it and which replaces the old one once it reads
+        back. What each lock replaced is recorded under O(state_dir)C(/locks).
       - V(remove) writes an archive and a manifest into O(archive_dir) first, then deletes the account everywhere
         it exists. A removal whose archive failed does not happen.
       - V(unlock) puts back what the locks of the accounts named in O(unlock) replaced.
@@ -136,7 +143,7 @@ EXAMPLES = r"""
 RETURN = r"""
 accounts:
   description: Each flagged account (each changed one, with O(mode=unlock)).
-  returned: always
+  returned: always, also when the module fails after handling some accounts
   type: list
   elements: dict
   contains:
@@ -144,7 +151,7 @@ accounts:
       description: The account name.
       type: str
     kind:
-      description: V(system), V(ftp) (pure-ftpd virtual user) or V(mail) (Dovecot passwd-file user).
+      description: V(system), V(ftp) (pure-ftpd or vsftpd virtual user) or V(mail) (Dovecot passwd-file user).
       type: str
     last_used:
       description: The last login found (UTC, ISO 8601), or null when none was found.
@@ -164,7 +171,12 @@ accounts:
     action:
       description:
         - V(reported), V(locked), V(already_locked), V(removed) or V(unlock). In check mode, what would be done.
+        - When the run failed, V(failed) for the account whose change failed and V(not_attempted) for those after it.
       type: str
+    error:
+      description: Why the change of this account failed.
+      type: str
+      returned: when its action is V(failed)
     services:
       description: The services the account can log in to (V(ssh), V(ftp), V(mail)).
       type: list
@@ -207,11 +219,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.account_cleanup import (
     AccountCleanupError,
+    AccountCleanupPartialError,
     Paths,
     run,
 )
 
-JOURNAL_MATCH = "Login: user=<|is now logged in|Accepted "
+JOURNAL_MATCH = "Login: user=<|is now logged in|Accepted |OK LOGIN: "
 
 
 def connection_users(module):
@@ -259,6 +272,8 @@ def main():
                                       "--grep", JOURNAL_MATCH])
 
     def runner(argv):
+        if not module.get_bin_path(argv[0]):
+            return 127, "", "%s: command not found" % argv[0]
         return module.run_command(argv)
     try:
         result = run(paths, runner, mode=params["mode"], unused_days=params["unused_days"],
@@ -266,6 +281,12 @@ def main():
                      connection_users=connection_users(module), archive_dir=params["archive_dir"],
                      unlock=params["unlock"], doveconf_text=doveconf, journal_text=journal,
                      check_mode=module.check_mode)
+    except AccountCleanupPartialError as exc:
+        # Some accounts were handled before one failed: say which, and return the report so far.
+        partial = exc.result
+        if not module._diff:
+            partial.pop("diff")
+        module.fail_json(msg=str(exc), **partial)
     except AccountCleanupError as exc:
         module.fail_json(msg=str(exc))
     if not module._diff:

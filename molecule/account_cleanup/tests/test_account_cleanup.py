@@ -3,7 +3,9 @@
 seed_accounts.py gave both hosts the same accounts: oldssh (last login 400 days ago), active (yesterday),
 leaver (yesterday, named in account_cleanup_remove), kept (400 days, in account_cleanup_keep), busy (400 days,
 with a crontab), never (never logged in, password set 400 days ago), svc (uid 990, 400 days), and the Dovecot
-passwd-file users mailold (last_login 500 days ago) and mailactive. converge.yml locks on ac1, removes on ac2.
+passwd-file users mailold (last_login 500 days ago) and mailactive, and the vsftpd virtual users ftpold (last login
+400 days ago in vsftpd's log) and ftpactive (yesterday) in a pam_userdb database. converge.yml locks on ac1,
+removes on ac2.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from labtools import Lab, ansible_playbook_stats, changed_tasks
+from labtools import Lab, ansible_playbook_stats, changed_tasks, smtp
 
 LAB = Lab.from_env()
 AC1, AC2 = LAB.hosts["ac1"], LAB.hosts["ac2"]
@@ -134,6 +136,40 @@ def test_a_locked_dovecot_passwd_file_user_can_no_longer_read_mail():
     assert login(JP, IMAP_LOGIN, AC1, "mailactive") == "ok"
 
 
+def test_a_locked_dovecot_passwd_file_user_can_no_longer_send_mail_with_smtp_auth():
+    # Postfix asks Dovecot (mail_submission's SASL socket) on 587, after STARTTLS.
+    for mechanism in ("PLAIN", "LOGIN"):
+        locked = smtp(JP, AC1["ipv4"], 587, "--starttls", "--user", "mailold", "--password", PASSWORD,
+                      "--mechanism", mechanism)
+        assert locked["starttls"] == 220 and locked["auth_offered_after_tls"], locked
+        assert locked["auth"] == 535, locked
+        kept = smtp(JP, AC1["ipv4"], 587, "--starttls", "--user", "mailactive", "--password", PASSWORD,
+                    "--mechanism", mechanism)
+        assert kept["auth"] == 235, kept
+    # A locked system account's SMTP AUTH fails too (Dovecot's PAM passdb sees the expired account).
+    assert smtp(JP, AC1["ipv4"], 587, "--starttls", "--user", "oldssh", "--password", PASSWORD)["auth"] == 535
+    assert smtp(JP, AC1["ipv4"], 587, "--starttls", "--user", "active", "--password", PASSWORD)["auth"] == 235
+
+
+def userdb(testinfra_host):
+    """The virtual users in vsftpd's pam_userdb database, as db_dump reads it: {name: password}."""
+    lines = testinfra_host.check_output("db_dump -p /etc/vsftpd/virtual_users.db").splitlines()
+    data = lines[lines.index("HEADER=END") + 1:lines.index("DATA=END")]
+    return {key.strip(): value.strip() for key, value in zip(data[0::2], data[1::2])}
+
+
+def test_a_locked_vsftpd_virtual_user_can_no_longer_log_in_over_ftp():
+    ac1 = on("ac1")
+    assert set(userdb(ac1)) == {"ftpactive"}
+    db = ac1.file("/etc/vsftpd/virtual_users.db")
+    assert (db.user, db.mode) == ("root", 0o600)
+    assert login(JP, FTP_LOGIN, AC1, "ftpold").startswith("refused")
+    assert login(JP, FTP_LOGIN, AC1, "ftpactive") == "ok"
+    record = json.loads(ac1.file("/var/lib/hostguard/account_cleanup/locks/ftp-ftpold.json").content_string)
+    assert record["store"] == "userdb" and record["entry"] == [" ftpold", " " + PASSWORD]
+    assert record["last_used_source"] == "vsftpd log"
+
+
 def test_each_lock_is_recorded_so_it_can_be_undone():
     ac1 = on("ac1")
     record = json.loads(ac1.file("/var/lib/hostguard/account_cleanup/locks/system-oldssh.json").content_string)
@@ -158,6 +194,18 @@ def test_unused_and_leavers_accounts_are_removed_everywhere():
     assert not any(line.startswith("mailold:") for line in ac2.file("/etc/dovecot/users").content_string.splitlines())
     assert not ac2.file("/var/vmail/mailold").exists
     assert ac2.file("/var/vmail/mailactive/Maildir/cur").is_directory
+    assert set(userdb(ac2)) == {"ftpactive"}
+    assert login(JP, FTP_LOGIN, AC2, "ftpold").startswith("refused")
+    assert login(JP, FTP_LOGIN, AC2, "ftpactive") == "ok"
+
+
+def test_a_removed_vsftpd_virtual_user_is_archived_with_its_database_entry():
+    ac2 = on("ac2")
+    names = archives(ac2, "ftpold", "ftp")
+    assert len(names) == 2, names
+    manifest_name = next(name for name in names if name.endswith(".manifest.json"))
+    manifest = json.loads(ac2.file(f"{ARCHIVE_DIR}/{manifest_name}").content_string)
+    assert manifest["lines"] == {"/etc/vsftpd/virtual_users.db": [" ftpold", " " + PASSWORD]}
 
 
 def test_each_removed_account_has_an_archive_with_its_files_intact():
@@ -230,12 +278,14 @@ def test_the_audit_reports_the_flagged_accounts_and_changes_nothing():
                     reports[hostname] = result["accounts"]
     flagged = {(item["kind"], item["name"]): item for item in reports["ac1"]}
     # On ac1 the locked accounts are still unused: reported, with their last use.
-    assert set(flagged) == {("system", "oldssh"), ("system", "never"), ("system", "busy"), ("mail", "mailold")}
+    assert set(flagged) == {("system", "oldssh"), ("system", "never"), ("system", "busy"), ("mail", "mailold"),
+                            ("ftp", "ftpold")}
     assert flagged[("system", "oldssh")]["last_used_source"] == "lastlog"
     assert flagged[("system", "oldssh")]["reason"].startswith("no login for 400 days")
     assert flagged[("system", "never")]["last_used"] is None
     assert flagged[("system", "never")]["reason"].startswith("never logged in; created 400 days ago")
     assert flagged[("mail", "mailold")]["last_used_source"] == "dovecot last_login"
+    assert flagged[("ftp", "ftpold")]["last_used_source"] == "vsftpd log"
     assert all(item["action"] == "reported" for item in reports["ac1"])
     assert all({"name", "kind", "last_used", "reason", "action"} <= set(item) for item in reports["ac1"])
     assert {(item["kind"], item["name"]) for item in reports["ac2"]} == {("system", "busy")}
@@ -259,7 +309,8 @@ def test_a_lock_is_undone_exactly_and_the_role_locks_again():
     ac1 = on("ac1")
     locked = shadow(ac1, "never")
     users_locked = ac1.file("/etc/dovecot/users").content_string
-    run = ansible_playbook_stats(UNLOCK, "-e", json.dumps({"account_cleanup_unlock": ["never", "mailold"]}))
+    virtual_locked = userdb(ac1)
+    run = ansible_playbook_stats(UNLOCK, "-e", json.dumps({"account_cleanup_unlock": ["never", "mailold", "ftpold"]}))
     assert run["rc"] == 0 and run["stats"]["ac1"]["changed"] == 1, run["stats"]
     unlocked = shadow(ac1, "never")
     # The password hash is back as it was, and the account no longer expires.
@@ -268,13 +319,19 @@ def test_a_lock_is_undone_exactly_and_the_role_locks_again():
                if line.startswith("mailold:")][0]
     assert mailold.endswith("::userdb_mail=maildir:~/Maildir")
     assert not ac1.file("/var/lib/hostguard/account_cleanup/locks/system-never.json").exists
-    # Both are still unused, so the role locks them again, exactly as before.
+    # The virtual user is back in vsftpd's database with its password, and logs in again.
+    assert userdb(ac1) == dict(virtual_locked, ftpold=PASSWORD)
+    assert login(JP, FTP_LOGIN, AC1, "ftpold") == "ok"
+    # never and mailold are still unused, so the role locks them again, exactly as before.
     run = ansible_playbook_stats(CONVERGE, "--limit", "ac1")
     assert run["rc"] == 0 and changed_tasks(run["plays"]) == [
         "ac1: hostguard.hosting.account_cleanup : Find unused and leavers' accounts, then act as "
         "account_cleanup_mode says"], run["stats"]
     assert shadow(ac1, "never") == locked
     assert ac1.file("/etc/dovecot/users").content_string == users_locked
+    # ftpold logged in just now: the OK LOGIN line vsftpd wrote to its log makes it in use, so it stays unlocked.
+    assert userdb(ac1) == dict(virtual_locked, ftpold=PASSWORD)
+    assert not ac1.file("/var/lib/hostguard/account_cleanup/locks/ftp-ftpold.json").exists
 
 
 def test_the_login_records_sshd_writes_are_read():
@@ -291,3 +348,30 @@ def test_the_login_records_sshd_writes_are_read():
     assert kept["last_used_source"] in ("wtmp", "lastlog"), kept
     last = on("ac1").check_output("date -d %s +%%s", kept["last_used"])
     assert started - 120 <= int(last) <= started, kept
+
+
+def test_a_removal_that_fails_midway_names_what_was_done_and_still_reports():
+    # Two leavers on ac2; the second one's home holds a mount point (a leftover tmpfs), which no rmtree deletes.
+    ac2 = on("ac2")
+    for name, uid in (("gone1", 1021), ("gone2", 1022)):
+        ac2.check_output("useradd --create-home --uid %s --user-group --shell /bin/bash %s", str(uid), name)
+    ac2.check_output("mkdir /home/gone2/cache && mount -t tmpfs -o size=1m lab /home/gone2/cache")
+    try:
+        run = ansible_playbook_stats(CONVERGE, "--limit", "ac2", "-e",
+                                     json.dumps({"account_cleanup_remove": ["gone1", "gone2"]}))
+    finally:
+        ac2.run("umount /home/gone2/cache")
+    assert run["rc"] != 0
+    # Role tasks are named "hostguard.hosting.account_cleanup : <task>".
+    tasks = {task["task"]["name"].split(" : ", 1)[-1]: task["hosts"]["ac2"] for play in run["plays"]
+             for task in play["tasks"] if "ac2" in task["hosts"]}
+    failed = tasks["Find unused and leavers' accounts, then act as account_cleanup_mode says"]
+    assert failed.get("failed") is True
+    assert failed["msg"].startswith("system gone2 failed: "), failed["msg"]
+    assert "Already done in this run: system gone1 (removed)." in failed["msg"], failed["msg"]
+    # The report is set all the same, with what was done and what failed.
+    report = tasks["Keep the flagged accounts as account_cleanup_report"]["ansible_facts"]["account_cleanup_report"]
+    actions = {item["name"]: item["action"] for item in report}
+    assert actions["gone1"] == "removed" and actions["gone2"] == "failed", actions
+    assert ac2.run("getent passwd gone1").rc == 2
+    assert len(archives(ac2, "gone1")) == 2 and len(archives(ac2, "gone2")) == 2

@@ -9,8 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import socket
 import struct
+import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -63,6 +67,9 @@ class FakeTools:
         self.calls = []
 
     def __call__(self, argv):
+        if argv[0] in ("db_dump", "db_load"):  # Berkeley DB's own tools, for real
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            return done.returncode, done.stdout, done.stderr
         self.calls.append(argv)
         tool, name = argv[0], argv[-1]
         if tool == "usermod":
@@ -347,3 +354,188 @@ def test_an_account_with_running_processes_is_reported_until_it_is_named(host):
     result = run(host, tools, mode="remove", remove=["ftponly"], keep=["kept", "busy"], unused_days=10000)
     assert by_name(result)[("system", "ftponly")]["action"] == "removed"
     assert tools.calls == [["pkill", "--signal", "KILL", "--uid", "1007"], ["userdel", "ftponly"]]
+
+
+class FailingFor(FakeTools):
+    """The shadow tools, failing as they would for one account (a busy user, a locked /etc/passwd)."""
+
+    def __init__(self, paths, tool, name):
+        super().__init__(paths)
+        self.failing = (tool, name)
+
+    def __call__(self, argv):
+        if (argv[0], argv[-1]) == self.failing:
+            self.calls.append(argv)
+            return 8, "", "%s: user %s is currently used by process 4242" % (argv[0], argv[-1])
+        return super().__call__(argv)
+
+
+def test_a_partial_failure_names_the_accounts_handled_and_the_one_that_failed(host):
+    tools = FailingFor(host, "userdel", "leaver")
+    with pytest.raises(core.AccountCleanupPartialError) as failure:
+        run(host, tools, mode="remove", remove=["oldssh", "leaver", "never"], unused_days=10000)
+    message = str(failure.value)
+    assert message.startswith("system leaver failed: userdel leaver failed (rc 8)"), message
+    assert "Already done in this run: system oldssh (removed)." in message
+    assert "Not attempted: system never" in message
+    # The result returned with the error is the report: done, failed, not attempted.
+    items = by_name(failure.value.result)
+    assert items[("system", "oldssh")]["action"] == "removed" and os.path.exists(items[("system", "oldssh")]["archive"])
+    assert items[("system", "leaver")]["action"] == "failed" and "rc 8" in items[("system", "leaver")]["error"]
+    assert items[("system", "never")]["action"] == "not_attempted"
+    assert failure.value.result["changed"] is True
+    # What was done stays done, what failed stays in place with its archive, the rest is untouched.
+    accounts = collect(host)
+    assert ("system", "oldssh") not in accounts
+    assert ("system", "leaver") in accounts and ("system", "never") in accounts
+    assert tools.calls == [["userdel", "oldssh"], ["userdel", "leaver"]]
+
+
+def test_a_partial_failure_of_a_lock_run_lists_the_locked_accounts(host):
+    tools = FailingFor(host, "chage", "never")
+    with pytest.raises(core.AccountCleanupPartialError) as failure:
+        run(host, tools, mode="lock", remove=["leaver"], unused_days=200)
+    items = by_name(failure.value.result)
+    locked = sorted(name for (kind, name), item in items.items() if item["action"] == "locked")
+    assert locked and "never" not in locked
+    for name in locked:
+        assert "%s (locked)" % name in str(failure.value)
+    assert items[("system", "never")]["action"] == "failed"
+    assert str(failure.value).startswith("system never failed: chage --expiredate 0 never failed (rc 8)")
+
+
+def test_the_first_failure_reports_none_done(host):
+    tools = FailingFor(host, "userdel", "oldssh")
+    with pytest.raises(core.AccountCleanupPartialError, match=r"Already done in this run: none\."):
+        run(host, tools, mode="remove", remove=["oldssh"], unused_days=10000)
+
+
+VSFTPD_LOG = """Tue Nov 25 10:00:00 2025 [pid 2] CONNECT: Client "198.18.0.10"
+%s [pid 3] [ftpold] OK LOGIN: Client "198.18.0.10"
+%s [pid 4] [ftpactive] FAIL LOGIN: Client "198.18.0.10"
+%s [pid 5] [ftpactive] OK LOGIN: Client "198.18.0.10"
+"""
+
+
+def stamp(when):
+    return time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(when))
+
+
+@pytest.fixture
+def vsftpd_virtual(host):
+    """vsftpd with guest_enable and a PAM service whose pam_userdb database db_load built from line pairs."""
+    root = host.root
+    os.makedirs(os.path.join(root, "etc/pam.d"), exist_ok=True)
+    os.makedirs(os.path.join(root, "etc/vsftpd"), exist_ok=True)
+    with open(host.vsftpd_conf, "a") as stream:
+        stream.write("guest_enable=YES\npam_service_name=vsftpd-virtual\n")
+    with open(os.path.join(root, "etc/pam.d/vsftpd-virtual"), "w") as stream:
+        stream.write("auth [success=done default=ignore] pam_userdb.so crypt=none db=/etc/vsftpd/virtual\n"
+                     "# auth sufficient pam_userdb.so db=/etc/vsftpd/commented\n"
+                     "account sufficient pam_userdb.so db=/etc/vsftpd/virtual\n@include common-auth\n")
+    source = os.path.join(root, "etc/vsftpd/virtual.txt")
+    with open(source, "w") as stream:
+        stream.write("ftpold\npw-old\nftpactive\npw-active\nftpnever\npw-never\n")
+    db = os.path.join(root, "etc/vsftpd/virtual.db")
+    subprocess.run(["db_load", "-T", "-t", "hash", "-f", source, db], check=True)
+    os.chmod(db, 0o640)
+    old = NOW - 400 * DAY
+    os.utime(db, (old, old))
+    with open(os.path.join(root, "var/log/vsftpd.log"), "w") as stream:
+        stream.write(VSFTPD_LOG % (stamp(NOW - 300 * DAY), stamp(NOW - DAY), stamp(NOW - 2 * DAY)))
+    return host, db
+
+
+def dump(db):
+    out = subprocess.run(["db_dump", "-p", db], capture_output=True, text=True, check=True).stdout
+    return {core.unprint(key): core.unprint(value) for key, value in core.parse_db_dump(out)[1]}
+
+
+needs_db_util = pytest.mark.skipif(not shutil.which("db_load"), reason="needs db_load and db_dump (db-util)")
+
+
+def test_pam_userdb_lines_name_the_database_files():
+    pam = ("auth required pam_listfile.so item=user sense=deny file=/etc/ftpusers onerr=succeed\n"
+           "auth [success=1 default=ignore] pam_userdb.so db=/etc/vsftpd/a crypt=crypt # inline\n"
+           "-auth sufficient /lib/x86_64-linux-gnu/security/pam_userdb.so db=/srv/b\n"
+           "account sufficient pam_userdb.so db=/etc/vsftpd/c\n#auth sufficient pam_userdb.so db=/d\n")
+    assert core.pam_userdb_files(pam) == ["/etc/vsftpd/a.db", "/srv/b.db"]
+
+
+def test_db_dump_printable_items_are_decoded():
+    header, pairs = core.parse_db_dump("VERSION=3\nformat=print\ntype=hash\nHEADER=END\n a\\\\b\n p\\e9\nDATA=END\n")
+    assert header[-1] == "HEADER=END" and [core.unprint(item) for item in pairs[0]] == ["a\\b", "p\udce9"]
+    with pytest.raises(core.AccountCleanupError):
+        core.parse_db_dump("VERSION=3\nHEADER=END\n lonely\nDATA=END\n")
+
+
+@needs_db_util
+def test_vsftpd_virtual_users_are_read_with_their_last_login(vsftpd_virtual):
+    host, db = vsftpd_virtual
+    accounts = core.collect(host, doveconf_text=host.doveconf, now=NOW,
+                            userdb_dump=lambda path: FakeTools(host)(["db_dump", "-p", path])[1])
+    ftp = {a["name"]: a for a in accounts if a.get("store") == "userdb"}
+    assert set(ftp) == {"ftpold", "ftpactive", "ftpnever"}
+    assert ftp["ftpold"]["last_used"] == NOW - 300 * DAY and ftp["ftpold"]["last_used_source"] == "vsftpd log"
+    # A FAIL LOGIN is no use; the OK LOGIN two days ago is.
+    assert ftp["ftpactive"]["last_used"] == NOW - 2 * DAY
+    assert ftp["ftpnever"]["last_used"] is None and ftp["ftpnever"]["created"] == NOW - 400 * DAY
+    assert ftp["ftpold"]["source"] == db
+
+
+@needs_db_util
+def test_a_vsftpd_virtual_user_is_locked_out_of_the_database_and_unlocked_exactly(vsftpd_virtual):
+    host, db = vsftpd_virtual
+    result = run(host, mode="lock", unused_days=200)
+    items = by_name(result)
+    assert items[("ftp", "ftpold")]["action"] == "locked" and items[("ftp", "ftpnever")]["action"] == "locked"
+    assert ("ftp", "ftpactive") not in items
+    assert dump(db) == {"ftpactive": "pw-active"}
+    assert stat_mode(db) == 0o640
+    assert not [name for name in os.listdir(os.path.dirname(db)) if name.startswith(".hostguard-")]
+    again = run(host, mode="lock", unused_days=200)
+    assert again["changed"] is False and by_name(again)[("ftp", "ftpold")]["action"] == "already_locked"
+    back = run(host, mode="unlock", unlock=["ftpold"])
+    assert back["changed"] is True
+    assert dump(db) == {"ftpactive": "pw-active", "ftpold": "pw-old"}
+    assert run(host, mode="unlock", unlock=["ftpold"])["changed"] is False
+
+
+@needs_db_util
+def test_a_removed_vsftpd_virtual_user_is_archived_then_dropped(vsftpd_virtual):
+    host, db = vsftpd_virtual
+    result = run(host, mode="remove", remove=["ftpactive"], unused_days=10000)
+    item = by_name(result)[("ftp", "ftpactive")]
+    assert item["action"] == "removed"
+    assert dump(db) == {"ftpold": "pw-old", "ftpnever": "pw-never"}
+    manifest = json.loads(open(item["manifest"]).read())
+    assert manifest["lines"] == {db: [" ftpactive", " pw-active"]}
+
+
+def test_without_db_dump_the_virtual_users_fail_the_run_before_any_change(vsftpd_virtual):
+    host, _db = vsftpd_virtual
+
+    def missing(argv):
+        return (127, "", "not found") if argv[0] == "db_dump" else FakeTools(host)(argv)
+    with pytest.raises(core.AccountCleanupError, match="db_dump is not installed"):
+        run(host, missing, mode="lock", unused_days=200)
+    assert "!$6$" not in open(host.shadow).read()
+
+
+def stat_mode(path):
+    return os.stat(path).st_mode & 0o7777
+
+
+def test_a_socket_in_a_home_is_listed_in_the_manifest_but_does_not_block_the_removal(host):
+    home = collect(host)[("system", "leaver")]["home"]
+    agent = socket.socket(socket.AF_UNIX)
+    agent.bind(os.path.join(home, "S.agent"))
+    agent.close()
+    item = by_name(run(host, mode="remove", remove=["leaver"], unused_days=10000))[("system", "leaver")]
+    assert item["action"] == "removed" and not os.path.exists(home)
+    manifest = json.loads(open(item["manifest"]).read())
+    entry = next(e for e in manifest["entries"] if e["path"].endswith("S.agent"))
+    assert entry["type"] == "socket" and entry["archived"] is False
+    with tarfile.open(item["archive"]) as tar:
+        assert os.path.join(home, "site.txt").lstrip("/") in tar.getnames()
+        assert os.path.join(home, "S.agent").lstrip("/") not in tar.getnames()

@@ -177,7 +177,7 @@ def test_the_client_message_rate_limit_defers_the_message_over_it(mail):
         assert 400 <= replies[2] < 500, replies
         # The trusted network is exempt.
         office = [first_refusal(mail.speak("office", 25, "--mail-from", "scanner@office.example",
-                                           "--rcpt", mail.local_address, "--data")) for _ in range(3)]
+                                           "--rcpt", mail.local_address, "--data")) for _message in range(3)]
         assert office == [None, None, None], office
     finally:
         restore(mail)

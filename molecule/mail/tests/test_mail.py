@@ -11,7 +11,7 @@ import time
 
 import pytest
 from labtools import ansible_playbook_stats
-from mail_checks import *  # noqa: F401,F403 - the shared tests, collected by pytest in this module
+from mail_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
 from mail_checks import OUTSIDE_ADDRESS, MailScenario, assert_refused_unchanged, converge_with, first_refusal, restore
 
 POLICYD_DB = "/var/lib/policyd-rate-limit/db.sqlite3"
@@ -139,7 +139,7 @@ def test_a_killed_policy_daemon_comes_back_and_answers_again(host, mail):
                       f" && [ \"$(systemctl show -P MainPID policyd-rate-limit)\" != {before} ] && exit 0;"
                       " sleep 1; done; exit 1")
     # Back, with the socket rebound: an authenticated message passes the policy check again.
-    for _ in range(10):
+    for _attempt in range(10):
         report = submit(mail, "jp", mail.user)
         if first_refusal(report) is None:
             break

@@ -13,7 +13,7 @@ import re
 
 import pytest
 from labtools import ansible_playbook_stats
-from mail_checks import *  # noqa: F401,F403 - the shared tests, collected by pytest in this module
+from mail_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
 from mail_checks import OUTSIDE_ADDRESS, MailScenario, assert_refused_unchanged, converge_with, restore
 
 OUR_FILES = ["main/00_hostguard_mail_submission", "acl/50_hostguard_mail_submission",
@@ -102,7 +102,7 @@ def test_the_script_limit_refuses_a_local_users_sendmail_over_it(host, mail):
         converge_with(mail, {"mail_relay_script_message_rate_limit": 2})
         host.run(f"rm -f {RATELIMIT_DB} {RATELIMIT_DB}.lockfile")
         before = refusals()
-        results = [host.run(sendmail) for _ in range(3)]
+        results = [host.run(sendmail) for _message in range(3)]
         assert [result.rc for result in results[:2]] == [0, 0], [result.stderr for result in results]
         assert results[2].rc != 0
         assert refusals() == before + 1

@@ -22,6 +22,7 @@ declare -A PROVIDES=(
   [dig]=bind9-dnsutils
   [shellcheck]=shellcheck
   [nft]=nftables
+  [db_load]=db-util     # unit tests build and read vsftpd virtual-user databases for real
 )
 
 missing_packages=()

@@ -2,7 +2,9 @@
 
 roles/bruteforce/files/hostguard-accounts.py runs inside fail2ban on the managed host; fail2ban is not
 installed on the controller, so these tests load the file on its own and give the action class a stand-in
-jail (the only mock here: its filter's ignore list). molecule/bruteforce proves it inside a real fail2ban.
+jail (the only mock here: its filter's ignore list). molecule/bruteforce proves it inside a real fail2ban,
+and runs the filter (files/hostguard-accounts.conf) through fail2ban-regex on the lab host against PAM's and
+Dovecot's lines, since fail2ban cannot be imported here.
 """
 
 from __future__ import annotations
@@ -145,3 +147,30 @@ def test_the_action_survives_a_fail2ban_reload():
     # fail2ban drops, on reload, a python action lacking either of these.
     assert callable(action.HostguardAccountsAction.clearAllParams)
     assert callable(action.HostguardAccountsAction.reload)
+
+
+def dovecot_line(address, mailbox="info@example.com", session=",<4ZbfgRxhsI7LAHEK>"):
+    """The line Dovecot's auth process logs (auth_verbose) for a wrong password of a passwd-file mailbox."""
+    where = f",{address}" if address else ""
+    return f"bf1 dovecot[1909]: auth: passwd-file({mailbox}{where}{session}): Password mismatch"
+
+
+def test_the_addresses_of_a_dovecot_passwd_file_mailbox_are_read():
+    # IMAP with Dovecot's session, SMTP AUTH through Dovecot's SASL socket with Postfix's address and none.
+    lines = [dovecot_line("198.51.100.10"), dovecot_line("203.0.113.10"), dovecot_line("203.0.113.11", session=""),
+             dovecot_line("2001:db8:203::a"), dovecot_line("203.0.113.10")]
+    assert action.addresses_in(lines) == ["198.51.100.10", "203.0.113.10", "203.0.113.11", "2001:db8:203::a"]
+
+
+def test_a_dovecot_line_without_an_address_names_none():
+    lines = [dovecot_line(""), dovecot_line("", session=""), dovecot_line("mx.example.net")]
+    assert action.addresses_in(lines) == []
+    record = action.plan("info@example.com", lines, "ban", in_office)
+    assert record["banned"] == []
+
+
+def test_pam_and_dovecot_lines_are_read_together():
+    lines = [pam_line("198.51.100.10"), dovecot_line("203.0.113.10"), pam_line("198.18.0.10")]
+    record = action.plan("info@example.com", lines, "ban", in_office)
+    assert record["addresses"] == ["198.51.100.10", "203.0.113.10", "198.18.0.10"]
+    assert record["banned"] == ["203.0.113.10", "198.18.0.10"]

@@ -5,7 +5,9 @@ bruteforce_ignore_sources in converge.yml) fails as often and is never banned,
 and neither is the controller. abroad is banned for failed SMTP AUTH on 587 and
 abroad2 for failed FTP logins. One mailbox attacked from office, abroad, abroad2
 and jp (once each, below the per-address maxretry) gets abroad, abroad2 and jp
-banned (bruteforce_account_action: ban) and is reported; office is not banned.
+banned (bruteforce_account_action: ban) and is reported; office is not banned. The same for a Dovecot
+virtual mailbox (passwd-file passdb), attacked over IMAP and SMTP AUTH on 587 (over IPv6), which still logs in
+from the office.
 Re-converged in report mode, a second account attacked the same way is
 reported and nobody is banned.
 The firewall role's table (which lets everyone reach these ports) and fail2ban's
@@ -322,6 +324,119 @@ def test_restarting_fail2ban_leaves_the_firewall_table_alone(host, mailbox_attac
     assert OFFICE.tcp(HOST["ipv4"], 143)["state"] == "open"
 
 
+VIRTUAL_MAILBOX = "info@example.com"  # vars/lab.yml's bruteforce_lab_mailbox, in Dovecot's passwd-file
+VIRTUAL_PASSWORD = "lab-only-Mailb0x"
+
+# Run by the client's python: one IMAP login; prints the server's answer.
+IMAP_LOGIN = """
+import imaplib, ssl, sys
+try:
+    imap = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
+    imap.starttls(ssl_context=ssl._create_unverified_context())
+    print(imap.login(sys.argv[2], sys.argv[3])[0])
+    print(imap.select("INBOX")[0])
+    imap.logout()
+except (imaplib.IMAP4.error, OSError) as error:
+    print("failed", error)
+"""
+
+
+def smtp_auth(client, user, password, address=HOST["ipv4"]):
+    result = client.run(sys.executable, str(SMTP_PROBE), address, "587", "--timeout", "10", "--starttls",
+                        "--user", user, "--password", password, timeout=60)
+    return json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def attack_virtual_mailbox():
+    """office, abroad and jp fail once each over IMAP and abroad2 once over SMTP AUTH on 587, on the virtual mailbox.
+
+    Over IPv6, whose addresses the tests before have not used: each address stays below the per-address maxretry
+    of 3 (the dovecot jail counts pam_unix's line and imap-login's for an IMAP failure, and pam_unix's for SMTP
+    AUTH; postfix-sasl Postfix's line); the mailbox gets four failures, converge.yml's bruteforce_account_maxretry.
+    """
+    for client in (OFFICE, ABROAD, JP):
+        client.run(sys.executable, "-c", IMAP_LOGIN, HOST["ipv6"], VIRTUAL_MAILBOX, "not-the-password", timeout=60)
+    smtp_auth(ABROAD2, VIRTUAL_MAILBOX, "not-the-password", HOST["ipv6"])
+
+
+# The order of attack_virtual_mailbox's failures.
+VIRTUAL_ATTACKERS = (OFFICE, ABROAD, JP, ABROAD2)
+
+
+def test_the_filter_reads_dovecots_passwd_file_lines(host):
+    """fail2ban-regex with the installed filter: the mailbox is the failure id, a line without an address never counts."""
+    lines = [
+        # IMAP (and POP3): Dovecot's own client address and session.
+        "Nov 25 16:42:08 bf1 dovecot[1909]: auth: passwd-file(info@example.com,203.0.113.10,<4ZbfgRxhsI7LAHEK>): "
+        "Password mismatch",
+        # SMTP AUTH through Dovecot's SASL socket: the address Postfix passed, no session.
+        "Nov 25 16:42:18 bf1 dovecot[1909]: auth: passwd-file(info@example.com,203.0.113.11): Password mismatch",
+        "Nov 25 16:42:18 bf1 dovecot[1909]: auth: passwd-file(info@example.com,2001:db8:203::a,<Ab+c>): "
+        "Password mismatch",
+        # No client address (doveadm auth test, a client that passed none): never counted.
+        "Nov 25 16:42:22 bf1 dovecot[1909]: auth: passwd-file(info@example.com): Password mismatch",
+        "Nov 25 16:42:22 bf1 dovecot[1909]: auth: passwd-file(info@example.com,<4ZbfgRxhsI7LAHEK>): Password mismatch",
+        # A name that is no mailbox, a host name instead of an address, a login name carrying an address.
+        "Nov 25 16:42:14 bf1 dovecot[1909]: auth: passwd-file(nobody@example.com,198.18.0.10,<crY+g>): unknown user",
+        "Nov 25 16:42:14 bf1 dovecot[1909]: auth: passwd-file(info@example.com,mx.example.net,<crY+g>): "
+        "Password mismatch",
+        "Nov 25 16:42:14 bf1 dovecot[1909]: auth: passwd-file(x,198.51.100.10,203.0.113.10,<crY+g>): Password mismatch",
+        # PAM's line for a system account, as before.
+        "Nov 25 16:42:06 bf1 auth[1914]: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 "
+        "tty=dovecot ruser=customer1 rhost=203.0.113.10  user=customer1",
+    ]
+    sample = "/tmp/hostguard-accounts-samples.log"
+    host.check_output(f"printf '%s\\n' {' '.join(repr(line) for line in lines)} > {sample}")
+    found = host.check_output(f"fail2ban-regex -o '<F-ID> <ip>' {sample} "
+                              "/etc/fail2ban/filter.d/hostguard-accounts.conf").splitlines()
+    assert found == ["info@example.com 203.0.113.10", "info@example.com 203.0.113.11",
+                     "info@example.com 2001:db8:203::a", "customer1 203.0.113.10"]
+
+
+def test_dovecot_logs_failed_logins_per_mailbox_only_while_the_account_jail_is_on(host):
+    conf = host.file("/etc/dovecot/conf.d/99-hostguard-bruteforce.conf")
+    assert conf.exists
+    assert host.check_output("doveconf -h auth_verbose") == "yes"
+
+
+@pytest.fixture(scope="module")
+def virtual_mailbox_attacked(host, mailbox_attacked_from_many):
+    """Lift the earlier bans, then attack the Dovecot virtual mailbox from office, abroad, abroad2 and jp."""
+    host.run("fail2ban-client unban --all")
+    attack_virtual_mailbox()
+    wait_for_bans(host, "hostguard-account-ban", [ABROAD.ipv6, ABROAD2.ipv6, JP.ipv6])
+    yield
+
+
+def test_a_virtual_mailbox_attacked_from_many_addresses_gets_them_banned(host, virtual_mailbox_attacked):
+    assert set(banned_addresses(host, "hostguard-account-ban")) == {ABROAD.ipv6, ABROAD2.ipv6, JP.ipv6}
+    # Each address alone stayed below the per-address maxretry.
+    for jail in ("dovecot", "postfix-sasl"):
+        assert not {client.ipv6 for client in VIRTUAL_ATTACKERS} & set(banned_addresses(host, jail)), jail
+    for client in (ABROAD, ABROAD2, JP):
+        for port in (143, 587, 22):
+            assert client.tcp(HOST["ipv6"], port)["state"] in ("refused", "timeout", "unreachable"), (client.name, port)
+    # The office (2001:db8:51::/64 is in bruteforce_ignore_sources) failed on the same mailbox and is never banned.
+    assert OFFICE.tcp(HOST["ipv6"], 143)["state"] == "open"
+    report = [json.loads(line) for line in host.file(ACCOUNT_REPORT).content_string.splitlines()]
+    record = [record for record in report if record["account"] == VIRTUAL_MAILBOX][-1]
+    assert record["addresses"] == [client.ipv6 for client in VIRTUAL_ATTACKERS]
+    assert record["ignored"] == [OFFICE.ipv6]
+    assert record["banned"] == [ABROAD.ipv6, JP.ipv6, ABROAD2.ipv6]
+    assert record["failures"] == 4
+    assert f"account {VIRTUAL_MAILBOX} attacked from 4 addresses" in host.check_output(
+        "journalctl -q -t hostguard-bruteforce --no-pager")
+
+
+def test_the_virtual_mailbox_still_logs_in_from_the_office(host, virtual_mailbox_attacked):
+    for address in (HOST["ipv6"], HOST["ipv4"]):
+        answer = OFFICE.run(sys.executable, "-c", IMAP_LOGIN, address, VIRTUAL_MAILBOX, VIRTUAL_PASSWORD,
+                            timeout=60).stdout.split()
+        assert answer == ["OK", "OK"], (address, answer)
+        assert smtp_auth(OFFICE, VIRTUAL_MAILBOX, VIRTUAL_PASSWORD, address).get("auth") == 235, address
+    assert OFFICE.ipv6 not in banned_addresses(host, "hostguard-account-ban")
+
+
 # Run by the client's python: one FTP login to an existing account with a wrong password.
 FAIL_ONE_FTP_LOGIN = """
 import ftplib, sys
@@ -334,25 +449,40 @@ except ftplib.all_errors:
 
 def test_report_mode_reports_an_attacked_account_and_bans_nobody(host, mailbox_attacked_from_many):
     """converge.yml again with bruteforce_account_action=report; a second account, failed once over FTP from each
-    of office, abroad, abroad2 and jp, is reported and nobody is banned for it."""
+    of office, abroad, abroad2 and jp, and the virtual mailbox, attacked again, are reported and nobody is banned."""
     host.check_output("id customer2 || useradd --shell /usr/sbin/nologin customer2")
-    run = ansible_playbook_stats(CONVERGE, "-e", json.dumps({"bruteforce_account_action": "report"}))
+    # The same addresses attack again within bruteforce_findtime: a higher per-address maxretry keeps the
+    # per-address jails out of it, so that any ban here could only come from the account jail.
+    overrides = {"bruteforce_account_action": "report", "bruteforce_maxretry": 10}
+    run = ansible_playbook_stats(CONVERGE, "-e", json.dumps(overrides))
     assert run["rc"] == 0, run["stats"]
     jails = host.check_output("fail2ban-client status").split("Jail list:", 1)[1].replace(",", " ").split()
     assert "hostguard-accounts" in jails
     assert "hostguard-account-ban" not in jails
     host.run("fail2ban-client unban --all")
+    reports_before = len(host.file(ACCOUNT_REPORT).content_string.splitlines())
     for client in (OFFICE, ABROAD, ABROAD2, JP):
         client.run(sys.executable, "-c", FAIL_ONE_FTP_LOGIN, HOST["ipv4"], "customer2", timeout=60)
+    # The Dovecot virtual mailbox, attacked as in ban mode (IMAP and SMTP AUTH).
+    attack_virtual_mailbox()
     deadline = time.monotonic() + BAN_WAIT_SECONDS
-    while "customer2" not in host.run(f"cat {ACCOUNT_REPORT}").stdout and time.monotonic() < deadline:
+    while len(new_reports(host, reports_before)) < 2 and time.monotonic() < deadline:
         time.sleep(1)
-    report = [json.loads(line) for line in host.file(ACCOUNT_REPORT).content_string.splitlines()]
-    record = next(record for record in report if record["account"] == "customer2")
-    assert record["action"] == "report"
-    assert record["addresses"] == [OFFICE.ipv4, ABROAD.ipv4, ABROAD2.ipv4, JP.ipv4]
-    assert record["banned"] == []
-    assert "account customer2 attacked from 4 addresses" in host.check_output(
-        "journalctl -q -t hostguard-bruteforce --no-pager")
+    records = {record["account"]: record for record in new_reports(host, reports_before)}
+    assert set(records) == {"customer2", VIRTUAL_MAILBOX}, records
+    assert records["customer2"]["addresses"] == [OFFICE.ipv4, ABROAD.ipv4, ABROAD2.ipv4, JP.ipv4]
+    assert records[VIRTUAL_MAILBOX]["addresses"] == [client.ipv6 for client in VIRTUAL_ATTACKERS]
+    for account, record in records.items():
+        assert record["action"] == "report", account
+        assert record["banned"] == [], account
+        assert f"account {account} attacked from 4 addresses" in host.check_output(
+            "journalctl -q -t hostguard-bruteforce --no-pager")
     for client in (ABROAD, ABROAD2, JP):
         assert client.tcp(HOST["ipv4"], 21)["state"] == "open", client.name
+        assert client.tcp(HOST["ipv6"], 143)["state"] == "open", client.name
+        assert client.tcp(HOST["ipv6"], 587)["state"] == "open", client.name
+
+
+def new_reports(host, count_before):
+    lines = host.file(ACCOUNT_REPORT).content_string.splitlines()[count_before:]
+    return [json.loads(line) for line in lines]

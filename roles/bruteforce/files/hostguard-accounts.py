@@ -2,7 +2,8 @@
 # attacked from many addresses (installed as /etc/fail2ban/action.d/hostguard-accounts.py).
 #
 # The hostguard-accounts jail counts failed logins per account (its filter's
-# failure id is the account). When an account reaches its maxretry, fail2ban
+# failure id is the account: a system account from PAM's lines, a Dovecot
+# passwd-file mailbox from Dovecot's). When an account reaches its maxretry, fail2ban
 # "bans" the account and calls ban() here with the ticket's matches: the failed
 # logins on that account within the window, each naming its address. This action
 #
@@ -29,8 +30,12 @@ except ImportError:  # loaded outside fail2ban, as the collection's unit tests d
     ActionBase = object
 
 MODES = ("report", "ban")
-# The same end-anchored shape as the filter: what a client chooses (ruser) comes before rhost and cannot fake it.
-FAILURE_ADDRESS = re.compile(r"\srhost=(?P<address>\S+)\s+user=[^\s=]+\s*$")
+# The same end-anchored shapes as the filter's two failregex: PAM's pam_unix line (what a client chooses, ruser,
+# comes before rhost and cannot fake it) and the line of a Dovecot passwd-file mailbox (the address, which Dovecot
+# writes after the login name, only where it is an IP address; a line without one names no address).
+FAILURE_ADDRESS = re.compile(
+    r"\srhost=(?P<address>\S+)\s+user=[^\s=]+\s*$"
+    r"|\sauth: passwd-file\([^\s,()<>]+,(?P<dovecot_address>[0-9A-Fa-f.:]+)(?:,<[^\s<>]*>)?\): Password mismatch\s*$")
 
 
 def normalized(address):
@@ -47,8 +52,11 @@ def addresses_in(matches):
     addresses = []
     for line in matches:
         found = FAILURE_ADDRESS.search(line)
-        if found and normalized(found.group("address")) not in addresses:
-            addresses.append(normalized(found.group("address")))
+        if not found:
+            continue
+        address = normalized(found.group("address") or found.group("dovecot_address"))
+        if address not in addresses:
+            addresses.append(address)
     return addresses
 
 

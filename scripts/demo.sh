@@ -42,6 +42,11 @@ cat > "$REPORTS/group_vars/web/sites.yml" <<'EOT'
 hostguard_integrity_sites:
   - {name: site1, paths: [/var/www/site1]}
 EOT
+# The runbook's answer to accounts nobody uses: lock them (reversible), on the web hosts.
+cat > "$REPORTS/group_vars/web/accounts.yml" <<'EOT'
+---
+account_cleanup_mode: lock
+EOT
 
 run() {  # name playbook [args]: run a playbook, keep its JSON report
   local name=$1 playbook=$2

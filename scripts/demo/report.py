@@ -61,6 +61,10 @@ def print_audit(title: str, report: dict) -> None:
             print(f"        added:   {path}")
         for finding in audit.get("suspicious", []):
             print(f"        looks planted: {finding['path']} ({finding['rule']}: {finding.get('line') or ''})")
+        for account in audit.get("accounts", []):
+            print(f"    account {account['name']} ({account['kind']}) unused: {account['reason']}")
+        for attack in audit.get("account_attacks", []):
+            print(f"    account {attack['account']:<12} attacked from {', '.join(attack['addresses'])}")
 
 
 def print_changes(title: str, report: dict) -> None:

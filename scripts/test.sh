@@ -56,6 +56,9 @@ molecule_scenarios() {
   for scenario in $scenarios; do
     # The name tests/molecule/create.yml gives the scenario's lab.
     STARTED_LABS+=("molecule-$scenario-$(printf %s "$ROOT" | sha1sum | cut -c1-6)")
+    # Forget molecule's record of an earlier run in a checkout at this path (say one that was killed):
+    # it would skip create and converge against a host that is gone.
+    molecule reset -s "$scenario" >/dev/null 2>&1 || true
     stage "molecule $scenario" molecule test -s "$scenario"
   done
 }

@@ -179,27 +179,35 @@ def read_queue_file(path, queue_name):
     )
 
 
+def _queue_entries(directory):
+    """Every non-directory entry under a Postfix queue directory, whatever its hashing; none if it is missing."""
+    pending = [directory]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            else:
+                yield entry
+
+
 def scan_queue(queue_directory, queue_names=QUEUE_NAMES):
     """Every message in the queues, walking their hashed subdirectories; (messages, unreadable)."""
     messages, unreadable = [], []
     for queue_name in queue_names:
-        pending = [os.path.join(queue_directory, queue_name)]
-        while pending:
-            try:
-                entries = list(os.scandir(pending.pop()))
-            except FileNotFoundError:
+        for entry in _queue_entries(os.path.join(queue_directory, queue_name)):
+            if not entry.is_file(follow_symlinks=False):
                 continue
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    try:
-                        message = read_queue_file(entry.path, queue_name)
-                    except QueueFileError as error:
-                        unreadable.append(str(error))
-                        continue
-                    if message is not None:
-                        messages.append(message)
+            try:
+                message = read_queue_file(entry.path, queue_name)
+            except QueueFileError as error:
+                unreadable.append(str(error))
+                continue
+            if message is not None:
+                messages.append(message)
     return messages, unreadable
 
 
@@ -211,17 +219,8 @@ def log_files(queue_directory):
     """{queue_id: [path, ...]} of the bounce, defer and trace logs, whatever the queues' hashing."""
     found = collections.defaultdict(list)
     for queue_name in LOG_QUEUE_NAMES:
-        pending = [os.path.join(queue_directory, queue_name)]
-        while pending:
-            try:
-                entries = list(os.scandir(pending.pop()))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                else:
-                    found[entry.name].append(entry.path)
+        for entry in _queue_entries(os.path.join(queue_directory, queue_name)):
+            found[entry.name].append(entry.path)
     return found
 
 

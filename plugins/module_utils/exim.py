@@ -23,7 +23,6 @@ unit-tested with a stand-in for the two commands.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import pwd
 import re
@@ -31,6 +30,7 @@ import shutil
 import tempfile
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
+from ansible_collections.hostguard.hosting.plugins.module_utils.relay_networks import trusted_network
 
 # The sections update-exim4.conf reads from conf.d/, and the file names it takes (others it skips).
 SECTIONS = ("main", "acl", "router", "transport", "retry", "rewrite", "auth")
@@ -51,16 +51,9 @@ def relay_hosts(trusted_networks):
     networks = list(LOOPBACK_NETWORKS)
     for cidr in trusted_networks:
         try:
-            network = ipaddress.ip_network(str(cidr), strict=True)
+            network = trusted_network(cidr)
         except ValueError as error:
-            hint = ""
-            try:
-                hint = f" (did you mean {ipaddress.ip_network(str(cidr), strict=False)}?)"
-            except ValueError:
-                pass
-            raise EximError(f"trusted network {cidr!r} is not a network in CIDR notation: {error}{hint}") from None
-        if network.prefixlen == 0:
-            raise EximError(f"trusted network {cidr!r} is every address: that would be an open relay")
+            raise EximError(str(error)) from None
         if str(network) not in networks:
             networks.append(str(network))
     # IPv6 addresses contain colons, Exim's default list separator.

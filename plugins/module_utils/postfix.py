@@ -17,11 +17,12 @@ with an atomic rename; a configuration that fails never reaches the running MTA.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import shutil
 import tempfile
+
+from ansible_collections.hostguard.hosting.plugins.module_utils.relay_networks import trusted_network
 
 # postconf -M prints one service a line: name, type, then the entry's other fields.
 SERVICE_KEY_RE = re.compile(r"\A[^/\s]+/(inet|unix|unix-dgram|fifo|pass)\Z")
@@ -51,16 +52,9 @@ def mynetworks(trusted_networks):
     networks = list(LOOPBACK_NETWORKS)
     for cidr in trusted_networks:
         try:
-            network = ipaddress.ip_network(str(cidr), strict=True)
+            network = trusted_network(cidr)
         except ValueError as error:
-            hint = ""
-            try:
-                hint = f" (did you mean {ipaddress.ip_network(str(cidr), strict=False)}?)"
-            except ValueError:
-                pass
-            raise PostfixError(f"trusted network {cidr!r} is not a network in CIDR notation: {error}{hint}") from None
-        if network.prefixlen == 0:
-            raise PostfixError(f"trusted network {cidr!r} is every address: that would be an open relay")
+            raise PostfixError(str(error)) from None
         text = str(network) if network.version == 4 else f"[{network.network_address}]/{network.prefixlen}"
         if text not in networks:
             networks.append(text)

@@ -28,7 +28,10 @@ import io
 import json
 import os
 import re
+import shutil
+import stat
 import tarfile
+import tempfile
 import time
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import atomic_file
@@ -224,24 +227,137 @@ def log_files(queue_directory):
     return found
 
 
-def delete_postfix_messages(queue_directory, messages):
-    """Delete the messages as postsuper -d does, without its syslog line per message: each message's
-    bounce, defer and trace logs first, then its queue file. Postfix must be stopped (queue IDs are
-    reused). Returns (IDs deleted, errors)."""
+# The directory the selected messages are moved into, inside the queue directory (so on its file system:
+# moving is a rename) and under a name no Postfix program reads.
+HELD_PREFIX = "hostguard-purged-"
+# ... and what it is renamed to when a file could not be moved: looked at by a person, never deleted by the module.
+INCOMPLETE_PREFIX = "hostguard-purge-incomplete-"
+# Queues only Postfix's own daemons write to: with Postfix stopped nothing adds a file to them, so a
+# directory whose entries are mostly selected can be moved out whole and the few kept ones moved back.
+# maildrop is left out: postdrop (the sendmail command) writes to it while Postfix is stopped.
+WHOLE_DIRECTORY_QUEUES = ("incoming", "active", "deferred", "hold") + LOG_QUEUE_NAMES
+
+
+# held: the directory the messages were moved to; queue_ids: those moved; errors: what went wrong, per file.
+MovedOut = collections.namedtuple("MovedOut", "held queue_ids errors")
+
+
+def move_postfix_messages(queue_directory, messages, now=None):
+    """Move the messages out of the queue, as postsuper -d takes them out (each message's bounce, defer
+    and trace logs and its queue file), into a new directory under the queue directory that no Postfix
+    program reads; delete it with remove_held() once Postfix runs again. Postfix must be stopped (it
+    reuses queue IDs).
+
+    Renames instead of unlinks: freeing 100,000 files is the slow part of a purge and need not
+    happen while the MTA is down. A directory of a queue only Postfix writes (WHOLE_DIRECTORY_QUEUES)
+    whose entries are mostly selected is renamed away whole, then its kept entries are renamed back.
+    Returns a MovedOut; each of its errors names a file left where it was, or a kept file that is now
+    in the held directory (then the held directory must not be removed).
+    """
     logs = log_files(queue_directory)
-    deleted, errors = [], []
+    by_directory = collections.defaultdict(set)
+    message_paths = {}
     for message in messages:
         for path in list(logs.get(message.queue_id, ())) + [message.path]:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue
-            except OSError as error:
-                errors.append("%s: %s" % (path, error.strerror))
-                continue
-            if path == message.path:
-                deleted.append(message.queue_id)
-    return deleted, errors
+            by_directory[os.path.dirname(path)].add(os.path.basename(path))
+        message_paths[message.path] = message.queue_id
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    held = tempfile.mkdtemp(prefix=HELD_PREFIX + stamp + "-", dir=queue_directory)
+    moved_paths, errors = set(), []
+    for directory in sorted(by_directory):
+        relative = os.path.relpath(directory, queue_directory)
+        names = by_directory[directory]
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            continue
+        # Only a directory without subdirectories is moved whole (a hashed queue's leaf, or an unhashed queue).
+        whole = (relative.split(os.sep)[0] in WHOLE_DIRECTORY_QUEUES and 2 * len(names) > len(entries)
+                 and not any(entry.is_dir(follow_symlinks=False) for entry in entries))
+        move = _move_directory_keeping if whole else _move_entries
+        moved, failed = move(directory, os.path.join(held, relative), names)
+        moved_paths.update(os.path.join(directory, name) for name in moved)
+        errors.extend(failed)
+    if errors:
+        # Renamed out of held_directories()' sight: state=cleaned must not delete a kept message left in it.
+        incomplete = held.replace(HELD_PREFIX, INCOMPLETE_PREFIX, 1)
+        os.rename(held, incomplete)
+        errors = [error.replace(held, incomplete) for error in errors]
+        held = incomplete
+    return MovedOut(held, [queue_id for path, queue_id in message_paths.items() if path in moved_paths], errors)
+
+
+def _move_entries(directory, target, names):
+    """Rename each of names from directory into target; (names moved, errors)."""
+    moved, errors = [], []
+    os.makedirs(target, mode=0o700, exist_ok=True)
+    for name in sorted(names):
+        try:
+            os.rename(os.path.join(directory, name), os.path.join(target, name))
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            errors.append("%s: not moved out of the queue: %s" % (os.path.join(directory, name), error.strerror))
+            continue
+        moved.append(name)
+    return moved, errors
+
+
+def _move_directory_keeping(directory, target, names):
+    """Rename the directory to target, make it anew as it was (owner, mode, extended attributes), and
+    rename back every entry not in names; (names moved, errors). If it cannot be made anew, the old
+    one is put back and the names are moved one by one."""
+    status = os.lstat(directory)
+    os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+    try:
+        os.rename(directory, target)
+    except OSError:  # a queue directory mounted apart, for one
+        return _move_entries(directory, target, names)
+    try:
+        os.mkdir(directory, 0o700)
+        os.chown(directory, status.st_uid, status.st_gid)
+        os.chmod(directory, stat.S_IMODE(status.st_mode))
+        _copy_xattrs(target, directory)
+    except OSError:
+        if os.path.isdir(directory):
+            os.rmdir(directory)  # empty: made just now
+        os.rename(target, directory)
+        return _move_entries(directory, target, names)
+    moved, errors = [], []
+    for name in os.listdir(target):
+        if name in names:
+            moved.append(name)
+            continue
+        try:
+            os.rename(os.path.join(target, name), os.path.join(directory, name))
+        except OSError as error:
+            errors.append("%s: kept, but left in %s: %s" % (os.path.join(directory, name), target, error.strerror))
+    return moved, errors
+
+
+def _copy_xattrs(source, destination):
+    """Extended attributes (an SELinux label, for one) of the directory made anew, as the old one had them."""
+    if not hasattr(os, "listxattr"):
+        return
+    for name in os.listxattr(source, follow_symlinks=False):
+        os.setxattr(destination, name, os.getxattr(source, name, follow_symlinks=False), follow_symlinks=False)
+
+
+def held_directories(queue_directory):
+    """Directories of moved-out messages that are still waiting to be removed."""
+    try:
+        return sorted(entry.path for entry in os.scandir(queue_directory)
+                      if entry.name.startswith(HELD_PREFIX) and entry.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
+
+
+def remove_held(queue_directory, held):
+    """Delete a directory move_postfix_messages() made, and nothing else."""
+    if os.path.dirname(os.path.normpath(held)) != os.path.normpath(queue_directory) or \
+            not os.path.basename(held).startswith(HELD_PREFIX):
+        raise MailQueueError("%s is not a directory of purged messages in %s" % (held, queue_directory))
+    shutil.rmtree(held)
 
 
 # --- Exim -----------------------------------------------------------------------------------------

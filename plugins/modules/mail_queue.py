@@ -20,9 +20,14 @@ description:
     the way Exim reads them, not with one C(exim -Mvh) per message nor with C(exiqgrep). Message IDs of both
     forms are read, the 16-character ones of Exim up to 4.96 and the 23-character ones of Exim 4.97 and later.
   - With O(state=purged), deletes the selected messages after an optional evidence copy into O(export_dir).
-    Postfix - each message's queue file and its C(bounce), C(defer) and C(trace) logs are removed, as
-    C(postsuper -d) removes them, but without its log line per message; the evidence archive and one
-    summary line in the system log record the purge. Exim - with C(exim -Mrm), many messages per call.
+    Postfix - each message's queue file and its C(bounce), C(defer) and C(trace) logs, what C(postsuper -d)
+    removes, are first moved out of the queue into a C(hostguard-purged-*) directory in the queue directory
+    (renames on the same file system; a hashed queue directory that holds mostly selected messages is moved
+    whole and its other messages moved back), then that directory is deleted, at once or, with
+    O(defer_removal=true), by O(state=cleaned) after Postfix has been started again. Unlike C(postsuper -d)
+    it writes no log line per message; the evidence archive and one summary line in the system log record
+    the purge. Exim - with C(exim -Mrm), many messages per call (Exim delivers mail submitted by local
+    programs also while its daemon is stopped, and C(exim -Mrm) takes the lock such a delivery holds).
   - The purge refuses to run while the MTA runs (Postfix reuses queue IDs, so deleting while it delivers can hit
     the wrong message; Exim would go on delivering the spam). Stop it first; the
     C(hostguard.hosting.purge_mail_queue) playbook stops and restarts it, and pauses monit's watch on it.
@@ -54,8 +59,10 @@ options:
   state:
     description:
       - V(report) only reads the queue; V(purged) also deletes the selected messages.
+      - V(cleaned) deletes the directories of messages that purges with O(defer_removal=true) moved out of a
+        Postfix queue (RV(held_directories)); run it once Postfix runs again.
     type: str
-    choices: [report, purged]
+    choices: [report, purged, cleaned]
     default: report
   sender:
     description:
@@ -90,6 +97,14 @@ options:
         V(0700) if absent.
       - If the archive cannot be written, nothing is deleted.
     type: path
+  defer_removal:
+    description:
+      - Postfix only. With O(state=purged), leave the selected messages' files in the directory they were moved to
+        (RV(pending_removal)) instead of deleting them before the module returns. They are out of the queue, and
+        deleting many thousand files, the slow part of a purge, can wait until Postfix has been started again
+        (then O(state=cleaned)). The C(hostguard.hosting.purge_mail_queue) playbook does so.
+    type: bool
+    default: false
   queue_directory:
     description:
       - The Postfix queue directory, or Exim's spool directory (holding C(input)). By default, what
@@ -106,7 +121,7 @@ notes:
   - The queue names reported for Exim are V(queued) and V(frozen).
 seealso:
   - name: postsuper(1)
-    description: The Postfix command whose deletion the module does, file by file.
+    description: The Postfix command whose deletion the module does, without a log line per message.
     link: https://www.postfix.org/postsuper.1.html
   - name: Format of spool files
     description: The Exim specification's chapter on the C(-H) and C(-D) files the module reads.
@@ -182,10 +197,28 @@ selected:
     by_recipient_domain: [{name: outside.example, count: 200}]
     oldest: {queue_id: 9E1F91A603F, sender: spammer@site1.example, arrival_time: 1795615131, age_seconds: 7200}
 deleted:
-  description: Number of messages deleted (that would be, in check mode).
+  description: Number of messages deleted or moved out of the queue (that would be, in check mode).
   returned: always
   type: int
   sample: 200
+pending_removal:
+  description: The directory the purged messages were moved to, to delete with O(state=cleaned).
+  returned: when O(defer_removal=true) and messages were moved out of the queue
+  type: str
+  sample: /var/spool/postfix/hostguard-purged-20261125T140000Z-k2j4x9
+incomplete:
+  description:
+    - Postfix - when some file could not be moved, the directory holding those that were, renamed
+      C(hostguard-purge-incomplete-*) so that O(state=cleaned) never deletes it; the error names each file.
+  returned: when a purge failed part way
+  type: str
+held_directories:
+  description:
+    - Postfix - directories of messages moved out of the queue by earlier purges that are still to be deleted
+      (with O(state=cleaned), those deleted, or to be deleted in check mode).
+  returned: always
+  type: list
+  elements: str
 remaining:
   description: The queue after the purge, summarised as RV(queue) is.
   returned: when O(state=purged), messages were selected and not in check mode
@@ -213,12 +246,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.mail_queue import (
     MailQueueError,
-    delete_postfix_messages,
     exim_daemons,
     exim_removed,
     export,
+    held_directories,
+    move_postfix_messages,
     normalise_patterns,
     parse_age,
+    remove_held,
     scan_exim_spool,
     scan_queue,
     select,
@@ -267,11 +302,19 @@ def mta_running(module, mta):
     return None
 
 
-def delete(module, mta, command, directory, chosen):
+def delete(module, mta, command, directory, chosen, result):
     """Delete the chosen messages; (rc, details)."""
     if mta == "postfix":
-        deleted, errors = delete_postfix_messages(directory, chosen)
-        return (1 if errors else 0), "; ".join(errors[:20])
+        moved = move_postfix_messages(directory, chosen)
+        if moved.errors:
+            # A kept message may be in it: the directory is left for the operator to look at.
+            result["incomplete"] = moved.held
+            return 1, "%s; the moved files are in %s, which was not deleted" % ("; ".join(moved.errors[:20]), moved.held)
+        if module.params["defer_removal"]:
+            result["pending_removal"] = moved.held
+        else:
+            remove_held(directory, moved.held)
+        return 0, ""
     failures = []
     ids = [message.queue_id for message in chosen]
     for first in range(0, len(ids), EXIM_BATCH):
@@ -284,16 +327,31 @@ def delete(module, mta, command, directory, chosen):
     return (1 if failures else 0), "; ".join(failures)
 
 
+def clean(module, mta, service, command):
+    """state=cleaned: delete the directories earlier purges left with defer_removal=true."""
+    held = held_directories(queue_directory(module, mta, command)) if mta == "postfix" else []
+    result = dict(mta=mta, service=service, held_directories=held, changed=bool(held))
+    if not module.check_mode:
+        for path in held:
+            try:
+                remove_held(os.path.dirname(path), path)
+            except (OSError, MailQueueError) as error:
+                module.fail_json(msg="%s could not be deleted: %s" % (path, error), **result)
+    module.exit_json(msg="%s %d directories of purged messages" % (
+        "would delete" if module.check_mode else "deleted", len(held)), **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             mta=dict(type="str", choices=["auto", "postfix", "exim"], default="auto"),
-            state=dict(type="str", choices=["report", "purged"], default="report"),
+            state=dict(type="str", choices=["report", "purged", "cleaned"], default="report"),
             sender=dict(type="list", elements="str", default=[]),
             recipient=dict(type="list", elements="str", default=[]),
             older_than=dict(type="str"),
             all=dict(type="bool", default=False),
             export_dir=dict(type="path"),
+            defer_removal=dict(type="bool", default=False),
             queue_directory=dict(type="path"),
             top=dict(type="int", default=20),
         ),
@@ -311,6 +369,11 @@ def main():
         module.fail_json(msg="state=purged needs sender, recipient, older_than or all=true")
     mta, command = find_mta(module)
     service = "postfix" if mta == "postfix" else os.path.basename(command)
+    if mta == "exim" and params["defer_removal"]:
+        module.fail_json(msg="defer_removal is for Postfix: Exim's messages are removed with exim -Mrm at once",
+                         mta=mta, service=service)
+    if params["state"] == "cleaned":
+        clean(module, mta, service, command)
     if purge and not module.check_mode:
         running = mta_running(module, mta)
         if running:
@@ -321,7 +384,8 @@ def main():
     messages, unreadable = scan(directory)
     chosen = select(messages, senders, recipients, older_than, params["all"])
     result = dict(changed=False, mta=mta, service=service, queue=summarise(messages, params["top"]),
-                  selected=summarise(chosen, params["top"]), deleted=0, unreadable=unreadable)
+                  selected=summarise(chosen, params["top"]), deleted=0, unreadable=unreadable,
+                  held_directories=held_directories(directory) if mta == "postfix" else [])
     summary = "queue %d messages; selected %d" % (len(messages), len(chosen))
     if not (purge and chosen):
         module.exit_json(msg=summary, **result)
@@ -338,7 +402,7 @@ def main():
         result["export"] = dict(path=archive, sha256=digest, messages=len(chosen))
         summary += "; exported to %s" % archive
 
-    rc, details = delete(module, mta, command, directory, chosen)
+    rc, details = delete(module, mta, command, directory, chosen, result)
     # What is gone is counted from the queue itself, not from what the deleting side reports.
     remaining = scan(directory)[0]
     left_behind = {message.queue_id for message in chosen} & {message.queue_id for message in remaining}

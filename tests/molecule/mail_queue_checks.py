@@ -66,6 +66,8 @@ class Mta:
     side_files: str         # prints the IDs of the per-message files kept beside the queue files
     archived_files: tuple   # names of a message's files in the evidence archive, from its ID
     refusal: str            # what the module says when asked to purge while the MTA runs
+    spool: str              # the queue (spool) directory
+    check: str              # the MTA's own check of its spool and configuration: prints nothing when all is well
 
     def queue(self, host):
         """{queue_id: {"sender", "recipients", "queue_name"}} from the MTA's own listing."""
@@ -115,6 +117,9 @@ POSTFIX = Mta(
     side_files="find /var/spool/postfix/defer /var/spool/postfix/bounce /var/spool/postfix/trace -type f -printf '%f\\n'",
     archived_files=("queue/deferred/{}",),
     refusal="Postfix is running: stop it before purging",
+    spool="/var/spool/postfix",
+    # postfix check warns of queue directories and files whose owner or mode is not what Postfix made.
+    check="postfix check 2>&1",
 )
 EXIM = Mta(
     name="exim", service="exim4", clear="exim4 -bp | awk '$4 ~ /^</ {print $3}' | xargs -r exim4 -Mrm >/dev/null",
@@ -123,6 +128,8 @@ EXIM = Mta(
     side_files="find /var/spool/exim4/msglog -type f -printf '%f\\n'",
     archived_files=("input/{}-H", "input/{}-D"),
     refusal="Exim is running (pid",
+    spool="/var/spool/exim4",
+    check="exim4 -bV >/dev/null 2>&1 || echo exim4 -bV failed",
 )
 
 
@@ -215,6 +222,18 @@ def before(host, mta):
     raise AssertionError("the queue did not settle: %d messages" % len(mta.queue(host)))
 
 
+def spool_directories(host, mta):
+    """{directory: (owner, group, mode)} of every directory in the spool."""
+    listing = host.check_output("find %s -type d -printf '%%P %%u %%g %%m\\n'" % mta.spool)
+    return {line.split()[0] if len(line.split()) == 4 else ".": tuple(line.split()[-3:]) for line in listing.splitlines()}
+
+
+@pytest.fixture(scope="module")
+def directories_before(host, mta, before):
+    """The spool's directories once the queue is filled, before any purge (the purge may make some anew)."""
+    return spool_directories(host, mta)
+
+
 def test_monit_starts_the_mta_again_when_it_stops_while_watched(host, mta):
     """The watch is live: without the pause, monit would undo the playbook's stop."""
     offset = monit_log_size(host)
@@ -226,7 +245,8 @@ def test_monit_starts_the_mta_again_when_it_stops_while_watched(host, mta):
     assert any("'%s' trying to restart" % mta.service in line for line in monit_log_since(host, offset))
 
 
-def test_without_confirmation_it_reports_what_it_would_delete_and_deletes_nothing(host, mta, before):
+def test_without_confirmation_it_reports_what_it_would_delete_and_deletes_nothing(host, mta, before,
+                                                                                  directories_before):
     run = purge()
     assert run["rc"] == 0, run["stats"]
     assert "would delete %d of %d messages (by sender: %s); run with purge_confirm=true to delete them" % (
@@ -268,6 +288,13 @@ def test_the_files_kept_beside_each_spam_message_went_with_it(host, mta, before)
     remaining = set(host.check_output(mta.side_files).split())
     assert remaining & ids_from(before, SPAMMER) == set()
     assert remaining == ids_from(before, LEGITIMATE)
+
+
+def test_the_spool_is_left_as_the_mta_made_it(host, mta, before, directories_before):
+    """Every directory there before is there with its owner, group and mode, and no other is: the files
+    the Postfix purge moved out of the queue were deleted once Postfix ran again."""
+    assert spool_directories(host, mta) == directories_before
+    assert host.check_output(mta.check) == ""
 
 
 def test_the_evidence_archive_holds_every_spam_file_with_its_hash(host, mta, before):

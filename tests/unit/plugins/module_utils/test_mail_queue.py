@@ -290,28 +290,152 @@ def test_a_head_shorter_than_the_file_is_read_on_from_the_file():
     assert result[1] == recipients
 
 
-# --- deleting Postfix messages ------------------------------------------------------------------
+# --- taking Postfix messages out of the queue ---------------------------------------------------
 
-def test_deleting_removes_the_queue_file_and_its_logs_as_postsuper_does(tmp_path):
-    spam = write_queue(tmp_path, "deferred", "9E1F91A603F", queue_file("spammer@site1.example", ["v@outside.example"]))
-    kept = write_queue(tmp_path, "deferred", "B788D1A6042", queue_file("info@site1.example", ["a@outside.example"]))
-    logs = [write_queue(tmp_path, "defer", "9E1F91A603F", b"defer log"),
-            write_queue(tmp_path, "bounce", "9E1F91A603F", b"bounce log"),
-            write_queue(tmp_path, "trace", "9E1F91A603F", b"trace log")]
-    kept_log = write_queue(tmp_path, "defer", "B788D1A6042", b"defer log")
-    messages = mail_queue.scan_queue(str(tmp_path))[0]
-    deleted, errors = mail_queue.delete_postfix_messages(
-        str(tmp_path), mail_queue.select(messages, senders=["spammer@site1.example"]))
-    assert (deleted, errors) == (["9E1F91A603F"], [])
-    assert not spam.exists() and not any(log.exists() for log in logs)
-    assert kept.exists() and kept_log.exists()
+def spam_and_kept(tmp_path, spam_ids, kept_ids, queue_name="deferred"):
+    """Queue files (and a defer log each) from the spammer and from a legitimate sender."""
+    for queue_id in spam_ids:
+        write_queue(tmp_path, queue_name, queue_id, queue_file("spammer@site1.example", ["v@outside.example"]))
+        write_queue(tmp_path, "defer", queue_id, b"defer log")
+    for queue_id in kept_ids:
+        write_queue(tmp_path, queue_name, queue_id, queue_file("info@site1.example", ["a@outside.example"]))
+        write_queue(tmp_path, "defer", queue_id, b"defer log " + queue_id.encode())
+    return mail_queue.select(mail_queue.scan_queue(str(tmp_path))[0], senders=["spammer@site1.example"])
 
 
-def test_a_message_that_vanished_is_not_counted_as_deleted(tmp_path):
+def queue_tree(tmp_path):
+    """{path under the queue directory: content} of every file outside the held directories."""
+    return {str(path.relative_to(tmp_path)): path.read_bytes() for path in tmp_path.rglob("*")
+            if path.is_file() and not path.relative_to(tmp_path).parts[0].startswith("hostguard-")}
+
+
+def test_moving_out_takes_the_queue_file_and_its_logs_as_postsuper_deletes_them(tmp_path):
+    """Two of four in each directory: the files are moved one by one."""
+    chosen = spam_and_kept(tmp_path, ["9E1F91A603F", "9A1F91A6040"], ["9B88D1A6042", "9C88D1A6043"])
+    write_queue(tmp_path, "bounce", "9E1F91A603F", b"bounce log")
+    write_queue(tmp_path, "trace", "9E1F91A603F", b"trace log")
+    directory = tmp_path / "deferred" / "9"
+    inode = directory.stat().st_ino
+    before = queue_tree(tmp_path)
+    moved = mail_queue.move_postfix_messages(str(tmp_path), chosen)
+    assert (sorted(moved.queue_ids), moved.errors) == (["9A1F91A6040", "9E1F91A603F"], [])
+    kept = {path: data for path, data in before.items() if "9A1F" not in path and "9E1F" not in path}
+    assert queue_tree(tmp_path) == kept
+    held = Path(moved.held)
+    assert held.parent == tmp_path and held.name.startswith("hostguard-purged-")
+    assert {str(path.relative_to(held)) for path in held.rglob("*") if path.is_file()} == {
+        "deferred/9/9E1F91A603F", "deferred/9/9A1F91A6040", "defer/9/9E1F91A603F", "defer/9/9A1F91A6040",
+        "bounce/9/9E1F91A603F", "trace/9/9E1F91A603F"}
+    assert directory.stat().st_ino == inode
+    assert mail_queue.held_directories(str(tmp_path)) == [moved.held]
+    mail_queue.remove_held(str(tmp_path), moved.held)
+    assert not held.exists() and queue_tree(tmp_path) == kept
+
+
+def test_a_directory_of_mostly_selected_messages_is_moved_whole_and_made_anew_as_it_was(tmp_path):
+    chosen = spam_and_kept(tmp_path, ["9E1F91A603F", "9A1F91A6040", "9D1F91A6041"], ["9B88D1A6042"])
+    directory = tmp_path / "deferred" / "9"
+    directory.chmod(0o750)
+    os.chown(directory, 4321, 4322)
+    try:
+        os.setxattr(directory, "user.hostguard", b"label")
+    except OSError:
+        pytest.skip("no user extended attributes on this file system")
+    old = directory.stat()
+    before = queue_tree(tmp_path)
+    moved = mail_queue.move_postfix_messages(str(tmp_path), chosen)
+    assert (len(moved.queue_ids), moved.errors) == (3, [])
+    new = directory.stat()
+    assert new.st_ino != old.st_ino  # moved whole, made anew
+    assert (new.st_mode, new.st_uid, new.st_gid) == (old.st_mode, 4321, 4322)
+    assert os.getxattr(directory, "user.hostguard") == b"label"
+    assert queue_tree(tmp_path) == {path: data for path, data in before.items() if "9B88" in path}
+    assert sorted(os.listdir(Path(moved.held) / "deferred" / "9")) == ["9A1F91A6040", "9D1F91A6041", "9E1F91A603F"]
+
+
+def test_maildrop_is_never_moved_whole_since_postdrop_writes_to_it_while_postfix_is_stopped(tmp_path):
+    write_queue(tmp_path, "maildrop", "9E1F91A603F", queue_file("spammer@site1.example", ["v@outside.example"]))
+    maildrop = tmp_path / "maildrop" / "9"
+    inode = maildrop.stat().st_ino
+    (message,) = mail_queue.scan_queue(str(tmp_path))[0]
+    assert mail_queue.move_postfix_messages(str(tmp_path), [message]).queue_ids == ["9E1F91A603F"]
+    assert maildrop.stat().st_ino == inode and os.listdir(maildrop) == []
+
+
+def test_a_directory_with_subdirectories_is_not_moved_whole(tmp_path):
+    """Queue files at two depths, as after a change of hash_queue_depth: each kept file stays where it was."""
+    chosen = spam_and_kept(tmp_path, ["9E1F91A603F"], ["9B88D1A6042"])
+    (tmp_path / "deferred" / "9A1F91A6040").write_bytes(queue_file("spammer@site1.example", ["v@outside.example"]))
+    chosen = mail_queue.select(mail_queue.scan_queue(str(tmp_path))[0], senders=["spammer@site1.example"])
+    inode = (tmp_path / "deferred").stat().st_ino
+    moved = mail_queue.move_postfix_messages(str(tmp_path), chosen)
+    assert (sorted(moved.queue_ids), moved.errors) == (["9A1F91A6040", "9E1F91A603F"], [])
+    assert (tmp_path / "deferred").stat().st_ino == inode
+    assert sorted(queue_tree(tmp_path)) == ["defer/9/9B88D1A6042", "deferred/9/9B88D1A6042"]
+
+
+def test_a_message_that_vanished_is_not_counted_as_moved(tmp_path):
     write_queue(tmp_path, "deferred", "9E1F91A603F", queue_file("spammer@site1.example", ["v@outside.example"]))
     (message,) = mail_queue.scan_queue(str(tmp_path))[0]
     os.unlink(message.path)
-    assert mail_queue.delete_postfix_messages(str(tmp_path), [message]) == ([], [])
+    assert mail_queue.move_postfix_messages(str(tmp_path), [message])[1:] == ([], [])
+
+
+def test_a_kept_file_that_cannot_be_moved_back_is_named_and_never_cleaned_away(tmp_path, monkeypatch):
+    chosen = spam_and_kept(tmp_path, ["9E1F91A603F", "9A1F91A6040"], ["9B88D1A6042"])
+    rename = os.rename
+
+    def failing_rename(source, destination):
+        if str(destination) == str(tmp_path / "deferred" / "9" / "9B88D1A6042"):
+            raise OSError(5, "Input/output error")
+        rename(source, destination)
+
+    monkeypatch.setattr(mail_queue.os, "rename", failing_rename)
+    moved = mail_queue.move_postfix_messages(str(tmp_path), chosen)
+    assert moved.errors == ["%s: kept, but left in %s: Input/output error" % (
+        tmp_path / "deferred" / "9" / "9B88D1A6042", moved.held + "/deferred/9")]
+    assert os.path.basename(moved.held).startswith("hostguard-purge-incomplete-")
+    assert (Path(moved.held) / "deferred" / "9" / "9B88D1A6042").is_file()
+    assert mail_queue.held_directories(str(tmp_path)) == []
+    with pytest.raises(MailQueueError, match="is not a directory of purged messages"):
+        mail_queue.remove_held(str(tmp_path), moved.held)
+
+
+def test_a_directory_that_cannot_be_made_anew_is_put_back_and_its_files_moved_one_by_one(tmp_path, monkeypatch):
+    chosen = spam_and_kept(tmp_path, ["9E1F91A603F", "9A1F91A6040"], ["9B88D1A6042"])
+    inode = (tmp_path / "deferred" / "9").stat().st_ino
+
+    def failing_chown(*args):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(mail_queue.os, "chown", failing_chown)
+    moved = mail_queue.move_postfix_messages(str(tmp_path), chosen)
+    assert (len(moved.queue_ids), moved.errors) == (2, [])
+    assert (tmp_path / "deferred" / "9").stat().st_ino == inode
+    assert sorted(queue_tree(tmp_path)) == ["defer/9/9B88D1A6042", "deferred/9/9B88D1A6042"]
+
+
+def test_a_directory_that_cannot_be_renamed_has_its_files_moved_one_by_one(tmp_path, monkeypatch):
+    chosen = spam_and_kept(tmp_path, ["9E1F91A603F", "9A1F91A6040"], ["9B88D1A6042"])
+    rename = os.rename
+
+    def no_directory_renames(source, destination):
+        if os.path.isdir(source):
+            raise OSError(18, "Invalid cross-device link")
+        rename(source, destination)
+
+    monkeypatch.setattr(mail_queue.os, "rename", no_directory_renames)
+    moved = mail_queue.move_postfix_messages(str(tmp_path), chosen)
+    assert (len(moved.queue_ids), moved.errors) == (2, [])
+    assert sorted(queue_tree(tmp_path)) == ["defer/9/9B88D1A6042", "deferred/9/9B88D1A6042"]
+
+
+@pytest.mark.parametrize("held", ["/var/spool/postfix/deferred", "{queue}/deferred", "{queue}/hostguard-purge-incomplete-x",
+                                  "{queue}/../hostguard-purged-x"])
+def test_only_a_held_directory_of_the_queue_is_ever_removed(tmp_path, held):
+    path = held.format(queue=tmp_path)
+    with pytest.raises(MailQueueError, match="is not a directory of purged messages in"):
+        mail_queue.remove_held(str(tmp_path), path)
 
 
 # --- Exim spools --------------------------------------------------------------------------------

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import PolicyError, build_plan
+from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import (
+    PolicyError,
+    build_plan,
+    policy_record,
+    port_exposure,
+)
 
 
 def firewall_plan(services, country_cidrs=None, admin_sources=None, guard=None, ftp_passive_ports=None,
@@ -18,6 +23,38 @@ def firewall_plan(services, country_cidrs=None, admin_sources=None, guard=None, 
         raise AnsibleFilterError(str(error)) from None
 
 
+def firewall_record(plan, backend, ruleset_path=None):
+    """The policy as the audit reads it back from the host (firewall_record_path)."""
+    return policy_record(plan, backend, ruleset_path)
+
+
+def firewall_exposure(findings, record):
+    """Each audit finding (a dict with `port` and `advice`) with what the firewall policy in force does
+    with its port: `firewall` is open, restricted or closed (`none` when no policy of the role is in
+    force: record is empty), with `firewall_sources`, `firewall_countries`, `firewall_services`, and
+    `summary`, one line for the operator (the advice, unless the firewall already restricts the port)."""
+    exposed = []
+    for finding in findings:
+        exposure = port_exposure(finding["port"], record) if record else {
+            "firewall": "none", "sources": [], "countries": [], "services": []}
+        exposed.append(dict(finding, firewall=exposure["firewall"], firewall_sources=exposure["sources"],
+                            firewall_countries=exposure["countries"], firewall_services=exposure["services"],
+                            summary=_summary(finding.get("advice", ""), exposure)))
+    return exposed
+
+
+def _summary(advice, exposure):
+    if exposure["firewall"] == "closed":
+        return "the firewall lets nobody in"
+    if exposure["firewall"] == "restricted":
+        allowed = exposure["sources"] + ["addresses in %s" % code for code in exposure["countries"]]
+        return "the firewall lets in only " + ", ".join(allowed)
+    if exposure["firewall"] == "open":
+        return "%s (the firewall lets everyone in)" % advice
+    return advice
+
+
 class FilterModule:
     def filters(self):
-        return {"firewall_plan": firewall_plan}
+        return {"firewall_plan": firewall_plan, "firewall_record": firewall_record,
+                "firewall_exposure": firewall_exposure}

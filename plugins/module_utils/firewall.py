@@ -442,3 +442,47 @@ def digest_from_comment(comment):
     if comment and comment.startswith(DIGEST_PREFIX):
         return comment[len(DIGEST_PREFIX):]
     return None
+
+
+# --------------------------------------------------------------------------- the record the audit reads
+
+def policy_record(plan, backend, ruleset_path=None):
+    """What the role leaves on the host for the audit: who may reach which port, without the country CIDRs.
+    ruleset_path: the nftables backend's script, whose digest the live table must carry."""
+    guard = plan.get("guard")
+    return {
+        "backend": backend,
+        "digest": plan["digest"],
+        "ruleset_path": ruleset_path if backend == "nftables" else None,
+        "admin_sources": plan["admin_v4"] + plan["admin_v6"],
+        "guard": {"source": guard["source"], "port": guard["port"]} if guard and guard["needed"] else None,
+        "services": [{"name": service["name"], "ports": service["ports"], "proto": service["proto"],
+                      "open_to_all": service["open_to_all"],
+                      "sources": service["sources_v4"] + service["sources_v6"],
+                      "countries": service["countries"]} for service in plan["services"]],
+    }
+
+
+def port_exposure(port, record):
+    """How the recorded policy treats new TCP connections to a port.
+
+    {"firewall": "open" | "restricted" | "closed", "services": [names], "sources": [...], "countries": [...]};
+    sources include the admin networks (always let in to listed services) and the lockout guard.
+    """
+    port = int(port)
+    services = [service for service in record["services"]
+                if service["proto"] in ("tcp", "both") and any(_port_in(port, spec) for spec in service["ports"])]
+    guard = record.get("guard")
+    guarded = [guard["source"]] if guard and int(guard["port"]) == port else []
+    names = [service["name"] for service in services]
+    if any(service["open_to_all"] for service in services):
+        return {"firewall": "open", "services": names, "sources": [], "countries": []}
+    if not services:
+        return {"firewall": "restricted" if guarded else "closed", "services": [], "sources": guarded, "countries": []}
+    sources = list(record["admin_sources"])
+    for service in services:
+        sources += [source for source in service["sources"] if source not in sources]
+    sources += [source for source in guarded if source not in sources]
+    countries = sorted({code for service in services for code in service["countries"]})
+    return {"firewall": "restricted" if sources or countries else "closed", "services": names,
+            "sources": sources, "countries": countries}

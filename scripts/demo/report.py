@@ -39,10 +39,16 @@ def print_audit(title: str, report: dict) -> None:
         if audit is None:
             print(f"{host}: no audit result ({report['stats'][host]})")
             continue
-        firewall = "hostguard firewall table in force" if audit.get("hostguard_firewall") else "no hostguard firewall"
+        policy = audit.get("firewall", {})
+        if policy.get("in_force"):
+            firewall = f"hostguard firewall ({policy['backend']}) in force"
+        elif policy.get("recorded"):
+            firewall = f"hostguard firewall ({policy['backend']}) recorded but NOT in force"
+        else:
+            firewall = "no hostguard firewall"
         print(f"{host} ({audit['os']}): running {', '.join(audit['services_running']) or 'none'}; {firewall}")
         for finding in audit["findings"]:
-            print(f"    port {finding['port']:>5} {finding['service']:<12} listening on every address: {finding['advice']}")
+            print(f"    port {finding['port']:>5} {finding['service']:<12} listening on every address: {finding['summary']}")
         for check in audit.get("dnsbl", []):
             meanings = "; ".join(code["meaning"] for code in check.get("codes") or []) or check.get("error") or ""
             delist = f" (delist: {check['delist_url']})" if check.get("delist_url") else ""

@@ -10,13 +10,14 @@ and nothing listens there (so the port is allowed); timeout: dropped.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
 from pathlib import Path
 
 import pytest
-from labtools import Lab, ansible_playbook_stats
+from labtools import PROJECT_DIR, Lab, ansible_playbook_stats
 
 LAB = Lab.from_env()
 HOST = LAB.hosts["fw1"]
@@ -34,6 +35,18 @@ EXPECTED = {
     110: {"office": {"timeout"}, "jp": {"timeout"}, "abroad": {"timeout"}},  # pop3: not listed
     143: {"office": {"timeout"}, "jp": {"timeout"}, "abroad": {"timeout"}},  # imap: not listed
 }
+
+
+AUDIT = str(PROJECT_DIR / "playbooks" / "audit.yml")
+
+
+def audit():
+    """hostguard.hosting.audit on the host, blocklists skipped: (its hostguard_audit fact, the lines it showed)."""
+    run = ansible_playbook_stats(AUDIT, "-e", json.dumps({"audit_dnsbl_addresses": []}))
+    assert run["rc"] == 0, run["stats"]
+    results = {task["task"]["name"]: task["hosts"].get("fw1", {}) for play in run["plays"] for task in play["tasks"]}
+    return (results["Keep the findings with the audit"]["ansible_facts"]["hostguard_audit"],
+            results["Show what the audit found"]["msg"])
 
 
 def probe(client, port, family=4):
@@ -87,3 +100,28 @@ def test_rules_that_cut_the_controller_off_are_rolled_back_by_the_host():
     # The files on disk are the cut-off policy now; a normal run puts them right.
     restored = ansible_playbook_stats(str(SCENARIO / "converge.yml"))
     assert restored["rc"] == 0, restored["stats"]
+
+
+def test_the_audit_says_what_the_firewall_lets_in_as_the_network_sees_it():
+    """Each port listening on every address that the policy's clients were probed on: the audit's word
+    (closed, restricted, open) agrees with what the office, jp and abroad clients reach."""
+    report, lines = audit()
+    assert report["firewall"]["recorded"] and report["firewall"]["in_force"], report["firewall"]
+    findings = {finding["port"]: finding for finding in report["findings"]}
+    assert {22, 25} <= set(findings), findings
+    for port, finding in findings.items():
+        if port not in EXPECTED:
+            continue
+        reached = {client for client in ("office", "jp", "abroad") if probe(client, port) in PASSED}
+        if finding["firewall"] == "closed":
+            assert reached == set(), (port, finding)
+        elif finding["firewall"] == "open":
+            assert reached == {"office", "jp", "abroad"}, (port, finding)
+        else:
+            assert finding["firewall"] == "restricted" and "abroad" not in reached, (port, finding)
+    ssh = findings[22]
+    # ssh lists no sources: the admin networks, and the controller through the lockout guard.
+    assert ssh["firewall_sources"][:2] == ["198.51.100.0/24", "2001:db8:51::/64"]
+    assert "listening on every address: port 22 ssh the firewall lets in only 198.51.100.0/24, 2001:db8:51::/64" \
+        in "\n".join(lines)
+    assert not [line for line in lines if "not in force" in line], lines

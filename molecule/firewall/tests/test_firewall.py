@@ -7,7 +7,7 @@ import json
 import re
 
 from firewall_policy_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
-from firewall_policy_checks import HOST, LAB, SCENARIO
+from firewall_policy_checks import HOST, LAB, SCENARIO, audit
 from labtools import ansible_playbook_stats
 
 
@@ -53,3 +53,16 @@ def test_another_tools_table_survives_a_run(host):
         host.run("nft delete table inet f2b-table")
         restored = ansible_playbook_stats(str(SCENARIO / "converge.yml"))
         assert restored["rc"] == 0, restored["stats"]
+
+
+def test_the_audit_notices_when_the_recorded_table_is_not_live(host):
+    """The recorded policy alone proves nothing: without the live table the audit gives the plain advice."""
+    host.check_output("nft delete table inet hostguard")
+    try:
+        report, lines = audit()
+    finally:
+        host.check_output("systemctl restart hostguard-firewall")
+    assert report["firewall"] == {"recorded": True, "backend": "nftables", "in_force": False}
+    assert {finding["firewall"] for finding in report["findings"]} == {"none"}
+    assert "firewall: the policy recorded in /etc/hostguard/firewall-policy.json is not in force" in "\n".join(lines)
+    assert live_digest(host)

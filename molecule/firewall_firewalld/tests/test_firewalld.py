@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from firewall_policy_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
-from firewall_policy_checks import HOST, LAB, PASSED, SCENARIO, probe
+from firewall_policy_checks import HOST, LAB, PASSED, SCENARIO, audit, probe
 from labtools import ansible_playbook_stats, changed_tasks
 
 ZONE_FILE = "/etc/firewalld/zones/hostguard.xml"
@@ -182,3 +182,16 @@ def test_a_configuration_firewalld_refuses_is_never_live(host):
     assert host.run("systemctl is-active hostguard-firewall-rollback.timer").stdout.strip() != "active"
     assert firewall_cmd(host, "--get-default-zone") == "hostguard"
     assert probe("jp", 587) in PASSED
+
+
+def test_the_audit_notices_when_the_role_zone_is_not_the_default(host):
+    """The recorded policy alone proves nothing: with another default zone the audit gives the plain advice."""
+    firewall_cmd(host, "--set-default-zone=public")
+    try:
+        report, lines = audit()
+    finally:
+        firewall_cmd(host, "--set-default-zone=hostguard")
+    assert report["firewall"] == {"recorded": True, "backend": "firewalld", "in_force": False}
+    assert {finding["firewall"] for finding in report["findings"]} == {"none"}
+    assert "firewall: the policy recorded in /etc/hostguard/firewall-policy.json is not in force" in "\n".join(lines)
+    assert firewall_cmd(host, "--get-default-zone") == "hostguard"

@@ -18,6 +18,8 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import 
     PolicyError,
     build_plan,
     digest_from_comment,
+    policy_record,
+    port_exposure,
 )
 
 NEEDS_NFT = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
@@ -167,3 +169,61 @@ def test_ten_thousand_country_cidrs_cost_one_rule(netns):
     assert result["ruleset"].count("@country_jp_v4") == 1
     loaded = nft(netns, "-f", "-", stdin=result["ruleset"])
     assert loaded.returncode == 0, loaded.stderr
+
+
+# --- the record the audit reads back -------------------------------------------------------------
+
+AUDITED = {
+    "ssh": {"sources": [OFFICE]},
+    "submission": {"sources": "any", "countries": ["JP"]},
+    "smtp": {"sources": "any"},
+    "ftp": {"sources": []},
+    "myapp": {"ports": ["9100-9110"], "proto": "udp", "sources": [OFFICE]},
+}
+
+
+def record(**kwargs):
+    return policy_record(plan(AUDITED, admin_sources=["192.0.2.0/24"], ftp_passive_ports="40000-40100", **kwargs),
+                         "nftables", "/etc/hostguard/firewall.nft")
+
+
+def test_the_record_says_who_may_reach_which_port_without_the_country_cidrs():
+    written = record()
+    assert (written["backend"], written["ruleset_path"]) == ("nftables", "/etc/hostguard/firewall.nft")
+    assert len(written["digest"]) == 64
+    assert written["admin_sources"] == ["192.0.2.0/24"]
+    assert written["guard"] is None
+    assert {entry["name"]: (entry["ports"], entry["open_to_all"], entry["sources"], entry["countries"])
+            for entry in written["services"]} == {
+        "ftp": (["21", "40000-40100"], False, [], []),
+        "myapp": (["9100-9110"], False, [OFFICE], []),
+        "smtp": (["25"], True, [], []),
+        "ssh": (["22"], False, [OFFICE], []),
+        "submission": (["587"], False, [], ["JP"]),
+    }
+    assert "198.18.0.0/24" not in str(written)
+
+
+@pytest.mark.parametrize("port, expected", [
+    (22, {"firewall": "restricted", "services": ["ssh"], "sources": ["192.0.2.0/24", OFFICE], "countries": []}),
+    (587, {"firewall": "restricted", "services": ["submission"], "sources": ["192.0.2.0/24"], "countries": ["JP"]}),
+    (25, {"firewall": "open", "services": ["smtp"], "sources": [], "countries": []}),
+    (40050, {"firewall": "restricted", "services": ["ftp"], "sources": ["192.0.2.0/24"], "countries": []}),
+    (3306, {"firewall": "closed", "services": [], "sources": [], "countries": []}),
+    (9105, {"firewall": "closed", "services": [], "sources": [], "countries": []}),  # myapp is UDP only
+])
+def test_each_port_is_open_restricted_or_closed_as_the_policy_says(port, expected):
+    assert port_exposure(port, record()) == expected
+
+
+def test_a_port_only_the_lockout_guard_keeps_open_is_restricted_to_the_controller():
+    written = record(guard={"source": "203.0.113.7", "port": 2222})
+    assert written["guard"] == {"source": "203.0.113.7", "port": 2222}
+    assert port_exposure(2222, written) == {"firewall": "restricted", "services": [], "sources": ["203.0.113.7"],
+                                            "countries": []}
+
+
+def test_a_service_nobody_may_reach_is_closed_when_there_are_no_admin_networks():
+    written = policy_record(plan({"ftp": {"sources": []}}), "firewalld", "/etc/hostguard/firewall.nft")
+    assert written["ruleset_path"] is None
+    assert port_exposure(21, written) == {"firewall": "closed", "services": ["ftp"], "sources": [], "countries": []}

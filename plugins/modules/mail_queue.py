@@ -42,7 +42,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: With O(state=purged), reports what would be exported and deleted and changes nothing (Postfix may be running).
+    details:
+      - With O(state=purged), reports what would be exported and deleted and changes nothing (Postfix may be running).
+      - With O(state=cleaned), lists the directories it would delete in RV(held_directories).
   diff_mode:
     support: none
   platform:

@@ -49,6 +49,10 @@ def print_audit(title: str, report: dict) -> None:
         print(f"{host} ({audit['os']}): running {', '.join(audit['services_running']) or 'none'}; {firewall}")
         for finding in audit["findings"]:
             print(f"    port {finding['port']:>5} {finding['service']:<12} listening on every address: {finding['summary']}")
+        queue = audit.get("mail_queue")
+        if queue:
+            senders = ", ".join(f"{sender['name']} {sender['count']}" for sender in queue["by_sender"])
+            print(f"    mail queue: {queue['count']} messages" + (f"; busiest senders: {senders}" if senders else ""))
         for check in audit.get("dnsbl", []):
             meanings = "; ".join(code["meaning"] for code in check.get("codes") or []) or check.get("error") or ""
             delist = f" (delist: {check['delist_url']})" if check.get("delist_url") else ""

@@ -212,3 +212,15 @@ def assert_refused_unchanged(host, mail, extra_vars, named):
     # Still the converged behaviour: the relay is closed.
     report = mail.speak("abroad", 25, "--mail-from", "spammer@abroad.example", "--rcpt", OUTSIDE_ADDRESS)
     assert report["rcpt"] == mail.relay_refusal[0], report
+
+
+@pytest.mark.parametrize("panel,marker", [("cPanel", "/usr/local/cpanel/cpanel"), ("Plesk", "/usr/local/psa/version"),
+                                          ("DirectAdmin", "/usr/local/directadmin/directadmin")])
+def test_an_mta_a_control_panel_manages_is_left_to_the_panel(host, mail, panel, marker):
+    """Detected by the panel's own file: each panel rewrites the MTA's configuration, so the roles refuse."""
+    top = "/".join(marker.split("/")[:4])
+    host.run(f"mkdir -p {marker.rsplit('/', 1)[0]} && touch {marker}")
+    try:
+        assert_refused_unchanged(host, mail, {}, f"{panel} manages the MTA on this host")
+    finally:
+        host.run(f"rm -rf {top}")

@@ -26,6 +26,7 @@ import pytest
 from labtools import PROJECT_DIR, ansible_playbook_stats, changed_tasks
 
 PURGE = str(PROJECT_DIR / "playbooks" / "purge_mail_queue.yml")
+AUDIT = str(PROJECT_DIR / "playbooks" / "audit.yml")
 SPAMMER = "spammer@site1.example"
 LEGITIMATE = "info@site1.example"
 SPAM_COUNT = 200
@@ -67,6 +68,7 @@ class Mta:
     archived_files: tuple   # names of a message's files in the evidence archive, from its ID
     refusal: str            # what the module says when asked to purge while the MTA runs
     spool: str              # the queue (spool) directory
+    queues: str             # its subdirectories that hold messages and their logs
     check: str              # the MTA's own check of its spool and configuration: prints nothing when all is well
 
     def queue(self, host):
@@ -118,6 +120,7 @@ POSTFIX = Mta(
     archived_files=("queue/deferred/{}",),
     refusal="Postfix is running: stop it before purging",
     spool="/var/spool/postfix",
+    queues="maildrop incoming active deferred hold corrupt bounce defer trace flush",
     # postfix check warns of queue directories and files whose owner or mode is not what Postfix made.
     check="postfix check 2>&1",
 )
@@ -129,6 +132,7 @@ EXIM = Mta(
     archived_files=("input/{}-H", "input/{}-D"),
     refusal="Exim is running (pid",
     spool="/var/spool/exim4",
+    queues="input msglog",
     check="exim4 -bV >/dev/null 2>&1 || echo exim4 -bV failed",
 )
 
@@ -139,6 +143,16 @@ def ids_from(messages, sender):
 
 def purge(*options, **variables):
     return ansible_playbook_stats(PURGE, "-e", json.dumps(dict({"purge_sender": SPAMMER}, **variables)), *options)
+
+
+def audit():
+    """hostguard.hosting.audit, blocklists skipped: (its hostguard_audit fact, the lines it showed)."""
+    run = ansible_playbook_stats(AUDIT, "-e", json.dumps({"audit_dnsbl_addresses": []}))
+    assert run["rc"] == 0, run["stats"]
+    results = {task["task"]["name"]: next(iter(task["hosts"].values()), {})
+               for play in run["plays"] for task in play["tasks"]}
+    return (results["Keep the findings with the audit"]["ansible_facts"]["hostguard_audit"],
+            results["Show what the audit found"]["msg"])
 
 
 def debug_messages(plays):
@@ -223,15 +237,19 @@ def before(host, mta):
 
 
 def spool_directories(host, mta):
-    """{directory: (owner, group, mode)} of every directory in the spool."""
-    listing = host.check_output("find %s -type d -printf '%%P %%u %%g %%m\\n'" % mta.spool)
-    return {line.split()[0] if len(line.split()) == 4 else ".": tuple(line.split()[-3:]) for line in listing.splitlines()}
+    """{directory: (owner, group, mode)} of the queue directories and every directory in them, and of
+    any hostguard-* directory in the spool (other programs keep directories of their own there)."""
+    listing = host.check_output("cd %s && find %s hostguard-* -type d -printf '%%p %%u %%g %%m\\n' 2>/dev/null || true"
+                                % (mta.spool, mta.queues))
+    return {line.split()[0]: tuple(line.split()[1:]) for line in listing.splitlines()}
 
 
 @pytest.fixture(scope="module")
 def directories_before(host, mta, before):
     """The spool's directories once the queue is filled, before any purge (the purge may make some anew)."""
-    return spool_directories(host, mta)
+    directories = spool_directories(host, mta)
+    assert {"deferred", "defer"} <= set(directories) or {"input", "msglog"} <= set(directories), directories
+    return directories
 
 
 def test_monit_starts_the_mta_again_when_it_stops_while_watched(host, mta):
@@ -252,6 +270,17 @@ def test_without_confirmation_it_reports_what_it_would_delete_and_deletes_nothin
     assert "would delete %d of %d messages (by sender: %s); run with purge_confirm=true to delete them" % (
         SPAM_COUNT, SPAM_COUNT + LEGITIMATE_COUNT, SPAMMER) in debug_messages(run["plays"])
     assert changed_tasks(run["plays"]) == []
+    assert set(mta.queue(host)) == set(before)
+
+
+def test_the_audit_reports_the_queue_and_its_busiest_senders(host, mta, before):
+    report, lines = audit()
+    queue = report["mail_queue"]
+    assert queue["count"] == SPAM_COUNT + LEGITIMATE_COUNT
+    assert queue["by_sender"] == [{"name": SPAMMER, "count": SPAM_COUNT}, {"name": LEGITIMATE, "count": LEGITIMATE_COUNT}]
+    pattern = r"mail queue: %d messages \(the oldest queued \d+[.]\d h ago\); busiest senders: %s %d, %s %d$" % (
+        SPAM_COUNT + LEGITIMATE_COUNT, re.escape(SPAMMER), SPAM_COUNT, re.escape(LEGITIMATE), LEGITIMATE_COUNT)
+    assert [line for line in lines if re.match(pattern, line)], lines
     assert set(mta.queue(host)) == set(before)
 
 
@@ -293,7 +322,10 @@ def test_the_files_kept_beside_each_spam_message_went_with_it(host, mta, before)
 def test_the_spool_is_left_as_the_mta_made_it(host, mta, before, directories_before):
     """Every directory there before is there with its owner, group and mode, and no other is: the files
     the Postfix purge moved out of the queue were deleted once Postfix ran again."""
-    assert spool_directories(host, mta) == directories_before
+    after = spool_directories(host, mta)
+    differences = {path: (directories_before.get(path), after.get(path)) for path in set(after) | set(directories_before)
+                   if directories_before.get(path) != after.get(path)}
+    assert differences == {}, differences
     assert host.check_output(mta.check) == ""
 
 

@@ -6,8 +6,8 @@ and neither is the controller. abroad is banned for failed SMTP AUTH on 587 and
 abroad2 for failed FTP logins. One mailbox attacked from office, abroad, abroad2
 and jp (once each, below the per-address maxretry) gets abroad, abroad2 and jp
 banned (bruteforce_account_action: ban) and is reported; office is not banned. The same for a Dovecot
-virtual mailbox (passwd-file passdb), attacked over IMAP and SMTP AUTH on 587 (over IPv6), which still logs in
-from the office.
+virtual mailbox (passwd-file passdb), attacked over IMAP, POP3 and SMTP AUTH on 587 (over IPv6), which still
+logs in from the office (IMAP, POP3, SMTP AUTH).
 Re-converged in report mode, a second account attacked the same way is
 reported and nobody is banned.
 The firewall role's table (which lets everyone reach these ports) and fail2ban's
@@ -341,6 +341,20 @@ except (imaplib.IMAP4.error, OSError) as error:
 """
 
 
+# Run by the client's python: one POP3 login (after STLS, as Dovecot requires); prints the server's answer.
+POP3_LOGIN = """
+import poplib, ssl, sys
+try:
+    pop = poplib.POP3(sys.argv[1], 110, timeout=10)
+    pop.stls(context=ssl._create_unverified_context())
+    pop.user(sys.argv[2])
+    print(pop.pass_(sys.argv[3]).split()[0].decode())
+    pop.quit()
+except (poplib.error_proto, OSError) as error:
+    print("failed", error)
+"""
+
+
 def smtp_auth(client, user, password, address=HOST["ipv4"]):
     result = client.run(sys.executable, str(SMTP_PROBE), address, "587", "--timeout", "10", "--starttls",
                         "--user", user, "--password", password, timeout=60)
@@ -348,14 +362,17 @@ def smtp_auth(client, user, password, address=HOST["ipv4"]):
 
 
 def attack_virtual_mailbox():
-    """office, abroad and jp fail once each over IMAP and abroad2 once over SMTP AUTH on 587, on the virtual mailbox.
+    """office and abroad fail once each over IMAP, jp once over POP3 and abroad2 once over SMTP AUTH on 587, on the
+    virtual mailbox.
 
     Over IPv6, whose addresses the tests before have not used: each address stays below the per-address maxretry
     of 3 (the dovecot jail counts pam_unix's line and imap-login's for an IMAP failure, and pam_unix's for SMTP
     AUTH; postfix-sasl Postfix's line); the mailbox gets four failures, converge.yml's bruteforce_account_maxretry.
     """
-    for client in (OFFICE, ABROAD, JP):
+    for client in (OFFICE, ABROAD):
         client.run(sys.executable, "-c", IMAP_LOGIN, HOST["ipv6"], VIRTUAL_MAILBOX, "not-the-password", timeout=60)
+    answer = JP.run(sys.executable, "-c", POP3_LOGIN, HOST["ipv6"], VIRTUAL_MAILBOX, "not-the-password", timeout=60)
+    assert answer.stdout.startswith("failed") and "-ERR" in answer.stdout, answer.stdout
     smtp_auth(ABROAD2, VIRTUAL_MAILBOX, "not-the-password", HOST["ipv6"])
 
 
@@ -414,7 +431,7 @@ def test_a_virtual_mailbox_attacked_from_many_addresses_gets_them_banned(host, v
     for jail in ("dovecot", "postfix-sasl"):
         assert not {client.ipv6 for client in VIRTUAL_ATTACKERS} & set(banned_addresses(host, jail)), jail
     for client in (ABROAD, ABROAD2, JP):
-        for port in (143, 587, 22):
+        for port in (143, 110, 587, 22):
             assert client.tcp(HOST["ipv6"], port)["state"] in ("refused", "timeout", "unreachable"), (client.name, port)
     # The office (2001:db8:51::/64 is in bruteforce_ignore_sources) failed on the same mailbox and is never banned.
     assert OFFICE.tcp(HOST["ipv6"], 143)["state"] == "open"
@@ -433,6 +450,8 @@ def test_the_virtual_mailbox_still_logs_in_from_the_office(host, virtual_mailbox
         answer = OFFICE.run(sys.executable, "-c", IMAP_LOGIN, address, VIRTUAL_MAILBOX, VIRTUAL_PASSWORD,
                             timeout=60).stdout.split()
         assert answer == ["OK", "OK"], (address, answer)
+        pop3 = OFFICE.run(sys.executable, "-c", POP3_LOGIN, address, VIRTUAL_MAILBOX, VIRTUAL_PASSWORD, timeout=60)
+        assert pop3.stdout.split() == ["+OK"], (address, pop3.stdout)
         assert smtp_auth(OFFICE, VIRTUAL_MAILBOX, VIRTUAL_PASSWORD, address).get("auth") == 235, address
     assert OFFICE.ipv6 not in banned_addresses(host, "hostguard-account-ban")
 

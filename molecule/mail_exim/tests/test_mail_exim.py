@@ -145,12 +145,3 @@ def test_a_key_exims_user_cannot_read_fails_before_any_change(host, mail):
         assert_refused_unchanged(host, mail, {"mail_submission_tls_key": key}, f"{key} is not readable by Exim's user")
     finally:
         host.run(f"rm -f {key}")
-
-
-def test_a_control_panels_exim_is_left_to_the_panel(host, mail):
-    marker = "/usr/local/cpanel/cpanel"
-    host.run(f"mkdir -p /usr/local/cpanel && touch {marker}")
-    try:
-        assert_refused_unchanged(host, mail, {}, "cPanel manages the MTA on this host")
-    finally:
-        host.run("rm -rf /usr/local/cpanel")

@@ -205,7 +205,7 @@ deleted:
   sample: 200
 pending_removal:
   description: The directory the purged messages were moved to, to delete with O(state=cleaned).
-  returned: when O(defer_removal=true) and messages were moved out of the queue
+  returned: when O(defer_removal=true) and messages were moved out of the queue, or when deleting that directory failed
   type: str
   sample: /var/spool/postfix/hostguard-purged-20261125T140000Z-k2j4x9
 incomplete:
@@ -314,8 +314,14 @@ def delete(module, mta, command, directory, chosen, result):
             return 1, "%s; the moved files are in %s, which was not deleted" % ("; ".join(moved.errors[:20]), moved.held)
         if module.params["defer_removal"]:
             result["pending_removal"] = moved.held
-        else:
+            return 0, ""
+        try:
             remove_held(directory, moved.held)
+        except (OSError, MailQueueError) as error:
+            # The messages are out of the queue all the same; state=cleaned deletes the directory later.
+            result["pending_removal"] = moved.held
+            return 1, "the messages are out of the queue, but %s could not be deleted (%s): state=cleaned deletes it" % (
+                moved.held, error)
         return 0, ""
     failures = []
     ids = [message.queue_id for message in chosen]

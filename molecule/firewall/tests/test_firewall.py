@@ -8,7 +8,7 @@ import re
 
 from firewall_policy_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
 from firewall_policy_checks import HOST, LAB, SCENARIO, audit
-from labtools import ansible_playbook_stats
+from labtools import ansible_playbook_stats, changed_tasks
 
 
 def test_the_role_owns_one_table_that_drops_by_default(host):
@@ -65,4 +65,17 @@ def test_the_audit_notices_when_the_recorded_table_is_not_live(host):
     assert report["firewall"] == {"recorded": True, "backend": "nftables", "in_force": False}
     assert {finding["firewall"] for finding in report["findings"]} == {"none"}
     assert "firewall: the policy recorded in /etc/hostguard/firewall-policy.json is not in force" in "\n".join(lines)
+    assert live_digest(host)
+
+
+def test_check_mode_on_a_host_without_the_roles_directory_reports_it_and_fails_nothing(host):
+    """A first --check run: the directory of the table's script and the policy record does not exist yet."""
+    host.check_output("mv /etc/hostguard /etc/hostguard.away")
+    try:
+        run = ansible_playbook_stats(str(SCENARIO / "converge.yml"), "--check", "--diff")
+    finally:
+        host.check_output("rm -rf /etc/hostguard && mv /etc/hostguard.away /etc/hostguard")
+    assert run["rc"] == 0, run["stats"]
+    changed = changed_tasks(run["plays"])
+    assert [name for name in changed if name.endswith("Create the directory of the table's script")], changed
     assert live_digest(host)

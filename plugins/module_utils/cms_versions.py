@@ -53,12 +53,16 @@ _SUFFIXES = tuple(suffix for _cms, suffix, _parser in VERSION_FILES)
 
 def read_text(path):
     """The start of the file at ``path`` as text, without following a symlink."""
-    fd = os.open(os.fsencode(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    return read_fd(os.open(os.fsencode(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)))
+
+
+def read_fd(fd):
+    """The start of the open file ``fd`` as text; the descriptor is closed."""
     with os.fdopen(fd, "rb") as handle:
         return handle.read(VERSION_FILE_LIMIT).decode("utf-8", "replace")
 
 
-def find_installs(file_paths):
+def find_installs(file_paths, read=read_text):
     """CMS installs recognised among ``file_paths`` (regular files, as str).
 
     Returns dicts with ``cms``, ``path`` (the install root), ``version`` (None
@@ -74,8 +78,8 @@ def find_installs(file_paths):
                 continue
             install = {"cms": cms, "path": path[:-len(suffix)] or "/", "version": None, "version_file": path}
             try:
-                install["version"] = parser(read_text(path))
-            except OSError as exc:
-                install["error"] = exc.strerror or str(exc)
+                install["version"] = parser(read(path))
+            except (OSError, ValueError) as exc:
+                install["error"] = getattr(exc, "strerror", None) or str(exc)
             installs.append(install)
     return sorted(installs, key=lambda install: install["path"])

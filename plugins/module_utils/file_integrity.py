@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import errno
 import fnmatch
 import hashlib
 import hmac
@@ -37,8 +38,9 @@ import re
 import stat
 import time
 
+from ansible_collections.hostguard.hosting.plugins.module_utils import safe_fs
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import atomic_file
-from ansible_collections.hostguard.hosting.plugins.module_utils.cms_versions import find_installs
+from ansible_collections.hostguard.hosting.plugins.module_utils.cms_versions import find_installs, read_fd as cms_read_fd
 from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import RuleError, Scanner
 
 FORMAT = "hostguard-file-integrity"
@@ -65,9 +67,6 @@ _TYPE_NAMES = {
     stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo",
     stat.S_IFSOCK: "socket", stat.S_IFCHR: "char_device", stat.S_IFBLK: "block_device",
 }
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-# Reading must not change atimes that a responder may still want to look at.
-_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
 class IntegrityError(Exception):
@@ -125,9 +124,25 @@ def run(paths, database, state="check", exclude=(), rehash="changed", scan=True,
             previous_entries = {path: entry for path, entry in previous_entries.items()
                                 if not _excluded_with_ancestors(path, roots, excluded)}
 
-    snapshot = walk(roots, excluded)
-    hashing = hash_entries(snapshot.entries, previous_entries if previous is not None else None,
-                           rehash == "always", scanner, workers or _cpu_count())
+    try:
+        opened_roots = safe_fs.Roots(roots)
+    except safe_fs.UnsafePath as exc:
+        raise IntegrityError(str(exc))
+    _OPENED.roots = opened_roots
+    try:
+        snapshot = walk(roots, excluded)
+        hashing = hash_entries(snapshot.entries, previous_entries if previous is not None else None,
+                               rehash == "always", scanner, workers or _cpu_count())
+        return _finish(state, database, key, roots, exclude, previous, previous_entries, snapshot, hashing, scanner,
+                       report_limit, check_mode, diff, started)
+    finally:
+        _OPENED.roots = None
+        opened_roots.close()
+
+
+def _finish(state, database, key, roots, exclude, previous, previous_entries, snapshot, hashing, scanner,
+            report_limit, check_mode, diff, started):
+    """Compare, scan what is new or changed, write the database where asked, and shape the result."""
     current = snapshot.entries
     comparing = previous is not None
     added, removed, modified = compare(previous_entries, current, snapshot) if comparing else ([], [], [])
@@ -164,7 +179,7 @@ def run(paths, database, state="check", exclude=(), rehash="changed", scan=True,
         suspicious=_limited(suspicious, report_limit, summary),
         unreadable=_limited([dict(_path_fields(path), error=error) for path, error in unreadable], report_limit, summary),
         cms=[dict(install, **_path_fields(install["path"])) for install in
-             find_installs(path for path, entry in current.items() if entry.type == "file")],
+             find_installs((path for path, entry in current.items() if entry.type == "file"), read=_read_text)],
         msg=_message(state, roots, comparing, summary),
     )
     if diff_result is not None:
@@ -290,9 +305,23 @@ class Snapshot(object):
         return [path for path in previous_entries if path not in self.entries and self.unverified(path)]
 
 
+class _OPENED(object):
+    """The roots of the run in progress, opened through safe_fs; forked hashing workers inherit them."""
+    roots = None
+
+
+def _roots_for(roots):
+    """The opened roots of the run in progress, or (for a direct call) the roots opened for this call."""
+    if _OPENED.roots is not None:
+        return _OPENED.roots, False
+    return safe_fs.Roots(roots), True
+
+
 def walk(roots, excluded=None):
     """lstat every path under ``roots`` without following symlinks; nothing is hashed yet.
 
+    Every directory is reached from its root's descriptor one name at a time (safe_fs), so a directory the
+    account swaps for a symlink during the walk is reported, never followed, and mount points are not crossed.
     One process: sharing the walk out to workers was measured slower, as
     sending the entries back costs what listing them does.
     """
@@ -300,60 +329,87 @@ def walk(roots, excluded=None):
     entries = snapshot.entries
     type_names = _TYPE_NAMES
     new_entry = tuple.__new__  # Entry without its Python-level __new__, once per path
-    for root in roots:
-        root_bytes = os.fsencode(root)
-        entries[root] = _entry_from_stat(os.lstat(root_bytes), root_bytes)
-        pending = [(root_bytes, root)] if entries[root].type == "directory" else []
-        while pending:
-            directory_bytes, directory = pending.pop()
-            try:
-                with os.scandir(directory_bytes) as listing:
-                    children = list(listing)
-            except OSError as exc:
-                entries[directory] = entries[directory]._replace(error="cannot list directory: %s" % _reason(exc))
-                snapshot.unlisted_directories.append(directory)
-                continue
-            prefix = directory if directory.endswith("/") else directory + "/"
-            for child in children:
-                path = prefix + child.name.decode("utf-8", "surrogateescape")
-                if excluded is not None and excluded(path):
-                    continue
+    opened, own = _roots_for(roots)
+    try:
+        for root in roots:
+            tree = opened.trees[root]
+            entries[root] = _entry_from_stat(tree.info, os.fsencode(root))
+            walker = opened.walker(root)
+            pending = [((), root)]
+            while pending:
+                parts, directory = pending.pop()
                 try:
-                    info = child.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # removed between listing and lstat: it is not there
-                except OSError as exc:
-                    snapshot.unstatable[path] = "cannot lstat: %s" % _reason(exc)
+                    # scandir reads a duplicate of the descriptor and rewinds it when done.
+                    with os.scandir(walker.directory(parts)) as listing:
+                        children = list(listing)
+                except (OSError, safe_fs.UnsafePath) as exc:
+                    entries[directory] = entries[directory]._replace(error="cannot list directory: %s" % _reason(exc))
+                    snapshot.unlisted_directories.append(directory)
                     continue
-                mode = info.st_mode
-                kind = type_names.get(stat.S_IFMT(mode), "unknown")
-                target = error = None
-                if kind == "directory":
-                    pending.append((child.path, path))
-                elif kind == "symlink":
-                    target, error = _link_target(child.path)
-                entries[path] = new_entry(Entry, (kind, stat.S_IMODE(mode), info.st_uid, info.st_gid, info.st_size,
-                                                  info.st_mtime_ns, info.st_ctime_ns, info.st_ino, target, None, error))
+                dir_fd = walker.directory(parts)
+                prefix = directory if directory.endswith("/") else directory + "/"
+                for child in children:
+                    path = prefix + child.name
+                    if excluded is not None and excluded(path):
+                        continue
+                    try:
+                        info = child.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # removed between listing and lstat: it is not there
+                    except OSError as exc:
+                        snapshot.unstatable[path] = "cannot lstat: %s" % _reason(exc)
+                        continue
+                    mode = info.st_mode
+                    kind = type_names.get(stat.S_IFMT(mode), "unknown")
+                    target = error = None
+                    if kind == "directory":
+                        pending.append((parts + (child.name,), path))
+                    elif kind == "symlink":
+                        target, error = _link_target(child.name, dir_fd)
+                    entries[path] = new_entry(Entry, (kind, stat.S_IMODE(mode), info.st_uid, info.st_gid,
+                                                      info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino,
+                                                      target, None, error))
+    finally:
+        if own:
+            opened.close()
     return snapshot
+
+
+def _open_file(path):
+    """A read descriptor of the regular file ``path``, reached through its root's descriptor; (fd, stat)."""
+    if _OPENED.roots is not None:
+        return _OPENED.roots.open(path, "file")
+    # Outside a run (a direct call): through the file's own directory, opened as safely.
+    with safe_fs.Roots([os.path.dirname(path) or "/"]) as opened:
+        return opened.open(path, "file")
+
+
+def _read_text(path):
+    """The start of a CMS version file, reached like every other file of the run."""
+    try:
+        fd, _info = _open_file(path)
+    except safe_fs.UnsafePath as exc:
+        raise OSError(exc.errno or errno.EPERM, str(exc))
+    return cms_read_fd(fd)
 
 
 def _entry_from_stat(info, path_bytes):
     kind = _TYPE_NAMES.get(stat.S_IFMT(info.st_mode), "unknown")
-    target, error = _link_target(path_bytes) if kind == "symlink" else (None, None)
+    target, error = _link_target(path_bytes, None) if kind == "symlink" else (None, None)
     return Entry(kind, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_size,
                  info.st_mtime_ns, info.st_ctime_ns, info.st_ino, target, None, error)
 
 
-def _link_target(path_bytes):
+def _link_target(name, dir_fd):
     """(target, error) of a symlink; the target is recorded, never followed."""
     try:
-        return os.readlink(path_bytes).decode("utf-8", "surrogateescape"), None
+        return os.fsdecode(os.readlink(name, dir_fd=dir_fd)), None
     except OSError as exc:
         return None, "cannot read link: %s" % _reason(exc)
 
 
 def _reason(exc):
-    return exc.strerror or str(exc)
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 # --- hash ----------------------------------------------------------------------------------------
@@ -494,13 +550,12 @@ def hash_file(path, buffer, content_scan=None):
     Opened without following a symlink and without blocking, so a file swapped
     for a symlink or a FIFO after the walk is reported, not followed or waited on.
     """
-    path_bytes = os.fsencode(path)
     try:
-        try:
-            fd = os.open(path_bytes, _OPEN_FLAGS | _NOATIME)
-        except PermissionError:
-            # O_NOATIME is only allowed to the owner (or CAP_FOWNER); read anyway.
-            fd = os.open(path_bytes, _OPEN_FLAGS)
+        fd, _info = _open_file(path)
+    except safe_fs.UnsafePath as exc:
+        if exc.errno == errno.EAGAIN:  # another type now (open_entry checks it)
+            return None, None, "no longer a regular file", 0, None
+        return None, None, "cannot open: %s" % _reason(exc), 0, None
     except OSError as exc:
         return None, None, "cannot open: %s" % _reason(exc), 0, None
     total = 0

@@ -43,6 +43,7 @@ import collections
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import socket
@@ -51,6 +52,7 @@ import struct
 import tarfile
 import time
 
+from ansible_collections.hostguard.hosting.plugins.module_utils import safe_fs
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import (
     atomic_file,
     fsync_directory,
@@ -83,17 +85,7 @@ _PROTECTIVE_FLAGS = 0x10 | 0x20
 _FLAGS_UNSUPPORTED = (errno.ENOTTY, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)
 CAP_LINUX_IMMUTABLE = 9
 
-_TYPE_NAMES = {
-    stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo",
-    stat.S_IFSOCK: "socket", stat.S_IFCHR: "char_device", stat.S_IFBLK: "block_device",
-}
-_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# Other types are only ever changed through an O_PATH descriptor (opening a device could have effects).
-_OPEN_PATH = getattr(os, "O_PATH", 0) | os.O_NOFOLLOW | os.O_CLOEXEC
-# Reading for the hash must not change atimes a responder may still want to look at.
-_NOATIME = getattr(os, "O_NOATIME", 0)
-READ_CHUNK = 1 << 20
+READ_CHUNK = safe_fs.READ_CHUNK
 
 
 class QuarantineError(Exception):
@@ -110,12 +102,15 @@ class _EntryProblem(Exception):
 
 
 class Target(object):
-    """A path to quarantine or restore: as given, resolved, and the document root it lies in."""
+    """A path to quarantine or restore: as given, normalized, the document root it lies in (an opened
+    safe_fs.OpenedTree) and its names below that root (empty for the docroot itself)."""
 
-    def __init__(self, given, real, docroot):
+    def __init__(self, given, real, docroot, tree=None):
         self.given = given
         self.real = real
         self.docroot = docroot
+        self.tree = tree
+        self.parts = tuple(part for part in real[len(docroot):].split("/") if part)
         self.key = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
 
 
@@ -128,50 +123,62 @@ def run(paths, state, docroots, manifest_dir=DEFAULT_MANIFEST_DIR, immutable=Fal
     if state not in STATES:
         raise QuarantineError("state %r is not one of %s" % (state, ", ".join(STATES)))
     roots = validate_docroots(docroots)
-    manifest_dir = _validate_private_dir("manifest_dir", manifest_dir, roots.values())
-    if evidence_dir is not None:
-        evidence_dir = _validate_private_dir("evidence_dir", evidence_dir, roots.values())
-    if state == "quarantined" and immutable:
-        _require_immutable_capability()
-    targets = validate_paths(paths, roots, must_exist=state == "quarantined", manifest_dir=manifest_dir)
-    store = ManifestStore(manifest_dir, check_mode)
-    # Outer paths first, so a file inside a directory of the same run is covered by the directory.
-    ordered = sorted(targets, key=lambda target: (target.real.count("/"), target.real))
-    results, diffs = [], []
-    for target in ordered:
-        if state == "quarantined":
-            result, before, after = quarantine_target(target, store, immutable, evidence_dir, check_mode)
-        else:
-            result, before, after = restore_target(target, store, check_mode)
-        results.append(result)
-        if before is not None:
-            diffs.append((before, after))
+    try:
+        manifest_dir = _validate_private_dir("manifest_dir", manifest_dir, roots)
+        if evidence_dir is not None:
+            evidence_dir = _validate_private_dir("evidence_dir", evidence_dir, roots)
+        if state == "quarantined" and immutable:
+            _require_immutable_capability()
+        targets = validate_paths(paths, roots, must_exist=state == "quarantined", manifest_dir=manifest_dir)
+        store = ManifestStore(manifest_dir, check_mode)
+        # Outer paths first, so a file inside a directory of the same run is covered by the directory.
+        ordered = sorted(targets, key=lambda target: (target.real.count("/"), target.real))
+        results, diffs = [], []
+        for target in ordered:
+            if state == "quarantined":
+                result, before, after = quarantine_target(target, store, immutable, evidence_dir, check_mode)
+            else:
+                result, before, after = restore_target(target, store, check_mode)
+            results.append(result)
+            if before is not None:
+                diffs.append((before, after))
+    finally:
+        for root in roots.values():
+            root.close()
     return _module_result(state, results, diffs, store, check_mode, diff)
 
 
 # --- input ---------------------------------------------------------------------------------------
 
 def validate_docroots(docroots):
-    """The document roots as {normalized path: resolved path}; each must be an existing directory and
-    no system directory."""
+    """The document roots as {path: safe_fs.OpenedTree}, each opened once from ``/`` without following a
+    symlink and without trusting an ancestor another account can change; no system directory. The caller
+    closes them."""
     if isinstance(docroots, (str, bytes)) or not docroots:
         raise QuarantineError("docroots %r must be a non-empty list of absolute paths" % (docroots,))
     roots = collections.OrderedDict()
-    for docroot in docroots:
-        normalized = _normalized_absolute("docroot", docroot)
-        real = os.path.realpath(normalized)
-        for candidate in (normalized, real):
-            if candidate in SYSTEM_DIRECTORIES:
-                raise QuarantineError("docroot %s%s is a system directory, never a document root" % (
-                    docroot, "" if candidate == normalized else " (resolves to %s)" % real))
-        if not os.path.isdir(real):
-            raise QuarantineError("docroot %s is not an existing directory" % (docroot,))
-        roots[normalized] = real
+    try:
+        for docroot in docroots:
+            normalized = _normalized_absolute("docroot", docroot)
+            if normalized in SYSTEM_DIRECTORIES:
+                raise QuarantineError("docroot %s is a system directory, never a document root" % docroot)
+            if normalized in roots:
+                continue
+            try:
+                roots[normalized] = safe_fs.open_tree(normalized, "docroot")
+            except safe_fs.UnsafePath as exc:
+                raise QuarantineError(str(exc))
+    except BaseException:
+        for root in roots.values():
+            root.close()
+        raise
     return roots
 
 
 def validate_paths(paths, roots, must_exist, manifest_dir=None):
-    """Targets for ``paths`` (strings, or dicts with ``path`` and optionally ``path_base64``)."""
+    """Targets for ``paths`` (strings, or dicts with ``path`` and optionally ``path_base64``). A path is taken
+    as given: it must lie under a docroot by its names, and no directory between the docroot and the path
+    may be a symlink (the account could point it anywhere)."""
     if isinstance(paths, (str, bytes, dict)) or not paths:
         raise QuarantineError("path %r must be a non-empty list of absolute paths (or of dicts with a path key)"
                               % (paths,))
@@ -179,19 +186,36 @@ def validate_paths(paths, roots, must_exist, manifest_dir=None):
     for item in paths:
         given = _path_from_item(item)
         normalized = _normalized_absolute("path", given)
-        real = _resolve(normalized, roots)
-        docroot = next((root for root in roots.values() if _is_within(real, root)), None)
+        docroot = max((root for root in roots if _is_within(normalized, root)), key=len, default=None)
         if docroot is None:
-            resolved = "" if real == normalized else " (resolves to %s)" % _text(real)
-            raise QuarantineError("path %s%s is outside the docroots %s" % (
-                _text(given), resolved, ", ".join(roots.values())))
-        if must_exist and not os.path.lexists(real):
-            key_target = Target(normalized, real, docroot)
+            raise QuarantineError("path %s is outside the docroots %s" % (_text(given), ", ".join(roots)))
+        target = Target(normalized, normalized, docroot, roots[docroot])
+        if must_exist and not _exists_below(target):
             # A quarantined path that vanished is reported by the run, not refused as a typo.
-            if manifest_dir is None or not os.path.exists(os.path.join(manifest_dir, key_target.key + ".json")):
+            if manifest_dir is None or not os.path.exists(os.path.join(manifest_dir, target.key + ".json")):
                 raise QuarantineError("path %s does not exist" % _text(given))
-        targets.setdefault(real, Target(normalized, real, docroot))
+        targets.setdefault(normalized, target)
     return list(targets.values())
+
+
+def _exists_below(target):
+    """Whether something is at the target's path, reached from its docroot; a symlink or a mount point
+    between the docroot and the path is refused (QuarantineError naming it)."""
+    if not target.parts:
+        return True
+    try:
+        with safe_fs.Walker(target.tree.fd) as walker:
+            dir_fd, name = walker.locate(target.parts)
+            os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    except (OSError, safe_fs.UnsafePath) as exc:
+        if getattr(exc, "errno", None) == errno.ENOENT:
+            return False
+        raise QuarantineError("path %s cannot be reached from docroot %s without following a symlink or leaving "
+                              "its file system (%s): nothing changed" % (_text(target.real), target.docroot,
+                                                                         _reason(exc)))
+    return True
 
 
 def _path_from_item(item):
@@ -220,15 +244,6 @@ def _normalized_absolute(what, value):
     if ".." in parts:
         raise QuarantineError("%s %s contains '..': give the path without it" % (what, _text(value)))
     return "/" + "/".join(parts)
-
-
-def _resolve(path, roots):
-    """``path`` with the symlinks of its parent directories resolved. The last component is followed only
-    when the path is a docroot as given: a planted symlink to another docroot stays a symlink."""
-    if path in roots:
-        return roots[path]
-    parent, name = os.path.split(path)
-    return os.path.join(os.path.realpath(parent), name)
 
 
 def _validate_private_dir(what, path, roots):
@@ -334,7 +349,8 @@ def manifest_text(target, entries, immutable, evidence):
     ))
     header.update(_name_fields("path", target.real))
     header.update((
-        ("docroot", target.docroot), ("host", socket.gethostname()), ("quarantined_at", _stamp()),
+        ("docroot", target.docroot), ("docroot_device", target.tree.identity[0]),
+        ("docroot_inode", target.tree.identity[1]), ("host", socket.gethostname()), ("quarantined_at", _stamp()),
         ("immutable", bool(immutable)), ("evidence", evidence),
     ))
     head = json.dumps(header)[:-1]
@@ -356,80 +372,73 @@ def _stamp():
 # --- the tree of one target ----------------------------------------------------------------------
 
 class Tree(object):
-    """Opens the entries of one target by their relative names, never following a symlink.
-
-    Keeps open the directories from the target's parent down to the parent of the entry being
-    visited, so a walk in pre-order (or in reverse pre-order) opens each directory once.
+    """The entries of one target, reached from its docroot's descriptor by their names below the target
+    (``rel``: ``.`` for the target itself), never following a symlink nor leaving the docroot's file system.
     """
 
-    def __init__(self, real_path):
-        self.top_name = os.path.basename(real_path)
-        self._stack = [((), os.open(os.path.dirname(real_path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))]
+    def __init__(self, target):
+        self.target = target
+        self.top_name = os.path.basename(target.real)
+        self._walker = safe_fs.Walker(target.tree.fd)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        while self._stack:
-            os.close(self._stack.pop()[1])
+        self._walker.close()
 
     def parts(self, rel):
-        return (self.top_name,) if rel == "." else (self.top_name,) + tuple(rel.split("/"))
+        return self.target.parts if rel == "." else self.target.parts + tuple(rel.split("/"))
 
-    def locate(self, rel):
-        """(descriptor of the entry's parent directory, the entry's name)."""
+    def open(self, rel, kind=None):
+        """The entry ``rel`` opened as ``kind`` (by default: as the type found there now)."""
         parts = self.parts(rel)
-        parent = parts[:-1]
-        while self._stack[-1][0] != parent[:len(self._stack[-1][0])]:
-            os.close(self._stack.pop()[1])
-        while len(self._stack[-1][0]) < len(parent):
-            opened, fd = self._stack[-1]
-            name = parent[len(opened)]
-            self._stack.append((opened + (name,), os.open(name, _OPEN_DIR, dir_fd=fd)))
-        return self._stack[-1][1], parts[-1]
+        if not parts:
+            if kind not in (None, "directory"):
+                raise _EntryProblem("refused", "the docroot is a directory, recorded as a %s" % kind)
+            fd = os.dup(self.target.tree.fd)
+            return _Opened(fd, os.fstat(fd), "directory")
+        dir_fd, name = self._walker.locate(parts)
+        if kind is None:
+            kind = _kind(os.lstat(name, dir_fd=dir_fd))
+        try:
+            fd, info = safe_fs.open_entry(dir_fd, name, kind, noatime=True, parent_mount=self._walker.mount)
+        except safe_fs.UnsafePath as exc:
+            raise _EntryProblem("refused", "%s: left alone" % exc)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _EntryProblem("refused", "a symlink is at this path now, not the recorded %s: left alone" % kind)
+            if exc.errno == errno.EXDEV:
+                raise _EntryProblem("refused", "a mount point (another file system): never crossed")
+            raise
+        return _Opened(fd, info, kind)
 
 
 class _Opened(object):
-    """An entry opened for reading and changing: a descriptor for files, directories and special files."""
+    """An entry opened through safe_fs: a read descriptor for files and directories, an O_PATH descriptor for
+    symlinks and special files. Every read and change goes through the descriptor, never through the name."""
 
-    def __init__(self, dir_fd, name, kind):
-        self.dir_fd, self.name, self.kind = dir_fd, name, kind
-        self.fd = None
-        if kind == "symlink":
-            return
-        flags = {"file": _OPEN_FILE | _NOATIME, "directory": _OPEN_DIR | _NOATIME}.get(kind, _OPEN_PATH)
-        try:
-            self.fd = os.open(name, flags, dir_fd=dir_fd)
-        except PermissionError:
-            # O_NOATIME needs ownership or CAP_FOWNER; without it, read as usual.
-            self.fd = os.open(name, flags & ~_NOATIME, dir_fd=dir_fd)
+    def __init__(self, fd, info, kind):
+        self.fd, self.info, self.kind = fd, info, kind
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        if self.fd is not None:
-            os.close(self.fd)
+        os.close(self.fd)
 
     @property
     def has_flags(self):
         return self.kind in ("file", "directory")
 
     def stat(self):
-        if self.fd is None:
-            return os.lstat(self.name, dir_fd=self.dir_fd)
         return os.fstat(self.fd)
 
-    def _proc(self):
-        return "/proc/self/fd/%d" % self.fd
-
     def chown(self, uid, gid):
-        if self.kind == "symlink":
-            os.chown(self.name, uid, gid, dir_fd=self.dir_fd, follow_symlinks=False)
-        elif self.has_flags:
+        if self.has_flags:
             os.fchown(self.fd, uid, gid)
         else:
-            os.chown(self._proc(), uid, gid)
+            safe_fs.fchown_fd(self.fd, uid, gid)
 
     def chmod(self, mode):
         if self.kind == "symlink":
@@ -437,15 +446,17 @@ class _Opened(object):
         if self.has_flags:
             os.fchmod(self.fd, mode)
         else:
-            os.chmod(self._proc(), mode)
+            # The /proc link of an O_PATH descriptor is the inode itself (fchmod refuses O_PATH descriptors).
+            os.chmod("/proc/self/fd/%d" % self.fd, mode)
 
     def utime(self, atime_ns, mtime_ns):
-        if self.kind == "symlink":
-            os.utime(self.name, ns=(atime_ns, mtime_ns), dir_fd=self.dir_fd, follow_symlinks=False)
-        elif self.has_flags:
+        if self.has_flags:
             os.utime(self.fd, ns=(atime_ns, mtime_ns))
         else:
-            os.utime(self._proc(), ns=(atime_ns, mtime_ns))
+            safe_fs.utime_fd(self.fd, atime_ns, mtime_ns)
+
+    def readlink(self):
+        return os.readlink("", dir_fd=self.fd)
 
     def _read_int_ioctl(self, request):
         """An int the file system tells through an ioctl, or None where it has none to tell."""
@@ -497,47 +508,97 @@ class _Opened(object):
     def set_xattr(self, name, value):
         os.setxattr(self.fd, name, value)
 
-    def sha256(self):
-        digest = hashlib.sha256()
-        while True:
-            chunk = os.read(self.fd, READ_CHUNK)
-            if not chunk:
-                return digest.hexdigest()
-            digest.update(chunk)
+    def content(self, entry):
+        """The file's content as a _Content: read from the descriptor, holes of a sparse file skipped."""
+        return _Content(self.fd, entry["size"], safe_fs.is_sparse(self.info))
+
+
+class _Content(object):
+    """A regular file's content, read once for its digest and, where asked, for the evidence copy.
+
+    A file without holes worth skipping is hashed as ``sha256`` (what sha256sum prints), holes read as
+    zeros. A sparse file is hashed as ``sha256_data``: over each data extent as ``start:length\\n`` and
+    its bytes, so a 16 TiB file of holes costs what it holds; its evidence member is a GNU sparse 1.0
+    member that tar restores with its holes.
+    """
+
+    def __init__(self, fd, size, sparse):
+        self.fd, self.size, self.sparse = fd, size, sparse
+        self.extents = safe_fs.data_extents(fd, size)
+        self.field = "sha256_data" if sparse else "sha256"
+        self.digest = hashlib.sha256()
+
+    def chunks(self):
+        """The bytes of the file as stored in the evidence (sparse: only the data), hashing as it goes;
+        a file cut short meanwhile reads as zeros to its recorded size, so the copy keeps its layout."""
+        position = 0
+        for start, end in self.extents:
+            if not self.sparse and start > position:
+                for zeros in _zeros(start - position):
+                    self.digest.update(zeros)
+                    yield zeros
+            if self.sparse:
+                self.digest.update(b"%d:%d\n" % (start, end - start))
+            got = start
+            for data in safe_fs.read_extent(self.fd, start, end):
+                self.digest.update(data)
+                got += len(data)
+                yield data
+            for zeros in _zeros(end - got):
+                self.digest.update(zeros)
+                yield zeros
+            position = end
+        if not self.sparse and position < self.size:
+            for zeros in _zeros(self.size - position):
+                self.digest.update(zeros)
+                yield zeros
+
+    def hexdigest(self):
+        for _chunk in self.chunks():
+            pass
+        return self.digest.hexdigest()
+
+    def sparse_map(self):
+        """The GNU sparse 1.0 map that opens a sparse member's data, padded to a tar block."""
+        pairs = "".join("%d\n%d\n" % (start, end - start) for start, end in self.extents)
+        text = ("%d\n" % len(self.extents) + pairs).encode("ascii")
+        return text + b"\0" * (-len(text) % tarfile.BLOCKSIZE)
+
+
+def _zeros(count):
+    while count > 0:
+        size = min(count, READ_CHUNK)
+        yield bytes(size)
+        count -= size
 
 
 def record(target):
-    """Every entry of ``target`` in pre-order (directories before their contents, names sorted)."""
+    """Every entry of ``target`` in pre-order (directories before their contents, names sorted), with its
+    metadata; contents are hashed later, from the locked inodes (``hash_entries``)."""
     entries = []
     pending = ["."]
-    with Tree(target.real) as tree:
+    with Tree(target) as tree:
         while pending:
             rel = pending.pop()
-            dir_fd, name = tree.locate(rel)
-            entry, children = _record_entry(dir_fd, name, rel)
+            entry, children = _record_entry(tree, rel)
             entries.append(entry)
             prefix = "" if rel == "." else rel + "/"
             pending.extend(prefix + child for child in sorted(children, reverse=True))
     return entries
 
 
-def _record_entry(dir_fd, name, rel):
-    kind = _kind(os.lstat(name, dir_fd=dir_fd))
-    with _Opened(dir_fd, name, kind) as opened:
-        info = opened.stat()
-        if _kind(info) != kind:
-            raise OSError(errno.EAGAIN, "%s changed type while being recorded" % _text(rel))
+def _record_entry(tree, rel):
+    with tree.open(rel) as opened:
+        info, kind = opened.info, opened.kind
         entry = _name_fields("path", rel)
         entry.update(type=kind, uid=info.st_uid, gid=info.st_gid, mode="%04o" % stat.S_IMODE(info.st_mode),
                      size=info.st_size, atime_ns=info.st_atime_ns, mtime_ns=info.st_mtime_ns,
                      inode=info.st_ino, nlink=info.st_nlink)
         children = []
-        if kind == "file":
-            entry["sha256"] = opened.sha256()
-        elif kind == "directory":
+        if kind == "directory":
             children = os.listdir(opened.fd)
         elif kind == "symlink":
-            entry.update(_name_fields("target", os.readlink(name, dir_fd=dir_fd)))
+            entry.update(_name_fields("target", opened.readlink()))
         elif kind in ("char_device", "block_device"):
             entry["rdev"] = info.st_rdev
         generation = opened.generation()
@@ -553,15 +614,24 @@ def _record_entry(dir_fd, name, rel):
 
 
 def _kind(info):
-    return _TYPE_NAMES.get(stat.S_IFMT(info.st_mode), "unknown")
+    return safe_fs.kind_of(info)
 
 
 def check_top(target, entry):
     """Raise FileNotFoundError when nothing is at the target's path, _EntryProblem when another file is."""
-    with Tree(target.real) as tree:
-        dir_fd, name = tree.locate(".")
-        with _Opened(dir_fd, name, _kind(os.lstat(name, dir_fd=dir_fd))) as opened:
+    with Tree(target) as tree:
+        with tree.open(".") as opened:
             opened.check_same(entry)
+
+
+def _check_docroot(target, manifest):
+    """Raise _EntryProblem when the docroot is not the directory the manifest was written for."""
+    recorded = (manifest.get("docroot_device"), manifest.get("docroot_inode"))
+    if recorded[1] is not None and tuple(recorded) != target.tree.identity:
+        raise _EntryProblem("failed", "the docroot %s was replaced since the quarantine (device %d inode %d now, "
+                            "recorded device %d inode %d): nothing restored; find where the quarantined tree went"
+                            % (target.docroot, target.tree.identity[0], target.tree.identity[1],
+                               recorded[0], recorded[1]))
 
 
 def _recorded_flags(entry):
@@ -572,19 +642,30 @@ def entry_rel(entry):
     return _name_from_fields("path", entry)
 
 
-def _locate(tree, entry):
+def _open_entry(tree, entry, removed="after it was recorded"):
+    """The recorded entry opened as its recorded type, or an _EntryProblem saying why not."""
     try:
-        return tree.locate(entry_rel(entry))
+        return tree.open(entry_rel(entry), entry["type"])
     except FileNotFoundError:
-        raise _EntryProblem("failed", "missing: a directory above it is gone")
-    except OSError as exc:
+        raise _EntryProblem("failed", "missing: removed %s" % removed)
+    except _EntryProblem:
+        raise
+    except (OSError, safe_fs.UnsafePath) as exc:
+        if getattr(exc, "errno", None) == errno.ENOENT:
+            raise _EntryProblem("failed", "missing: removed %s" % removed)
         raise _EntryProblem("failed", "cannot reach it: %s" % _reason(exc))
 
 
 # --- quarantine ----------------------------------------------------------------------------------
 
 def quarantine_target(target, store, immutable, evidence_dir, check_mode):
-    """Quarantine one target; return (result, diff before, diff after)."""
+    """Quarantine one target; return (result, diff before, diff after).
+
+    The account is shut out first: the entries are recorded (metadata only), the manifest is written, and
+    every entry is locked through its checked descriptor. Only then are the contents hashed, and the
+    evidence copy written, from the locked inodes: a file the account keeps rewriting or a huge sparse file
+    cannot keep the tree open to it while it is read.
+    """
     covering = store.covering(target)
     if covering is not None:
         return _target_result(target, "already_quarantined", "already quarantined as part of %s (manifest %s)"
@@ -598,7 +679,7 @@ def quarantine_target(target, store, immutable, evidence_dir, check_mode):
         superseded = store.retire(target.key, "superseded")
     try:
         entries = record(target)
-    except (OSError, _EntryProblem) as exc:
+    except (OSError, _EntryProblem, safe_fs.UnsafePath) as exc:
         return _target_result(target, "failed", "not quarantined, nothing changed: cannot record it: %s"
                               % _reason(exc)), None, None
     if immutable and entries[0]["type"] != "symlink":
@@ -610,16 +691,17 @@ def quarantine_target(target, store, immutable, evidence_dir, check_mode):
     evidence = None
     if evidence_dir is not None:
         evidence = os.path.join(evidence_dir, "%s-%s.tar.gz" % (target.key, _stamp()))
-    text = manifest_text(target, entries, immutable, evidence)
-    warnings = []
-    if evidence is not None and not check_mode:
-        try:
-            warnings = write_evidence(evidence, text, target, entries)
-        except (OSError, tarfile.TarError, _EntryProblem) as exc:
-            return _target_result(target, "failed", "not quarantined, nothing changed: the evidence copy %s failed: %s"
-                                  % (evidence, _reason(exc))), None, None
-    manifest = store.write(target.key, text)
+    manifest = store.write(target.key, manifest_text(target, entries, immutable, evidence))
     changed, failures = lock(target, entries, immutable, dry_run=check_mode)
+    warnings = []
+    if not check_mode:
+        try:
+            warnings = hash_and_copy(target, entries, evidence, immutable)
+        except (OSError, tarfile.TarError) as exc:
+            warnings.append("locked, but the evidence copy %s could not be written: %s" % (evidence, _reason(exc)))
+            evidence = None
+            warnings.extend(hash_and_copy(target, entries, None, immutable))
+        store.write(target.key, manifest_text(target, entries, immutable, evidence))
     extra = {"evidence": evidence, "entries": len(entries), "changed_entries": changed, "failures": failures,
              "links_outside": _links_outside(entries), "warnings": warnings}
     if superseded:
@@ -674,9 +756,8 @@ def _requarantine(target, store, immutable, check_mode):
 
 
 def _immutable_unsupported(target):
-    with Tree(target.real) as tree:
-        dir_fd, name = tree.locate(".")
-        with _Opened(dir_fd, name, _kind(os.lstat(name, dir_fd=dir_fd))) as opened:
+    with Tree(target) as tree:
+        with tree.open(".") as opened:
             if opened.has_flags and opened.flags() is None:
                 return ("not quarantined, nothing changed: immutable=true, but the file system of %s has no "
                         "immutable flag" % _text(target.real))
@@ -686,12 +767,12 @@ def _immutable_unsupported(target):
 def lock(target, entries, immutable, dry_run=False):
     """Lock every recorded entry, top-down; return (entries changed, failures)."""
     changed, failures = 0, []
-    with Tree(target.real) as tree:
+    with Tree(target) as tree:
         for entry in entries:
             try:
-                dir_fd, name = _locate(tree, entry)
-                if _lock_entry(dir_fd, name, entry, immutable, dry_run):
-                    changed += 1
+                with _open_entry(tree, entry) as opened:
+                    if _lock_entry(target, opened, entry, immutable, dry_run):
+                        changed += 1
             except _EntryProblem as problem:
                 failures.append(_failure(target, entry, problem.status, problem.reason))
             except OSError as exc:
@@ -699,32 +780,34 @@ def lock(target, entries, immutable, dry_run=False):
     return changed, failures
 
 
-def _lock_entry(dir_fd, name, entry, immutable, dry_run):
+def _lock_entry(target, opened, entry, immutable, dry_run):
     """Make one entry root:root 0000 (and immutable if asked); True when it changed it."""
-    try:
-        kind = _kind(os.lstat(name, dir_fd=dir_fd))
-    except FileNotFoundError:
-        raise _EntryProblem("failed", "missing: removed after it was recorded")
-    with _Opened(dir_fd, name, kind) as opened:
-        info = opened.check_same(entry)
-        flags = opened.flags()
-        wanted_flags = 0
-        if opened.has_flags:
-            wanted_flags = _recorded_flags(entry) | (FLAG_BITS["immutable"] if immutable else 0)
-        current_flags = (flags or 0) & _PROTECTIVE_FLAGS
-        owned = info.st_uid == 0 and info.st_gid == 0
-        if owned and (kind == "symlink" or stat.S_IMODE(info.st_mode) == 0) and current_flags == wanted_flags:
-            return False
-        if dry_run:
-            return True
-        if current_flags:
-            opened.set_flags(flags & ~_PROTECTIVE_FLAGS)
-        opened.chown(0, 0)
-        opened.chmod(0)
-        if wanted_flags:
-            if flags is None:
-                raise _EntryProblem("failed", "locked, but its file system has no immutable flag")
-            opened.set_flags((flags & ~_PROTECTIVE_FLAGS) | wanted_flags)
+    info = opened.check_same(entry)
+    kind = opened.kind
+    if kind != "directory" and info.st_nlink > 1 and info.st_uid not in (target.tree.owner, 0):
+        # Another name of this inode may lie outside the tree (a file of another account, or of the system
+        # where protected_hardlinks is off): locking it would lock that file too.
+        raise _EntryProblem("refused", "a hard link (%d names) to a file of uid %d, not of the tree's owner uid %d: "
+                            "it may be a file outside the tree; left alone" % (info.st_nlink, info.st_uid,
+                                                                               target.tree.owner))
+    flags = opened.flags()
+    wanted_flags = 0
+    if opened.has_flags:
+        wanted_flags = _recorded_flags(entry) | (FLAG_BITS["immutable"] if immutable else 0)
+    current_flags = (flags or 0) & _PROTECTIVE_FLAGS
+    owned = info.st_uid == 0 and info.st_gid == 0
+    if owned and (kind == "symlink" or stat.S_IMODE(info.st_mode) == 0) and current_flags == wanted_flags:
+        return False
+    if dry_run:
+        return True
+    if current_flags:
+        opened.set_flags(flags & ~_PROTECTIVE_FLAGS)
+    opened.chown(0, 0)
+    opened.chmod(0)
+    if wanted_flags:
+        if flags is None:
+            raise _EntryProblem("failed", "locked, but its file system has no immutable flag")
+        opened.set_flags((flags & ~_PROTECTIVE_FLAGS) | wanted_flags)
     return True
 
 
@@ -743,44 +826,86 @@ def _first_of_each_inode(entries):
             yield entry
 
 
-class _HashingReader(object):
-    """A file object over a descriptor that hashes what tarfile reads."""
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.digest = hashlib.sha256()
-
-    def read(self, size=-1):
-        data = os.read(self.fd, READ_CHUNK if size is None or size < 0 else size)
-        self.digest.update(data)
-        return data
-
-
-def write_evidence(path, text, target, entries):
-    """A tar.gz of the manifest and every recorded entry, numeric owners only; return warnings."""
-    directory = os.path.dirname(path)
-    _make_private_dir(directory)
+def hash_and_copy(target, entries, evidence, immutable=False):
+    """Hash every recorded file from its (locked) inode into its entry, and write the evidence copy
+    ``evidence`` (a tar.gz of every entry, numeric owners, the manifest last) in the same read when given;
+    return warnings. A file that cannot be reached is left without a hash and named in a warning."""
     warnings = []
-    with atomic_file(path, 0o600, suffix=".tar.gz") as stream:
+    if evidence is None:
+        with Tree(target) as tree:
+            for entry in _first_of_each_inode(entries):
+                if entry["type"] == "file":
+                    _hash_entry(tree, target, entry, warnings)
+        _copy_hashes(entries)
+        return warnings
+    _make_private_dir(os.path.dirname(evidence))
+    with atomic_file(evidence, 0o600, suffix=".tar.gz") as stream:
         with tarfile.open(fileobj=stream, mode="w:gz", format=tarfile.PAX_FORMAT, encoding="utf-8",
                           errors="surrogateescape", compresslevel=6) as tar:
-            manifest = tarfile.TarInfo("manifest.json")
-            manifest_bytes = text.encode("ascii")
-            manifest.size, manifest.mode, manifest.mtime = len(manifest_bytes), 0o600, time.time()
-            tar.addfile(manifest, _BytesReader(manifest_bytes))
             _add_entries(tar, target, entries, warnings)
+            _copy_hashes(entries)
+            text = manifest_text(target, entries, immutable, evidence).encode("ascii")
+            manifest = tarfile.TarInfo("manifest.json")
+            manifest.size, manifest.mode, manifest.mtime = len(text), 0o600, time.time()
+            tar.addfile(manifest, _ChunkReader(iter([text])))
     return warnings
 
 
-class _BytesReader(object):
-    def __init__(self, data):
-        self.data, self.offset = data, 0
+def _hash_entry(tree, target, entry, warnings, tar=None, info=None):
+    try:
+        with _open_entry(tree, entry) as opened:
+            opened.check_same(entry)
+            content = opened.content(entry)
+            if tar is None:
+                entry[content.field] = content.hexdigest()
+                return
+            if content.sparse:
+                info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": info.name,
+                                    "GNU.sparse.realsize": str(entry["size"])}
+                head, tail = os.path.split(info.name)
+                info.name = (head + "/" if head else "") + "GNUSparseFile.0/" + tail
+                sparse_map = content.sparse_map()
+                info.size = len(sparse_map) + sum(end - start for start, end in content.extents)
+                tar.addfile(info, _ChunkReader(itertools.chain([sparse_map], content.chunks())))
+            else:
+                info.size = entry["size"]
+                tar.addfile(info, _ChunkReader(content.chunks()))
+            entry[content.field] = content.digest.hexdigest()
+    except (_EntryProblem, OSError) as exc:
+        warnings.append("%s: content not hashed%s: %s" % (_text(_full_path(target, entry)),
+                                                          "" if tar is None else " nor copied", _reason(exc)))
+
+
+def _copy_hashes(entries):
+    """Every name of a hard-linked file gets the hash read through its first name."""
+    digests = {}
+    for entry in entries:
+        for field in ("sha256", "sha256_data"):
+            if field in entry:
+                digests[entry["inode"]] = (field, entry[field])
+    for entry in entries:
+        if entry["type"] == "file" and entry["inode"] in digests:
+            field, value = digests[entry["inode"]]
+            entry[field] = value
+
+
+class _ChunkReader(object):
+    """A file object over an iterator of byte chunks, for tarfile.addfile."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._buffer = b""
 
     def read(self, size=-1):
-        end = len(self.data) if size is None or size < 0 else self.offset + size
-        chunk = self.data[self.offset:end]
-        self.offset += len(chunk)
-        return chunk
+        while size is None or size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size is None or size < 0:
+            size = len(self._buffer)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
 
 
 _TAR_TYPES = {"file": tarfile.REGTYPE, "directory": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
@@ -789,7 +914,7 @@ _TAR_TYPES = {"file": tarfile.REGTYPE, "directory": tarfile.DIRTYPE, "symlink": 
 
 def _add_entries(tar, target, entries, warnings):
     first_name = {}
-    with Tree(target.real) as tree:
+    with Tree(target) as tree:
         for entry in entries:
             if entry["type"] not in _TAR_TYPES:
                 warnings.append("%s: a %s cannot be stored in the evidence copy" % (
@@ -813,16 +938,7 @@ def _add_entries(tar, target, entries, warnings):
                 tar.addfile(info)
                 continue
             first_name[entry["inode"]] = info.name
-            dir_fd, name = _locate(tree, entry)
-            with _Opened(dir_fd, name, "file") as opened:
-                opened.check_same(entry)
-                info.size = entry["size"]
-                reader = _HashingReader(opened.fd)
-                tar.addfile(info, reader)
-                if reader.digest.hexdigest() != entry["sha256"]:
-                    warnings.append("%s changed while it was being recorded: the evidence copy has sha256 %s, the "
-                                    "manifest records %s" % (_text(_full_path(target, entry)),
-                                                             reader.digest.hexdigest(), entry["sha256"]))
+            _hash_entry(tree, target, entry, warnings, tar, info)
 
 
 # --- restore -------------------------------------------------------------------------------------
@@ -847,6 +963,11 @@ def restore_target(target, store, check_mode):
         return _target_result(target, "failed", "cannot use its manifest %s: %s" % (manifest_path, _reason(exc)),
                               manifest=manifest_path), None, None
     try:
+        _check_docroot(target, manifest)
+    except _EntryProblem as problem:
+        return _target_result(target, "failed", "%s (manifest %s kept)" % (problem.reason, manifest_path),
+                              manifest=manifest_path), None, None
+    try:
         check_top(target, entries[0])
     except FileNotFoundError:
         return _target_result(target, "failed", "quarantined (manifest %s) but gone now: nothing to restore"
@@ -855,7 +976,7 @@ def restore_target(target, store, check_mode):
         return _target_result(target, "refused", "%s; it appeared after the quarantine, so the recorded state is not "
                               "applied to it (manifest %s kept)" % (problem.reason, manifest_path),
                               manifest=manifest_path), None, None
-    except OSError as exc:
+    except (OSError, safe_fs.UnsafePath) as exc:
         return _target_result(target, "failed", "cannot examine it: %s" % _reason(exc), manifest=manifest_path), \
             None, None
     before = _describe_current(target, entries)
@@ -881,14 +1002,14 @@ def restore_target(target, store, check_mode):
 def plan_restore(target, entries):
     """Check every entry without changing anything: (indexes to restore, count already as recorded, failures)."""
     planned, in_place, failures = [], 0, []
-    with Tree(target.real) as tree:
+    with Tree(target) as tree:
         for index, entry in enumerate(entries):
             try:
-                dir_fd, name = _locate(tree, entry)
-                if _needs_restore(dir_fd, name, entry):
-                    planned.append(index)
-                else:
-                    in_place += 1
+                with _open_entry(tree, entry, "since the quarantine") as opened:
+                    if _needs_restore(opened, entry):
+                        planned.append(index)
+                    else:
+                        in_place += 1
             except _EntryProblem as problem:
                 failures.append(_failure(target, entry, problem.status, problem.reason))
             except OSError as exc:
@@ -896,25 +1017,25 @@ def plan_restore(target, entries):
     return planned, in_place, failures
 
 
-def _needs_restore(dir_fd, name, entry):
-    try:
-        kind = _kind(os.lstat(name, dir_fd=dir_fd))
-    except FileNotFoundError:
-        raise _EntryProblem("failed", "missing: removed since the quarantine")
-    with _Opened(dir_fd, name, kind) as opened:
-        info = opened.check_same(entry)
-        if kind == "file":
-            digest = opened.sha256()
-            if digest != entry["sha256"]:
-                raise _EntryProblem("failed", "content changed since the quarantine (sha256 %s, recorded %s): left "
-                                    "quarantined" % (digest, entry["sha256"]))
-        flags = opened.flags()
-        same = (info.st_uid == entry["uid"] and info.st_gid == entry["gid"]
-                and "%04o" % stat.S_IMODE(info.st_mode) == entry["mode"]
-                and info.st_mtime_ns == entry["mtime_ns"] and info.st_atime_ns == entry["atime_ns"]
-                and (flags or 0) & _PROTECTIVE_FLAGS == _recorded_flags(entry)
-                and _recorded_xattrs(entry) == dict((key, value) for key, value in opened.xattrs().items()
-                                                    if key in _recorded_xattrs(entry)))
+def _needs_restore(opened, entry):
+    info = opened.check_same(entry)
+    if opened.kind == "file":
+        field = "sha256_data" if "sha256_data" in entry else "sha256"
+        if field not in entry:
+            raise _EntryProblem("failed", "its content was never hashed (see the quarantine's warnings): left "
+                                "quarantined, restore it by hand after checking it")
+        content = opened.content(entry)
+        digest = content.hexdigest()
+        if content.field != field or digest != entry[field]:
+            raise _EntryProblem("failed", "content changed since the quarantine (%s %s, recorded %s %s): left "
+                                "quarantined" % (content.field, digest, field, entry[field]))
+    flags = opened.flags()
+    same = (info.st_uid == entry["uid"] and info.st_gid == entry["gid"]
+            and "%04o" % stat.S_IMODE(info.st_mode) == entry["mode"]
+            and info.st_mtime_ns == entry["mtime_ns"] and info.st_atime_ns == entry["atime_ns"]
+            and (flags or 0) & _PROTECTIVE_FLAGS == _recorded_flags(entry)
+            and _recorded_xattrs(entry) == dict((key, value) for key, value in opened.xattrs().items()
+                                                if key in _recorded_xattrs(entry)))
     return not same
 
 
@@ -926,12 +1047,11 @@ def apply_restore(target, entries, planned):
     # Contents first, then directories deepest first, so a locked directory opens to the account only when
     # everything in it is back. Nothing done to an entry moves the times of another one (chown, chmod and
     # xattrs change only the entry's own ctime), so each entry's times can go last in its own step.
-    with Tree(target.real) as tree:
+    with Tree(target) as tree:
         for index in contents + directories[::-1]:
             entry = entries[index]
             try:
-                dir_fd, name = _locate(tree, entry)
-                with _Opened(dir_fd, name, entry["type"]) as opened:
+                with _open_entry(tree, entry, "since the quarantine") as opened:
                     opened.check_same(entry)
                     _restore_entry(opened, entry)
             except (OSError, _EntryProblem) as exc:
@@ -1027,13 +1147,14 @@ def _describe_locked(target, entries, immutable):
 
 def _describe_current(target, entries):
     states = []
-    for entry in entries:
-        path = _full_path(target, entry)
-        try:
-            info = os.lstat(path)
-            states.append((_kind(info), info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode), False))
-        except OSError:
-            states.append(("missing", -1, -1, 0, False))
+    with Tree(target) as tree:
+        for entry in entries:
+            try:
+                with tree.open(entry_rel(entry)) as opened:
+                    info = opened.info
+                states.append((_kind(info), info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode), False))
+            except (OSError, _EntryProblem, safe_fs.UnsafePath):
+                states.append(("missing", -1, -1, 0, False))
     return _describe(target, states)
 
 

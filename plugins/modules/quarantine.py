@@ -19,6 +19,11 @@ description:
     mtime in nanoseconds, size, inode, inode generation and link count, the sha256 of regular files, symlink
     targets, extended attributes (POSIX ACLs included) and the immutable and append-only flags. It is written atomically into
     O(manifest_dir) before anything is changed. File names that are not valid UTF-8 are recorded exactly.
+  - The account is shut out first. Metadata is recorded and the manifest written, every entry is locked, and only then
+    are the contents hashed (and copied to O(evidence_dir)) from the locked inodes, and the manifest completed with the
+    hashes. So a file the account keeps rewriting, or a huge sparse file, cannot keep the tree open while it is read.
+    A sparse file is hashed over its data only (C(sha256_data), over each data extent as C(start:length) and its bytes), so
+    its holes are never read; its evidence copy is a GNU sparse member that C(tar) extracts with its holes.
   - With O(state=restored), checks every recorded entry first (the same inode and type, the same content hash) and
     then puts back exactly what the manifest recorded, numeric owners, modes, xattrs, times and flags included.
     The inode generation tells the quarantined file apart from a new file that was given its inode number
@@ -27,9 +32,16 @@ description:
     and reported in RV(results[].failures); the manifest is kept until everything is restored.
   - Quarantining a quarantined path changes nothing (entries unlocked since are locked again); restoring a path
     that is not quarantined changes nothing.
-  - Symlinks are never followed. Entries are reached one directory at a time with C(O_NOFOLLOW) and changed through
-    a descriptor of the entry that was checked, so a directory swapped for a symlink cannot redirect a change outside
-    the document root.
+  - Root never acts outside the docroot, whatever the account does meanwhile. Each docroot is opened once, one component
+    at a time from C(/) without following symlinks, and refused when a symlink is on its path or when an ancestor can be
+    changed by another account (owned by neither root nor the account whose directory it lies in, or writable by group or
+    others without the sticky bit). Everything else is reached from that descriptor, one name at a time, with
+    C(openat2) (C(RESOLVE_BENEATH), C(RESOLVE_NO_SYMLINKS), C(RESOLVE_NO_XDEV)) where the kernel has it, else with
+    C(O_NOFOLLOW) and a mount check, and changed through a descriptor of the entry that was checked. Symlinks and special
+    files are changed through C(O_PATH) descriptors, never by name. Mount points are never crossed. A file with hard links
+    owned by another account than the docroot's is left alone (reported), as locking it would lock a file outside.
+  - The manifest records the docroot's device and inode; a restore that finds another directory at the docroot's path fails
+    and says so, and one that finds a symlink there is refused.
   - What each level protects against. Owner C(root:root) and mode V(0000) stop the account (and the web server)
     from reading, executing, writing or re-chmodding the entries; a plain C(chmod 000) would not, since the owner
     can chmod back. A quarantined directory also stops the account from renaming or deleting anything inside it.
@@ -59,8 +71,8 @@ options:
       - An item may also be a dict with a C(path) key (and optionally C(path_base64), the exact bytes of a name that
         is not UTF-8), so the RV(hostguard.hosting.file_integrity#module:suspicious) list of
         M(hostguard.hosting.file_integrity) can be given as it is. Paths given more than once are handled once.
-      - Each must lie under one of O(docroots) once the symlinks of its parent directories are resolved; the last
-        component is never followed, so a planted symlink is quarantined as a symlink.
+      - Each must lie under one of O(docroots) as given, with no symlink between the docroot and it (refused, naming
+        it); the last component is never followed, so a planted symlink is quarantined as a symlink.
       - With O(state=quarantined) each must exist (unless it was quarantined before and has vanished since, which is
         reported).
     type: list
@@ -76,8 +88,9 @@ options:
   docroots:
     description:
       - The document roots the paths must lie under. A docroot may be given in O(path) to quarantine all of it.
-      - Each must be an existing directory. V(/) and system directories (V(/etc), V(/usr), V(/var), V(/home),
-        V(/var/lib), ...) are refused, also when a docroot resolves to one.
+      - Each must be an existing directory given without symlinks (a docroot on a symlinked path is refused, naming the
+        symlink and where it points), whose ancestors no other account can change. V(/) and system directories (V(/etc),
+        V(/usr), V(/var), V(/home), V(/var/lib), ...) are refused.
     type: list
     elements: path
     required: true
@@ -100,8 +113,9 @@ options:
   evidence_dir:
     description:
       - When given, a C(<key>-<time>.tar.gz) with the manifest and a copy of every recorded entry (numeric owners,
-        modes and times) is written here before anything is locked. If it cannot be written the path is not
-        quarantined. It must be outside O(docroots); it is created with mode V(0700).
+        modes and times, sparse files with their holes) is written here, read from the locked entries. If it cannot be
+        written the path stays quarantined and a warning says so. It must be outside O(docroots); it is created with
+        mode V(0700).
     type: path
 notes:
   - Run it as root (C(become=true)).

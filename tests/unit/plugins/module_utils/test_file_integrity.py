@@ -6,13 +6,17 @@ Tests run as root, on trees they build in tmp_path.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
+from hostile_account import ATTACKER, Attacker
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import file_integrity
 from ansible_collections.hostguard.hosting.plugins.module_utils.file_integrity import (
@@ -528,3 +532,42 @@ def test_the_report_is_limited_but_the_counts_are_complete(site):
     assert len(result["added"]) == 2
     assert result["summary"]["added"] == 5
     assert result["summary"]["truncated"] is True
+
+
+@pytest.fixture
+def reachable_dir():
+    """A directory the test account can reach (pytest's tmp_path is root's only)."""
+    path = tempfile.mkdtemp(prefix="hostguard-integrity-race-", dir="/var/tmp")
+    os.chmod(path, 0o755)
+    yield pathlib.Path(path)
+    shutil.rmtree(path)
+
+
+def test_a_directory_swapped_for_a_symlink_during_the_walk_is_never_followed(reachable_dir):
+    """The account exchanges one of its directories with a symlink to a root-only directory while baselines
+    run: the root-only file is never hashed, recorded or quoted."""
+    base = reachable_dir / "race"
+    site = base / "www"
+    (site / "uploads").mkdir(parents=True)
+    for index in range(200):
+        (site / "uploads" / ("f%d.txt" % index)).write_bytes(b"plain %d\n" % index)
+    secret_dir = base / "root-only"
+    secret_dir.mkdir()
+    secret = secret_dir / "f7.txt"
+    secret.write_bytes(b"<?php eval(base64_decode($_POST['root-only-secret'])); ?>\n")
+    secret_dir.chmod(0o700)
+    secret.chmod(0o600)
+    (site / "link").symlink_to(secret_dir)
+    for path in [site, site / "uploads", site / "link"] + list((site / "uploads").iterdir()):
+        os.chown(path, ATTACKER, ATTACKER, follow_symlinks=False)
+    os.chmod(base, 0o755)
+    secret_hash = hashlib.sha256(secret.read_bytes()).hexdigest()
+    outputs = []
+    with Attacker([(str(site / "uploads"), str(site / "link"))]):
+        for round_number in range(8):
+            database = str(base / ("db%d" % round_number))
+            outputs.append(json.dumps(file_integrity.run([str(site)], database, state="baseline")))
+            with open(database, "rb") as stream:
+                outputs.append(stream.read().decode("utf-8", "replace"))
+    assert outputs
+    assert not any(secret_hash in output or "root-only-secret" in output for output in outputs)

@@ -471,7 +471,8 @@ def test_the_suspicious_list_of_file_integrity_is_accepted_as_it_is(site):
     (["{site}/index.php"], ["/"], "docroot / is a system directory"),
     (["{site}/index.php"], ["/etc"], "docroot /etc is a system directory"),
     (["{site}/index.php"], ["/var/"], "docroot /var/ is a system directory"),
-    (["{site}/index.php"], ["{base}/etc-link"], "docroot {base}/etc-link (resolves to /etc) is a system directory"),
+    (["{site}/index.php"], ["{base}/etc-link"],
+     "docroot {base}/etc-link runs through the symlink {base}/etc-link (-> /etc): give the path without symlinks"),
     (["{site}/index.php"], "{site}", "must be a non-empty list"),
     ("{site}/index.php", None, "must be a non-empty list"),
     ([{"rule": "eval_decoded"}], None, "has no path key"),
@@ -499,7 +500,9 @@ def test_a_symlinked_directory_cannot_lead_a_path_out_of_the_docroot(site, base)
     with open(os.path.join(outside, "victim"), "wb") as stream:
         stream.write(b"not the account's\n")
     os.symlink(outside, os.path.join(site, "wp-content/escape"))
-    with pytest.raises(QuarantineError, match=re.escape("(resolves to %s/victim) is outside the docroots" % outside)):
+    with pytest.raises(QuarantineError, match=re.escape("cannot be reached from docroot %s without following a symlink "
+                                                        "or leaving its file system (escape is a symlink (-> %s): "
+                                                        "not followed)" % (site, outside))):
         run(site, [os.path.join(site, "wp-content/escape/victim")], state="quarantined")
     assert os.lstat(os.path.join(outside, "victim")).st_uid == 0
     assert stat.S_IMODE(os.lstat(os.path.join(outside, "victim")).st_mode) == 0o644

@@ -19,9 +19,13 @@ class Attacker(object):
     """A forked process with the account's uid that swaps ``pairs`` of names with RENAME_EXCHANGE until stopped;
     with ``after_locked``, only once it has seen that path's owner turn to root (the run is under way)."""
 
-    def __init__(self, pairs, after_locked=None):
+    def __init__(self, pairs, after_locked=None, uid=ATTACKER, within=None):
         self.pairs = pairs
         self.after_locked = after_locked
+        self.uid = uid
+        # Names relative to ``within``, a directory root opens for the account: it may lie below directories
+        # the account could not traverse (a test's private temporary directory).
+        self.within = within
         self.pid = None
 
     def __enter__(self):
@@ -30,15 +34,16 @@ class Attacker(object):
         if self.pid == 0:  # the attacker: never returns
             try:
                 os.close(ready_read)
+                base = os.open(self.within, os.O_RDONLY | os.O_DIRECTORY) if self.within else AT_FDCWD
                 os.setgroups([])
-                os.setresgid(ATTACKER, ATTACKER, ATTACKER)
-                os.setresuid(ATTACKER, ATTACKER, ATTACKER)
+                os.setresgid(self.uid, self.uid, self.uid)
+                os.setresuid(self.uid, self.uid, self.uid)
                 libc = ctypes.CDLL(None, use_errno=True)
                 encoded = [(os.fsencode(a), os.fsencode(b)) for a, b in self.pairs]
                 # Prove the account can make these swaps (it must reach and own the directories), or say why not.
                 for first, second in encoded:
                     for _twice in range(2):
-                        if libc.renameat2(AT_FDCWD, first, AT_FDCWD, second, RENAME_EXCHANGE) != 0:
+                        if libc.renameat2(base, first, base, second, RENAME_EXCHANGE) != 0:
                             os.write(ready_write, b"!" + os.strerror(ctypes.get_errno()).encode() + b": " + first)
                             os._exit(1)
                 os.write(ready_write, b"x")
@@ -51,7 +56,7 @@ class Attacker(object):
                         pass
                 while True:
                     for first, second in encoded:
-                        libc.renameat2(AT_FDCWD, first, AT_FDCWD, second, RENAME_EXCHANGE)
+                        libc.renameat2(base, first, base, second, RENAME_EXCHANGE)
             finally:
                 os._exit(0)
         os.close(ready_write)

@@ -37,18 +37,19 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import errno
 import hashlib
 import io
 import json
 import os
 import re
-import shutil
 import stat
 import struct
 import tarfile
 import tempfile
 import time
 
+from ansible_collections.hostguard.hosting.plugins.module_utils import safe_fs
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import atomic_file, write_atomically
 
 # struct lastlog of glibc on Linux: int32 ll_time, char ll_line[32], char ll_host[256].
@@ -730,65 +731,77 @@ class Host:
     # ---- remove
 
     def remove(self, account, source, archive_dir, vsftpd_user_list=None):
-        """Archive, verify the archive, then delete. Returns (archive, manifest) paths."""
+        """Shut the account out, archive, verify the archive, then delete. Returns (archive, manifest) paths.
+
+        A system account is locked and its processes ended first, so nothing it runs can change its files while
+        they are archived or race the deletion. Every file is reached through descriptors (safe_fs): the home
+        is opened once, refused when its path runs through a symlink or a directory another account can change,
+        never crossed out of at a mount point, and each entry is deleted only when it is the one archived.
+        """
         kind, name, uid = account["kind"], account["name"], account["uid"]
-        members, owned_dirs = [], []
-        home = account.get("home") or ""
-        if home and os.path.isdir(home) and self._owns(home, account, source):
-            members.append(home)
-            owned_dirs.append(home)
-        if kind == "system":
-            spool = os.path.join(self.paths.mail_spool, name)
-            if os.path.isfile(spool) and os.lstat(spool).st_uid == uid:
-                members.append(spool)
-            crontab = os.path.join(self.paths.crontabs, name)
-            if os.path.isfile(crontab):
-                members.append(crontab)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.now or time.time()))
         base = os.path.join(archive_dir, "%s-%s-%s" % (name.replace("/", "_"), kind, stamp))
         archive, manifest_path = base + ".tar.gz", base + ".manifest.json"
-        if self.check_mode:
-            return archive, manifest_path
-        lines = self._account_lines(account, source)
-        self._archive(account, members, lines, archive, manifest_path)
-        # Only now, with the archive written and read back, is anything deleted.
-        if kind == "system":
-            if account["processes"]:
-                self.run(["pkill", "--signal", "KILL", "--uid", str(uid)])
-            self.command("userdel", name)
-            for path in members:
-                if path in owned_dirs:
-                    shutil.rmtree(path)
-                elif os.path.lexists(path):
-                    os.unlink(path)
-            if vsftpd_user_list and os.path.exists(vsftpd_user_list):
-                text = read_text(vsftpd_user_list)
-                kept = [line for line in text.splitlines() if line.strip() != name]
-                if len(kept) != len(text.splitlines()):
-                    self._rewrite(vsftpd_user_list, "\n".join(kept) + ("\n" if kept else ""))
-        elif account.get("store") == "userdb":
-            header, pairs = self._userdb_read(source)
-            self._userdb_write(source, header, [pair for pair in pairs if unprint(pair[0]) != name])
-        else:
-            self._edit_colon_file(source, name, None, lambda line: None)
-            if kind == "ftp":
-                self._pureftpd_mkdb()
-            for path in owned_dirs:
-                shutil.rmtree(path)
+        with _Members() as members:
+            home = account.get("home") or ""
+            if home and self._owns(home, account, source):
+                members.add_tree(home, uid if kind == "system" else None)
+            if kind == "system":
+                members.add_file(os.path.join(self.paths.mail_spool, name), uid)
+                members.add_file(os.path.join(self.paths.crontabs, name), None)
+            if self.check_mode:
+                return archive, manifest_path
+            if kind == "system":
+                self.lock(account, source)
+                self._end_processes(account)
+            lines = self._account_lines(account, source)
+            entries = self._archive(account, members, lines, archive, manifest_path)
+            # Only now, with the archive written and read back, is anything deleted.
+            if kind == "system":
+                self.command("userdel", name)
+                members.delete(entries)
+                if vsftpd_user_list and os.path.exists(vsftpd_user_list):
+                    text = read_text(vsftpd_user_list)
+                    kept = [line for line in text.splitlines() if line.strip() != name]
+                    if len(kept) != len(text.splitlines()):
+                        self._rewrite(vsftpd_user_list, "\n".join(kept) + ("\n" if kept else ""))
+            elif account.get("store") == "userdb":
+                header, pairs = self._userdb_read(source)
+                self._userdb_write(source, header, [pair for pair in pairs if unprint(pair[0]) != name])
+            else:
+                self._edit_colon_file(source, name, None, lambda line: None)
+                if kind == "ftp":
+                    self._pureftpd_mkdb()
+                members.delete(entries)
         self._discard_record(kind, name)
         return archive, manifest_path
 
+    def _end_processes(self, account):
+        """KILL every process of the (locked) account, and check that none is left."""
+        uid = account["uid"]
+        for _attempt in range(10):
+            if not processes_by_uid(self.paths.proc).get(uid):
+                return
+            self.run(["pkill", "--signal", "KILL", "--uid", str(uid)])
+            time.sleep(0.2)
+        if processes_by_uid(self.paths.proc).get(uid):
+            raise AccountCleanupError("%s %s is locked, but its processes keep running after pkill: not archived nor "
+                                      "removed" % (account["kind"], account["name"]))
+
     def _owns(self, home, account, source):
         """Whether a home directory is the account's own to archive and delete (not shared, not a system one)."""
-        real = os.path.realpath(home)
-        if real in SHARED_DIRS or os.path.dirname(real) == "/":
+        home = os.path.normpath(home)
+        if home in SHARED_DIRS or os.path.dirname(home) == "/":
             return False
         if account["kind"] == "system":
-            return os.stat(real).st_uid == account["uid"]
+            try:
+                return os.lstat(home).st_uid == account["uid"]
+            except OSError:
+                return False
         if account["kind"] == "ftp":
             return False  # a pure-ftpd user's home is a site of a system account: archived only with that account
         others = [e for e in parse_colon_file(read_text(source)) if e["name"] != account["name"]]
-        return not any(os.path.realpath(e["home"]) == real or real.startswith(os.path.realpath(e["home"]) + "/")
+        return not any(os.path.normpath(e["home"]) == home or home.startswith(os.path.normpath(e["home"]) + "/")
                        for e in others if e["home"])
 
     def _account_lines(self, account, source):
@@ -806,30 +819,13 @@ class Host:
         return lines
 
     def _archive(self, account, members, lines, archive, manifest_path):
+        """Write and read back the archive and its manifest; return the manifest's entries."""
         entries = []
-
-        def numeric(info):
-            info.uname = info.gname = ""
-            return info
         try:
             os.makedirs(os.path.dirname(archive), mode=0o700, exist_ok=True)
             with atomic_file(archive, mode=0o600) as stream:
                 with tarfile.open(fileobj=stream, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
-                    for member in members:
-                        for path in _walk(member):
-                            st = os.lstat(path)
-                            entry = {"path": path, "type": _type(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
-                                     "mode": "%04o" % stat.S_IMODE(st.st_mode), "size": st.st_size,
-                                     "mtime": int(st.st_mtime)}
-                            if stat.S_ISREG(st.st_mode):
-                                entry["sha256"] = _sha256_file(path)
-                            entries.append(entry)
-                            if stat.S_ISSOCK(st.st_mode):
-                                # A socket (a left-over agent's) holds no data and tar cannot store it: the
-                                # manifest lists it, the archive does not.
-                                entry["archived"] = False
-                                continue
-                            tar.add(path, arcname=path.lstrip("/"), recursive=False, filter=numeric)
+                    members.archive(tar, entries)
                     record = json.dumps({"account": _public(account), "lines": lines}, indent=1).encode()
                     info = tarfile.TarInfo("hostguard-account.json")
                     info.size, info.mtime, info.mode = len(record), int(time.time()), 0o600
@@ -842,14 +838,16 @@ class Host:
                 raise AccountCleanupError("the archive %s lacks %s" % (archive, ", ".join(missing[:5])))
             manifest = {"format": "hostguard-account-archive", "version": 1, "account": _public(account),
                         "archive": archive, "archive_sha256": digest, "created": iso(int(time.time())),
-                        "lines": lines, "entries": entries}
+                        "lines": lines, "entries": [_without_private(entry) for entry in entries]}
             write_atomically(manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(), 0o600)
-        except (OSError, tarfile.TarError) as exc:
+        except (OSError, tarfile.TarError, safe_fs.UnsafePath) as exc:
             for path in (archive, manifest_path):
                 if os.path.exists(path):
                     os.unlink(path)
-            raise AccountCleanupError("archiving %s %s into %s failed, so it was not removed: %s"
-                                      % (account["kind"], account["name"], archive, exc)) from exc
+            locked = " (it stays locked: mode=unlock undoes that)" if account["kind"] == "system" else ""
+            raise AccountCleanupError("archiving %s %s into %s failed, so it was not removed%s: %s"
+                                      % (account["kind"], account["name"], archive, locked, exc)) from exc
+        return entries
 
     # ---- files
 
@@ -956,13 +954,165 @@ def _lock_records(paths, kind):
     return records
 
 
-def _walk(top):
-    yield top
-    if os.path.isdir(top) and not os.path.islink(top):
-        for root, dirs, files in os.walk(top):
-            dirs.sort()
-            for entry in sorted(dirs) + sorted(files):
-                yield os.path.join(root, entry)
+class _Members(object):
+    """What a removal archives and deletes (the home tree, the mail spool, the crontab), each opened once through
+    safe_fs and from then on reached only through descriptors."""
+
+    def __init__(self):
+        self._trees = []   # (path, OpenedTree of the parent, name, OpenedTree of the home)
+        self._files = []   # (path, OpenedTree of the directory, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        for _path, parent, _name, tree in self._trees:
+            parent.close()
+            tree.close()
+        for _path, directory, _name in self._files:
+            directory.close()
+
+    def add_tree(self, path, account_uid):
+        """The home ``path``: every ancestor must be root's (or the account's own), no symlink on the way."""
+        try:
+            tree = safe_fs.open_tree(path, "home", account_uid=account_uid)
+        except safe_fs.UnsafePath as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            raise AccountCleanupError(str(exc))
+        try:
+            parent = safe_fs.open_tree(os.path.dirname(tree.path), "home", account_uid=account_uid)
+        except safe_fs.UnsafePath as exc:
+            tree.close()
+            raise AccountCleanupError(str(exc))
+        self._trees.append((tree.path, parent, os.path.basename(tree.path), tree))
+
+    def add_file(self, path, owner_uid):
+        """A spool or crontab file, when it is a regular file (of ``owner_uid`` where given). Its directory
+        may be group-writable (Debian's /var/mail is, for the mail group) but never a symlinked path."""
+        try:
+            directory = safe_fs.open_tree(os.path.dirname(path), "file", group_writable_ok=True)
+        except safe_fs.UnsafePath as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            raise AccountCleanupError(str(exc))
+        name = os.path.basename(path)
+        try:
+            info = os.lstat(name, dir_fd=directory.fd)
+        except OSError:
+            directory.close()
+            return
+        if not stat.S_ISREG(info.st_mode) or owner_uid is not None and info.st_uid != owner_uid:
+            directory.close()
+            return
+        self._files.append((path, directory, name))
+
+    def archive(self, tar, entries):
+        """Add every member to ``tar`` and to ``entries`` (with the identity each deletion checks)."""
+        for path, _parent, _name, tree in self._trees:
+            with safe_fs.Walker(tree.fd) as walker:
+                pending = [()]
+                while pending:
+                    parts = pending.pop()
+                    if parts:
+                        dir_fd, name = walker.locate(parts)
+                    else:
+                        dir_fd, name = None, None
+                    children = _archive_entry(tar, entries, walker, parts, dir_fd, name, tree,
+                                              path + "".join("/" + part for part in parts))
+                    pending.extend(parts + (child,) for child in sorted(children, reverse=True))
+        for path, directory, name in self._files:
+            _archive_entry(tar, entries, None, (), directory.fd, name, directory, path)
+
+    def delete(self, entries):
+        """Delete what was archived, deepest first, each entry only when it is the one archived."""
+        by_path = {entry["path"]: entry for entry in entries}
+        for path, parent, name, tree in self._trees:
+            inside = [entry for entry in entries if entry["path"].startswith(path + "/")]
+            with safe_fs.Walker(tree.fd) as walker:
+                for entry in reversed(inside):
+                    parts = tuple(entry["path"][len(path) + 1:].split("/"))
+                    dir_fd, entry_name = walker.locate(parts)
+                    _delete_entry(dir_fd, entry_name, entry)
+            _delete_entry(parent.fd, name, by_path[path])
+        for path, directory, name in self._files:
+            _delete_entry(directory.fd, name, by_path[path])
+
+
+def _archive_entry(tar, entries, walker, parts, dir_fd, name, tree, path):
+    """Archive one entry reached through descriptors; return the names of a directory's children."""
+    info = tree.info if dir_fd is None else os.lstat(name, dir_fd=dir_fd)
+    kind = safe_fs.kind_of(info)
+    entry = {"path": path, "type": _type(info.st_mode), "uid": info.st_uid, "gid": info.st_gid,
+             "mode": "%04o" % stat.S_IMODE(info.st_mode), "size": info.st_size, "mtime": int(info.st_mtime),
+             "_identity": (info.st_dev, info.st_ino, kind)}
+    entries.append(entry)
+    member = tarfile.TarInfo(path.lstrip("/"))
+    member.uid, member.gid, member.uname, member.gname = info.st_uid, info.st_gid, "", ""
+    member.mode, member.mtime = stat.S_IMODE(info.st_mode), int(info.st_mtime)
+    if kind == "directory":
+        fd = tree.fd if dir_fd is None else walker.directory(parts)
+        member.type = tarfile.DIRTYPE
+        tar.addfile(member)
+        return os.listdir(fd)
+    if kind == "file":
+        fd, opened = safe_fs.open_entry(dir_fd, name, "file", noatime=True)
+        try:
+            if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+                raise safe_fs.UnsafePath("%s changed while it was archived" % path)
+            reader = _HashingReader(fd, opened.st_size)
+            member.size = opened.st_size
+            tar.addfile(member, reader)
+            entry["sha256"] = reader.digest.hexdigest()
+        finally:
+            os.close(fd)
+        return ()
+    if kind == "symlink":
+        member.type, member.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dir_fd)
+    elif kind == "fifo":
+        member.type = tarfile.FIFOTYPE
+    else:
+        # A socket (a left-over agent's) or a device holds no data tar can keep: the manifest lists it, the
+        # archive does not.
+        entry["archived"] = False
+        return ()
+    tar.addfile(member)
+    return ()
+
+
+class _HashingReader(object):
+    """Reads a file for tar through its descriptor, hashing it; cut short meanwhile, it reads as zeros to the
+    size tar was told, so the archive stays whole."""
+
+    def __init__(self, fd, size):
+        self.fd, self.left = fd, size
+        self.digest = hashlib.sha256()
+
+    def read(self, size=-1):
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = os.read(self.fd, size) if size else b""
+        if len(data) < size and not data:
+            data = bytes(size)
+        self.left -= len(data)
+        self.digest.update(data)
+        return data
+
+
+def _delete_entry(dir_fd, name, entry):
+    """Unlink (or rmdir) ``name`` when it is still the archived entry; anything else there is left alone."""
+    info = os.lstat(name, dir_fd=dir_fd)
+    device, inode, kind = entry["_identity"]
+    if (info.st_dev, info.st_ino, safe_fs.kind_of(info)) != (device, inode, kind):
+        raise AccountCleanupError("%s is not the %s that was archived (it was replaced meanwhile): left alone, and "
+                                  "the removal stops here" % (entry["path"], kind))
+    if kind == "directory":
+        os.rmdir(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
+
+
+def _without_private(entry):
+    return {key: value for key, value in entry.items() if not key.startswith("_")}
 
 
 def _type(mode):

@@ -398,7 +398,12 @@ class Tree(object):
                 raise _EntryProblem("refused", "the docroot is a directory, recorded as a %s" % kind)
             fd = os.dup(self.target.tree.fd)
             return _Opened(fd, os.fstat(fd), "directory")
-        dir_fd, name = self._walker.locate(parts)
+        try:
+            dir_fd, name = self._walker.locate(parts)
+        except safe_fs.UnsafePath as exc:
+            if exc.errno == errno.ENOENT:
+                raise FileNotFoundError(errno.ENOENT, str(exc))
+            raise _EntryProblem("refused", "a directory above it cannot be reached safely: %s" % exc)
         if kind is None:
             kind = _kind(os.lstat(name, dir_fd=dir_fd))
         try:

@@ -181,6 +181,8 @@ def open_entry(dir_fd, name, kind, noatime=False, parent_mount=None):
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             _raise_if_symlink(dir_fd, name)
+        if exc.errno == errno.EXDEV:
+            raise OSError(errno.EXDEV, "a mount point (another file system or a bind mount): never crossed", name)
         raise
     try:
         info = os.fstat(fd)
@@ -216,7 +218,7 @@ def _open_below(dir_fd, name, flags, parent_mount):
         os.fstat(fd).st_dev != os.fstat(dir_fd).st_dev
     if crossed:
         os.close(fd)
-        raise OSError(errno.EXDEV, "a mount point (another file system or a bind mount)", name)
+        raise OSError(errno.EXDEV, "a mount point (another file system or a bind mount): never crossed", name)
     return fd
 
 
@@ -254,7 +256,7 @@ class OpenedTree(object):
         self.close()
 
 
-def open_tree(path, what="path"):
+def open_tree(path, what="path", account_uid=None, group_writable_ok=False):
     """Open the absolute directory ``path`` from ``/``, one component at a time, and return an OpenedTree.
 
     Refused (UnsafePath naming the component): a symlink anywhere on the path; a component that is not a
@@ -263,6 +265,9 @@ def open_tree(path, what="path"):
     tree's top itself may belong to anyone: it is the account's.
     ``owner`` of the result is the uid of the account whose directory the path runs through (the first
     non-root component, the top included), or 0 when every component is root's.
+    With ``account_uid``, every ancestor must be root's or that account's (a home nested in another account's
+    directory is refused); with ``group_writable_ok``, a group-writable ancestor is accepted (Debian's
+    /var/mail, writable by the mail group).
     """
     if not isinstance(path, str) or not path.startswith("/"):
         raise UnsafePath("%s %r is not an absolute path" % (what, path))
@@ -271,11 +276,11 @@ def open_tree(path, what="path"):
         raise UnsafePath("%s %s contains '..'" % (what, _text(path)))
     fd = os.open("/", OPEN_DIRECTORY)
     info = os.fstat(fd)
-    owner = 0
+    owner = 0 if account_uid is None else account_uid
     walked = ""
     try:
         for index, part in enumerate(parts):
-            _check_ancestor(what, path, walked or "/", info, owner)
+            _check_ancestor(what, path, walked or "/", info, owner, group_writable_ok)
             walked += "/" + part
             try:
                 child = os.open(part, OPEN_DIRECTORY, dir_fd=fd)
@@ -288,7 +293,7 @@ def open_tree(path, what="path"):
             fd = child
             info = os.fstat(fd)
             if info.st_uid != 0:
-                if owner == 0:
+                if owner == 0 and account_uid is None:
                     owner = info.st_uid
                 elif info.st_uid != owner and index < len(parts) - 1:
                     raise UnsafePath("%s %s runs through %s, owned by uid %d inside the directory of uid %d: "
@@ -300,12 +305,13 @@ def open_tree(path, what="path"):
     return OpenedTree("/" + "/".join(parts), fd, info, owner)
 
 
-def _check_ancestor(what, path, walked, info, owner):
+def _check_ancestor(what, path, walked, info, owner, group_writable_ok=False):
     mode = stat.S_IMODE(info.st_mode)
     if info.st_uid not in (0, owner):
         raise UnsafePath("%s %s runs through %s, owned by uid %d: another account can change it"
                          % (what, _text(path), _text(walked), info.st_uid))
-    if mode & 0o022 and not mode & stat.S_ISVTX:
+    writable = mode & (0o002 if group_writable_ok else 0o022)
+    if writable and not mode & stat.S_ISVTX:
         raise UnsafePath("%s %s runs through %s, which is writable by %s (mode %04o, no sticky bit): another "
                          "account can change it" % (what, _text(path), _text(walked),
                                                     "group and others" if mode & 0o022 == 0o022 else

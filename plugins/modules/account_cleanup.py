@@ -30,7 +30,11 @@ description:
     root, system accounts with a uid below O(min_uid), C(nobody), the accounts in O(keep), and the account
     Ansible connects as (O(connection_user), C(SUDO_USER) and the login uid of the session).
   - An account with running processes or a crontab is reported but neither locked nor removed unless it is named
-    in O(remove). When it is named and removed, its processes are killed first.
+    in O(remove). When it is named and removed, it is locked and its processes are killed first, before anything is
+    archived.
+  - Removal archives and deletes through descriptors, never following a symlink nor crossing a mount point, and
+    refuses a home whose path runs through a symlink or a directory another account owns or can write; each entry
+    is deleted only while it is the file that was archived.
   - When one account's lock, removal or unlock fails, the module stops and fails; its message names the accounts
     already handled in that run (with their actions), the one that failed and those not attempted, and it
     still returns RV(accounts).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pathlib
 import shutil
 import socket
 import struct
@@ -17,6 +18,7 @@ import tarfile
 import time
 
 import pytest
+from hostile_account import Attacker
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import account_cleanup as core
 
@@ -76,6 +78,10 @@ class FakeTools:
             self._edit(self.paths.shadow, name, 1, lambda v: ("!" + v) if argv[1] == "--lock" else v.lstrip("!"))
         elif tool == "chage":
             self._edit(self.paths.shadow, name, 7, lambda _v: "" if argv[2] == "-1" else argv[2])
+        elif tool == "pkill":  # the processes of argv[-1]'s uid end
+            for pid in os.listdir(self.paths.proc):
+                if "Uid:\t%s\t" % argv[-1] in open(os.path.join(self.paths.proc, pid, "status")).read():
+                    shutil.rmtree(os.path.join(self.paths.proc, pid))
         elif tool == "userdel":
             for path in (self.paths.passwd, self.paths.shadow):
                 lines = [line for line in open(path).read().splitlines() if line.split(":")[0] != name]
@@ -277,7 +283,8 @@ def test_remove_archives_first_then_deletes(host, tmp_path):
     result = run(host, tools, mode="remove", remove=["leaver"], unused_days=10000)
     item = by_name(result)[("system", "leaver")]
     assert item["action"] == "removed"
-    assert tools.calls == [["userdel", "leaver"]]
+    assert tools.calls == [["usermod", "--lock", "leaver"], ["chage", "--expiredate", "0", "leaver"],
+                           ["userdel", "leaver"]]
     assert not os.path.exists(home) and not os.path.exists(os.path.join(host.mail_spool, "leaver"))
     manifest = json.loads(open(item["manifest"]).read())
     assert manifest["archive_sha256"] == core._sha256_file(item["archive"])
@@ -299,9 +306,10 @@ def test_a_removal_whose_archive_fails_does_not_happen(host, tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     tools = FakeTools(host)
-    with pytest.raises(core.AccountCleanupError, match="failed, so it was not removed"):
+    with pytest.raises(core.AccountCleanupError, match="failed, so it was not removed \\(it stays locked"):
         run(host, tools, mode="remove", remove=["leaver"], unused_days=10000, archive_dir=str(blocker / "archive"))
-    assert tools.calls == []
+    # Locked before the archive was tried, and left locked: nothing deleted.
+    assert tools.calls == [["usermod", "--lock", "leaver"], ["chage", "--expiredate", "0", "leaver"]]
     assert os.path.exists(collect(host)[("system", "leaver")]["home"])
 
 
@@ -353,7 +361,9 @@ def test_an_account_with_running_processes_is_reported_until_it_is_named(host):
     tools = FakeTools(host)
     result = run(host, tools, mode="remove", remove=["ftponly"], keep=["kept", "busy"], unused_days=10000)
     assert by_name(result)[("system", "ftponly")]["action"] == "removed"
-    assert tools.calls == [["pkill", "--signal", "KILL", "--uid", "1007"], ["userdel", "ftponly"]]
+    # Shut out first (locked, processes ended), then archived, then deleted.
+    assert tools.calls == [["usermod", "--lock", "ftponly"], ["chage", "--expiredate", "0", "ftponly"],
+                           ["pkill", "--signal", "KILL", "--uid", "1007"], ["userdel", "ftponly"]]
 
 
 class FailingFor(FakeTools):
@@ -388,7 +398,9 @@ def test_a_partial_failure_names_the_accounts_handled_and_the_one_that_failed(ho
     accounts = collect(host)
     assert ("system", "oldssh") not in accounts
     assert ("system", "leaver") in accounts and ("system", "never") in accounts
-    assert tools.calls == [["userdel", "oldssh"], ["userdel", "leaver"]]
+    assert [call for call in tools.calls if call[0] == "userdel"] == [["userdel", "oldssh"], ["userdel", "leaver"]]
+    # The one whose deletion failed stays locked (each was locked before its archive).
+    assert core.parse_shadow(open(host.shadow).read())["leaver"]["password"].startswith("!")
 
 
 def test_a_partial_failure_of_a_lock_run_lists_the_locked_accounts(host):
@@ -539,3 +551,74 @@ def test_a_socket_in_a_home_is_listed_in_the_manifest_but_does_not_block_the_rem
     with tarfile.open(item["archive"]) as tar:
         assert os.path.join(home, "site.txt").lstrip("/") in tar.getnames()
         assert os.path.join(home, "S.agent").lstrip("/") not in tar.getnames()
+
+
+# --- a hostile account racing its own removal ---------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as the account needs root")
+def test_a_removal_raced_by_the_account_never_archives_or_deletes_anything_outside(host, tmp_path):
+    """The account's processes survived (the fake pkill ends none): they exchange its files with symlinks to a
+    root-only file and with FIFOs while it is archived and deleted. The root-only file is never read into the
+    archive nor deleted, and nothing hangs."""
+    home = collect(host)[("system", "leaver")]["home"]
+    secret = tmp_path / "root-only"
+    secret.write_bytes(b"root-only secret bytes\n")
+    secret.chmod(0o600)
+    pairs = []
+    for index in range(20):
+        (pathlib.Path(home) / ("f%d.php" % index)).write_bytes(b"<?php // file %d\n" % index)
+        os.symlink(str(secret), os.path.join(home, "l%d.php" % index))
+        os.mkfifo(os.path.join(home, "p%d" % index))
+        for name in ("f%d.php" % index, "l%d.php" % index, "p%d" % index):
+            os.chown(os.path.join(home, name), 1003, 1003, follow_symlinks=False)
+        pairs += [("f%d.php" % index, "l%d.php" % index), ("l%d.php" % index, "p%d" % index)]
+    archive_dir = tmp_path / "archive"
+    with Attacker(pairs, uid=1003, within=home):
+        try:
+            result = run(host, FakeTools(host), mode="remove", remove=["leaver"], unused_days=10000,
+                         archive_dir=str(archive_dir))
+            outcome = by_name(result)[("system", "leaver")]["action"]
+        except core.AccountCleanupError as exc:
+            outcome = str(exc)
+    assert secret.read_bytes() == b"root-only secret bytes\n"
+    for archive in archive_dir.glob("*.tar.gz") if archive_dir.exists() else ():
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    assert b"root-only secret" not in tar.extractfile(member).read(), (member.name, outcome)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts and other owners need root")
+def test_a_bind_mount_in_a_home_is_never_crossed_nor_emptied(host, tmp_path):
+    home = collect(host)[("system", "leaver")]["home"]
+    outside = tmp_path / "other-site"
+    outside.mkdir()
+    (outside / "index.php").write_text("another tenant's site\n")
+    mount_point = os.path.join(home, "mnt")
+    os.mkdir(mount_point)
+    if subprocess.run(["mount", "--bind", str(outside), mount_point], capture_output=True, check=False).returncode:
+        pytest.skip("bind mounts are not allowed here")
+    try:
+        tools = FakeTools(host)
+        with pytest.raises(core.AccountCleanupError, match="mount point"):
+            run(host, tools, mode="remove", remove=["leaver"], unused_days=10000)
+        assert ["userdel", "leaver"] not in tools.calls
+        assert (outside / "index.php").read_text() == "another tenant's site\n"
+        assert os.path.exists(os.path.join(home, "site.txt"))
+    finally:
+        subprocess.run(["umount", mount_point], capture_output=True, check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="other owners need root")
+def test_a_home_inside_a_directory_another_account_controls_is_refused(host):
+    """leaver's home moved below oldssh's: oldssh could swap the path between check and removal."""
+    nested = os.path.join(collect(host)[("system", "oldssh")]["home"], "sites", "leaver")
+    os.makedirs(nested)
+    os.chown(os.path.dirname(nested), 1001, 1001)
+    os.chown(nested, 1003, 1003)
+    text = open(host.passwd).read().replace("::%s:" % collect(host)[("system", "leaver")]["home"], "::%s:" % nested)
+    open(host.passwd, "w").write(text)
+    tools = FakeTools(host)
+    with pytest.raises(core.AccountCleanupError, match="runs through [^ ]*/home/oldssh, owned by uid 1001 .*another account can change it"):
+        run(host, tools, mode="remove", remove=["leaver"], unused_days=10000)
+    assert ["userdel", "leaver"] not in tools.calls and os.path.isdir(nested)

@@ -11,6 +11,7 @@ Usage: seed_accounts.py PUBLIC_KEY MARKER
 import os
 import pwd
 import struct
+import shutil
 import subprocess
 import sys
 import time
@@ -137,4 +138,14 @@ with open("/var/log/vsftpd.log", "a") as stream:
         stream.write('%s [pid 4242] [%s] OK LOGIN: Client "198.18.0.10"\n'
                      % (time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(NOW - days * DAY)), user))
 sh("systemctl", "restart", "vsftpd")
+# A compromised customer forges login lines for the unused accounts, as a program called sshd (and, once the
+# session ends, under the name of every daemon whose lines count): the last-login search must read only what the
+# daemons themselves logged, or these accounts would pass as used today.
+shutil.copy("/usr/bin/logger", "/tmp/sshd")
+shutil.copy("/usr/bin/logger", "/tmp/dovecot")
+for forger, tag, line in (("/tmp/sshd", "sshd", "Accepted password for oldssh from 198.18.0.10 port 2222 ssh2"),
+                          ("/tmp/dovecot", "dovecot", "imap-login: Login: user=<mailold>, "
+                                                      "method=PLAIN, rip=198.18.0.10"),
+                          ("/tmp/sshd", "sshd", "Accepted publickey for never from 198.18.0.10 port 2222 ssh2")):
+    sh("runuser", "-u", "busy", "--", forger, "-p", "authpriv.info", "-t", tag, line)
 open(MARKER, "w").close()

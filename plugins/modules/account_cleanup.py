@@ -18,7 +18,8 @@ description:
     read with C(db_dump); a host with such a database and no C(db_dump) fails before any change).
     V(mail) accounts are the users of Dovecot's passwd-file passdbs (read from C(doveconf -n)).
   - The last use of an account is the newest of its lastlog record, its wtmp and C(wtmp.1) records (read as the
-    binary records they are), the login lines of sshd, Dovecot, pure-ftpd and vsftpd in the journal, vsftpd's own
+    binary records they are), the login lines of sshd, Dovecot, pure-ftpd and vsftpd in the journal (only those the
+    daemons logged themselves, matched by their units or by root's sshd, never lines another process forged), vsftpd's own
     log (C(vsftpd_log_file)) for its virtual users, and Dovecot's C(last_login) plugin when that writes to a
     C(file:) dict.
   - An account with no login record at all counts from its creation evidence instead, the password change date
@@ -225,10 +226,9 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.account_cleanup 
     AccountCleanupError,
     AccountCleanupPartialError,
     Paths,
+    journal_command,
     run,
 )
-
-JOURNAL_MATCH = "Login: user=<|is now logged in|Accepted |OK LOGIN: "
 
 
 def connection_users(module):
@@ -272,8 +272,7 @@ def main():
     paths = Paths(state_dir=params["state_dir"], pureftpd_passwd=params["pureftpd_passwd"],
                   pureftpd_pdb=os.path.join(os.path.dirname(params["pureftpd_passwd"]), "pureftpd.pdb"))
     doveconf = command_output(module, ["doveconf", "-n"])
-    journal = command_output(module, ["journalctl", "--no-pager", "--quiet", "--output=short-unix",
-                                      "--grep", JOURNAL_MATCH])
+    journal = command_output(module, journal_command())
 
     def runner(argv):
         if not module.get_bin_path(argv[0]):

@@ -622,3 +622,16 @@ def test_a_home_inside_a_directory_another_account_controls_is_refused(host):
     with pytest.raises(core.AccountCleanupError, match="runs through [^ ]*/home/oldssh, owned by uid 1001 .*another account can change it"):
         run(host, tools, mode="remove", remove=["leaver"], unused_days=10000)
     assert ["userdel", "leaver"] not in tools.calls and os.path.isdir(nested)
+
+
+def test_login_lines_are_read_only_from_sources_a_customer_cannot_forge():
+    """journalctl ORs the groups ('+') and ANDs the fields of a group: every group must hold a field journald sets
+    itself that no customer process can have (a daemon's unit, or uid 0)."""
+    argv = core.journal_command()
+    assert argv[:6] == ["journalctl", "--no-pager", "--quiet", "--output=short-unix", "--grep", core.JOURNAL_GREP]
+    groups = " ".join(argv[6:]).split(" + ")
+    assert len(groups) == len(core.JOURNAL_SOURCES)
+    for group in groups:
+        fields = group.split()
+        assert any(field.startswith("_SYSTEMD_UNIT=") for field in fields) or "_UID=0" in fields, group
+        assert not any(field.startswith(("SYSLOG_", "_COMM=")) for field in fields) or "_UID=0" in fields, group

@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import stat
 import subprocess
 import tarfile
@@ -274,3 +275,54 @@ def test_the_walker_comes_back_up_only_to_the_directory_it_left(base):
                 walker.directory(("d", "d"))
     finally:
         os.close(top)
+
+
+class Rewriter(object):
+    """A process of the account that rewrites ``path`` through a descriptor it opened beforehand, until stopped."""
+
+    def __init__(self, path):
+        self.path = path
+        self.pid = None
+
+    def __enter__(self):
+        read_end, write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                os.close(read_end)
+                os.setgroups([])
+                os.setresgid(ATTACKER, ATTACKER, ATTACKER)
+                os.setresuid(ATTACKER, ATTACKER, ATTACKER)
+                fd = os.open(self.path, os.O_WRONLY)
+                os.write(write_end, b"x")
+                counter = 0
+                while True:
+                    counter += 1
+                    os.pwrite(fd, b"<?php // rewrite %012d ?>\n" % counter, 0)
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        assert os.read(read_end, 1) == b"x"
+        os.close(read_end)
+        return self
+
+    def __exit__(self, *exc_info):
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+
+
+@pytest.mark.parametrize("round_number", range(4))
+def test_a_file_rewritten_during_an_evidence_quarantine_is_locked_and_copied_as_hashed(base, round_number):
+    """The account keeps rewriting a file through a descriptor it opened before the quarantine: the tree is locked
+    all the same, and the evidence holds exactly the bytes the manifest's hash names."""
+    home, docroot, outside = make_tree(base)
+    busy = os.path.join(docroot, "dir0", "file0.php")
+    with Rewriter(busy):
+        result = run([docroot], "quarantined", [docroot], base, evidence_dir=os.path.join(base, "evidence"))
+    assert result["counts"]["quarantined"] == 1, result["results"][0]["msg"]
+    assert os.lstat(busy).st_uid == 0 and stat.S_IMODE(os.lstat(busy).st_mode) == 0
+    with open(result["results"][0]["manifest"], "rb") as stream:
+        recorded = {entry["path"]: entry for entry in json.loads(stream.read())["entries"]}
+    with tarfile.open(result["results"][0]["evidence"]) as tar:
+        copied = tar.extractfile("www/dir0/file0.php").read()
+    assert hashlib.sha256(copied).hexdigest() == recorded["dir0/file0.php"]["sha256"]

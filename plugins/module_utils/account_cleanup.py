@@ -395,10 +395,10 @@ def parse_file_dict(text, key_pattern="last-login/%u"):
 
 # Where the journal's login lines may come from: fields journald sets itself, which no local process can choose.
 # A customer's program can call itself sshd and log "Accepted ... for leaver" (PHP's syslog() can too), but it
-# cannot run as root nor inside the daemons' units.
+# cannot run as root, nor inside the units of daemons that run no customer program. ssh.service is not one of
+# those: where pam_systemd does not move logins into session scopes, a customer's shell stays in it.
 JOURNAL_GREP = "Login: user=<|is now logged in|Accepted |OK LOGIN: "
 JOURNAL_SOURCES = (
-    ("_SYSTEMD_UNIT=ssh.service",),
     ("_UID=0", "_COMM=sshd", "_COMM=sshd-session"),
     ("_SYSTEMD_UNIT=dovecot.service",),
     ("_SYSTEMD_UNIT=pure-ftpd.service",),

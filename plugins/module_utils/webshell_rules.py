@@ -73,8 +73,10 @@ _JOIN = re.compile(rb"'[ \t]*\.[ \t]*'|\"[ \t]*\.[ \t]*\"")
 _DECODE_CALL = re.compile(
     rb"\b(strrev|str_rot13|base64_decode|hex2bin)\s*\(\s*(?:'([^'\\]{1,80})'|\"([^\"\\$]{1,80})\")\s*\)",
     re.IGNORECASE)
+# Also through a variable that holds str_replace ($r = 'str_replace'; $r('x', '', 'axsxsxexrxt')): a
+# three-argument call that removes a short junk string from a literal is folded whatever its name.
 _STR_REPLACE_CALL = re.compile(
-    rb"\bstr_replace\s*\(\s*(['\"])([^'\"\\]{1,10})\1\s*,\s*(?:''|\"\")\s*,\s*(['\"])([^'\"\\]{1,200})\3\s*\)",
+    rb"(?:\bstr_replace|\$\w+)\s*\(\s*(['\"])([^'\"\\]{1,10})\1\s*,\s*(?:''|\"\")\s*,\s*(['\"])([^'\"\\]{1,200})\3\s*\)",
     re.IGNORECASE)
 # A variable given request data directly, through a decoder that keeps it what it was (not a
 # sanitizer: sanitize_text_field or intval end it), or from another such variable. Its uses are marked
@@ -289,8 +291,7 @@ def php_view(data):
         # Twice: a folded call can complete a concatenation and the other way round ("ev".strrev('la')).
         for _round in range(2):
             view = _JOIN.sub(b"", view)
-            if b"str_replace" in lowered:
-                view = _STR_REPLACE_CALL.sub(_str_replace, view)
+            view = _STR_REPLACE_CALL.sub(_str_replace, view)
             view = _DECODE_CALL.sub(_decode, view)
     if b"$_" in view or b"getenv" in lowered or b"getallheaders" in lowered:
         view = _taint(view)

@@ -28,7 +28,7 @@ rule eval_decoded
         example_match = "<?php @eval(gzinflate(base64_decode('7b0HYBxJ')));"
         example_no_match = "<?php $data = base64_decode( $encoded ); $r = curl_exec( $ch );"
     strings:
-        $call = /([^\w$>:](eval|assert|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec)\s*\(|[^\w$>:'"](include|require)(_once)?\b)[^;]{0,200}(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|strrev|convert_uudecode|hex2bin)\s*\(/ nocase
+        $call = /([^\w$>:](eval|assert|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec)\s*\(|[^\w$>:'"](include|require)(_once)?\b)[^;]{0,200}(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|strrev|convert_uudecode|hex2bin|pack\s*\(\s*['"]H\*['"]\s*,)\s*\(?/ nocase
     condition:
         $call
 }
@@ -89,9 +89,10 @@ rule hidden_runner_name
         $called = /\(\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|base64_decode|file_get_contents|gzinflate)['"]\s*\)\s*\(/ nocase
         $suffix = /(\$\w+|\])\s*\.\s*['"](ert|sert|ssert|ystem|stem|xec)['"]\s*[;),]/ nocase
         $variable_call = /(^|[^\w>:])\$\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(/
-        $underscore_call = /(^|[^\w>:])\$_{1,9}\s*\(\s*@?\$_{1,9}\s*[\[)]/
+        $underscore_call = /(^|[^\w>:])\$_{1,9}\s*\(\s*@?(\$_{1,9}\s*[\[)]|[a-z_]\w*\s*\()/ nocase
+        $numeric_calls = /(\$\w+\s*\(\s*\d{1,3}\s*\)\s*\.\s*){4}/
     condition:
-        $called or $underscore_call or (($assigned or $suffix) and $variable_call)
+        $called or $underscore_call or $numeric_calls or (($assigned or $suffix) and $variable_call)
 }
 
 rule runner_as_callback
@@ -106,12 +107,13 @@ rule runner_as_callback
         $over_request = /(array_map|array_walk|array_filter)\s*\(\s*\$\w+\s*,[^;]{0,40}(\$_(GET|POST|REQUEST|COOKIE)\b|\$\w+\x02)/ nocase
         $pieced_callback = /(call_user_func|call_user_func_array|array_map|array_filter|array_walk|usort|uasort|uksort|array_u(diff|intersect)\w*|array_(diff|intersect)_u\w+|register_shutdown_function)\s*\([^;{]{0,200}[(,]\s*\$\w+(\[[^\]]{1,10}\])?(\s*\.\s*\$\w+(\[[^\]]{1,10}\])?){1,4}\s*\)/ nocase
         $ob_capture = /ob_start\s*\(\s*function/ nocase
+        $request_callback = /(array_diff_u\w+|array_intersect_u\w+|array_udiff\w*|array_uintersect\w*)\s*\([^;]{0,300},\s*@?(\(string\)\s*)?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\s*\[[^\]]{1,40}\])\s*\)/ nocase
         $eval_var = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\)/ nocase
         $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
         $first_dynamic = /(call_user_func|call_user_func_array|array_map|register_shutdown_function|register_tick_function|ob_start|forward_static_call|forward_static_call_array|iterator_apply)\s*\(\s*@?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\b|(base64_decode|str_rot13|strrev|gzinflate|hex2bin)\s*\()/ nocase
         $second_dynamic = /(array_filter|array_walk|array_walk_recursive|array_reduce|usort|uasort|uksort|preg_replace_callback)\s*\(\s*[^,;]{1,80},\s*@?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\b|(base64_decode|str_rot13|strrev|gzinflate|hex2bin)\s*\()/ nocase
     condition:
-        $callback or $ob_eval or $first_dynamic or $second_dynamic or $over_request or $pieced_callback
+        $callback or $ob_eval or $first_dynamic or $second_dynamic or $over_request or $pieced_callback or $request_callback
         or ($ob_capture and $eval_var and $request)
 }
 
@@ -310,7 +312,7 @@ rule superglobal_by_name
 rule many_piece_code
 {
     meta:
-        description = "code assembled from pieces and evaluated: many short variables joined, eval($a.$b), or eval() of a function's result in a file that reads the request"
+        description = "code assembled from pieces and evaluated: many short variables joined, eval($a.$b), eval($f($x)), or eval() of a function's result in a file that reads the request"
         example_match = "<?php $a='e';$b='val($_';$c='PO';$d='ST[x]);';$e=$a.$b.$c.$d; @eval($e);"
         example_no_match = "<?php $url = $scheme . $host . $port . $path; wp_redirect( $url );"
     strings:
@@ -319,9 +321,10 @@ rule many_piece_code
         $eval_var = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\)/ nocase
         $eval_concat = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\.\s*\$\w+\s*\)/ nocase
         $eval_call = /[^\w$>:]eval\s*\(\s*@?[a-z_]\w*\s*\(/ nocase
+        $eval_variable_call = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\(/ nocase
         $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
     condition:
-        ($pieces and $short_literals and $eval_var) or $eval_concat
+        ($pieces and $short_literals and $eval_var) or $eval_concat or $eval_variable_call
         or ($eval_call and $request and not eval_decoded and not eval_request)
 }
 
@@ -335,4 +338,52 @@ rule request_path_access
         $access = /[^\w$>:](opendir|scandir|readfile|unlink|rmdir|highlight_file|show_source|file|fopen|file_get_contents)\s*\(\s*@?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\s*\[)/ nocase
     condition:
         $access
+}
+
+rule encoded_code
+{
+    meta:
+        description = "code that runs things or reads the request, written in base64 or hex (eval(, assert(, system(, $_POST[ ...): only a packed payload carries its own code encoded"
+        example_match = "<?php $p = 'QGV2YWwoJF9QT1NUWyd4J10pOw=='; $t = '61737365727428245f504f53545b635d293b';"
+        example_no_match = "<?php $icon = 'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAYAAAAf8/9hAAAAGElEQVR42mNk'; $h = 'deadbeef00112233';"
+    strings:
+        $b64_eval = "eval(" base64
+        $b64_assert = "assert(" base64
+        $b64_system = "system(" base64
+        $b64_shell_exec = "shell_exec(" base64
+        $b64_passthru = "passthru(" base64
+        $b64_post = "$_POST[" base64
+        $b64_get = "$_GET[" base64
+        $b64_request = "$_REQUEST[" base64
+        $b64_cookie = "$_COOKIE[" base64
+        $hex = /6576616c28|61737365727428|73797374656d28|7061737374687275|245f504f5354|245f4745545b|245f52455155455354|245f434f4f4b4945/ nocase
+    condition:
+        any of them
+}
+
+rule self_deleting_runner
+{
+    meta:
+        description = "a script that deletes itself, keeps running after the client leaves and runs code: a memory-resident shell"
+        example_match = "<?php unlink($_SERVER['SCRIPT_FILENAME']); ignore_user_abort(true); while (1) { @eval(file_get_contents($u)); sleep(5); }"
+        example_no_match = "<?php if ( $done ) { unlink( __FILE__ ); } echo 'Setup finished';"
+    strings:
+        $unlink_self = /unlink\s*\(\s*(__FILE__|\$_SERVER\s*\[\s*['"]SCRIPT_FILENAME['"]\s*\])\s*\)/ nocase
+        $keep_running = /ignore_user_abort\s*\(\s*(true|1)?\s*\)/ nocase
+        $runner = /[^\w$>:](eval|assert|system|exec|passthru|shell_exec|popen|proc_open|file_put_contents)\s*\(/ nocase
+    condition:
+        $unlink_self and $keep_running and $runner
+}
+
+rule xslt_php_runner
+{
+    meta:
+        description = "an XSL stylesheet that calls assert, eval or a command runner through registerPHPFunctions: code run from XML"
+        example_match = "<?php $xsl = '<xsl:value-of select=\"php:function(\\'assert\\',string(.))\"/>'; $p->registerPHPFunctions();"
+        example_no_match = "<?php $p = new XSLTProcessor(); $p->registerPHPFunctions( array( 'strtoupper' ) );"
+    strings:
+        $call = /:function(String)?\s*\(\s*\\?['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|create_function)\\?['"]/ nocase
+        $register = "registerPHPFunctions" nocase
+    condition:
+        $call and $register
 }

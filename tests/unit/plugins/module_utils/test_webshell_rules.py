@@ -133,6 +133,17 @@ def test_each_rule_keeps_to_its_own_examples(scanner, rule_set, name, meta):
     ("request_path_access", "/x.php", b"<?php $f = $_GET['file']; readfile($f);"),
     ("request_file_writer", "/x.php", b"<?php copy($HTTP_POST_FILES['u']['tmp_name'], $_POST['remotefile']);"),
     ("backtick_request", "/x.php", b"<?=`$_GET[_]`?>"),
+    ("eval_decoded", "/x.php", b"<?php eval(pack('H*', $e->getMessage()));"),
+    ("runner_as_callback", "/x.php", b"<?php @array_diff_ukey(@array($_REQUEST['p'] => 1), array(2), $_REQUEST['f']);"),
+    ("hidden_runner_name", "/x.php", b"<?php $c = 'chr'; $code = $c(101) . $c(118) . $c(97) . $c(108) . $c(40);"),
+    ("hidden_runner_name", "/x.php", b"<?php $r = str_replace('q', '', 'qsqtr_qreplqace'); $d = $r('k', '', 'kbase64_kdecode'); $d($x);"),
+    ("many_piece_code", "/x.php", b"<?php $f = $s['k']; eval($f($g));"),
+    ("encoded_code", "/x.php", b"<?php $p = 'ZXZhbCgkX1BPU1RbJ2MnXSk7'; $q = $dec($p);"),
+    ("encoded_code", "/x.php", b"<?php throw new Exception('2476616c75653d656e6428245f504f5354293b');"),
+    ("self_deleting_runner", "/x.php",
+     b"<?php unlink(__FILE__); ignore_user_abort(); set_time_limit(0); while (1) { file_put_contents($f, $shell); sleep(9); }"),
+    ("xslt_php_runner", "/x.php",
+     b"<?php $xsl = '<xsl:value-of select=\"php:functionString(\\'system\\', $c)\"/>'; $p->registerPHPFunctions();"),
     # PHP where no PHP should be
     ("php_after_image_magic", "/logo.gif", b"GIF89a<?php system($c); ?>"),
     ("php_after_image_magic", "/photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64 + b"<?PHP phpinfo();"),
@@ -269,3 +280,28 @@ def test_allow_list_is_by_sha256():
     assert scanner.allowed(digest.lower())
     assert not scanner.allowed("cd" * 32)
     assert not scanner.allowed(None)
+
+
+# Debian's wordpress package: installed, or unpacked by benchmarks/detection_bench.py.
+WORDPRESS_TREES = [path for path in ("/usr/share/wordpress",
+                                     "/var/tmp/hostguard-bench/detection/clean-debian/wordpress/usr/share/wordpress")
+                   if os.path.isdir(path)]
+
+
+@pytest.mark.skipif(not WORDPRESS_TREES, reason="Debian's wordpress package is neither installed nor unpacked by "
+                                                "benchmarks/detection_bench.py")
+def test_debians_wordpress_tree_has_no_finding(scanner):
+    scanned = 0
+    findings = {}
+    for directory, _dirs, names in os.walk(WORDPRESS_TREES[0]):
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as handle:
+                found = scanner.scan_bytes(path, handle.read())
+            scanned += 1
+            if found:
+                findings[path] = rule_names(found)
+    assert scanned > 1000
+    assert findings == {}

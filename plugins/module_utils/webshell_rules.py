@@ -59,13 +59,17 @@ _NOT_SCRIPTS = (".js", ".mjs", ".css", ".map", ".json", ".svg", ".woff", ".woff2
                 ".mp3", ".pdf", ".zip", ".gz", ".jpg", ".jpeg", ".png", ".gif", ".ico", ".webp", ".bmp")
 _MAGIC = ((b"GIF8", "gif"), (b"\xff\xd8\xff", "jpeg"), (b"\x89PNG", "png"), (b"\x7fELF", "elf"))
 
-# One pass over the file finds the tokens whose meaning the PHP view changes: strings (kept, so a
-# "//" or "#" inside one is not taken for a comment) and comments (dropped). "#[" is a PHP 8 attribute.
-_TOKENS = re.compile(
+# Inside PHP blocks (from an open tag to "?>"), the tokens whose meaning the PHP view changes: strings
+# (kept, so a "//" or "#" inside one is not taken for a comment) and comments (dropped), and the close
+# tag. "#[" is a PHP 8 attribute. Text outside PHP blocks (HTML) is left as it is: a "/*" or an
+# apostrophe there is no PHP.
+_PHP_OPEN = re.compile(rb"<\?(?:php\b|=)?", re.IGNORECASE)
+_PHP_TOKENS = re.compile(
     rb"'[^'\\]*(?:\\.[^'\\]*)*'"
     rb"|\"[^\"\\]*(?:\\.[^\"\\]*)*\""
     rb"|/\*(?:.*?\*/|.*)"
-    rb"|(?://|#(?!\[))[^\n]*?(?=\?>|\n|$)",
+    rb"|(?://|#(?!\[))[^\n]*?(?=\?>|\n|$)"
+    rb"|\?>",
     re.DOTALL)
 _ESCAPE = re.compile(rb"\\(?:x([0-9a-fA-F]{1,2})|([0-7]{1,3}))")
 _CHR = re.compile(rb"\bchr\s*\(\s*(\d{1,3})\s*\)", re.IGNORECASE)
@@ -283,7 +287,7 @@ class ContentScan(object):
 
 def php_view(data):
     """The file as the PHP content rules see it (see the module docstring)."""
-    view = _TOKENS.sub(_token, data)
+    view = _strip_comments(data)
     lowered = view.lower()
     if b"chr" in lowered:
         view = _CHR.sub(_chr, view)
@@ -307,6 +311,28 @@ def _taint(view):
         pattern = re.compile(rb"\$(?:" + b"|".join(re.escape(name) for name in sorted(names)) + rb")\b(?!\x02)")
         view = pattern.sub(lambda match: match.group(0) + TAINT, view)
     return view
+
+
+def _strip_comments(data):
+    """``data`` with the comments of its PHP blocks removed (their newlines kept) and escapes decoded."""
+    parts = []
+    position = 0
+    pattern = _PHP_OPEN  # outside PHP, look for an open tag; inside, for tokens and the close tag
+    while True:
+        found = pattern.search(data, position)
+        if found is None:
+            parts.append(data[position:])
+            return b"".join(parts)
+        if pattern is _PHP_OPEN:
+            parts.append(data[position:found.end()])
+            pattern = _PHP_TOKENS
+        elif found.group(0) == b"?>":
+            parts.append(data[position:found.end()])
+            pattern = _PHP_OPEN
+        else:
+            parts.append(data[position:found.start()])
+            parts.append(_token(found))
+        position = found.end()
 
 
 def _token(match):

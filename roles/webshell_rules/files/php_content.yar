@@ -202,13 +202,14 @@ rule reverse_shell
 rule request_file_writer
 {
     meta:
-        description = "an uploader: an upload saved under the name the client chose, or a file written where the request says"
+        description = "an uploader: an upload saved under the name the client chose or as a .php file, or a file written where the request says"
         example_match = "<?php move_uploaded_file($_FILES['f']['tmp_name'], $_FILES['f']['name']);"
         example_no_match = "<?php move_uploaded_file( $file['tmp_name'], $dir . '/' . wp_unique_filename( $dir, $name ) );"
     strings:
         $client_name = /[^\w$>:](move_uploaded_file|copy)\s*\(\s*\$_FILES\s*\[[^\]]{1,40}\]\s*\[\s*['"]tmp_name['"]\s*\]\s*,[^;]{0,120}\$_FILES\s*\[[^\]]{1,40}\]\s*\[\s*['"]name['"]\s*\]\s*\)/ nocase
         $request_path = /(file_put_contents|fopen)\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\s*\[|\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_)/ nocase
         $request_url = /(file_put_contents|fwrite)\s*\([^;]{0,120}file_get_contents\s*\(\s*\$_(GET|POST|REQUEST)\s*\[/ nocase
+        $php_destination = /[^\w$>:](move_uploaded_file|copy)\s*\([^;]{0,150},\s*['"][^'"\n]{0,100}\.(php[3-8]?|phtml|pht|phar)['"]\s*\)/ nocase
         $request_destination = /[^\w$>:](move_uploaded_file|copy)\s*\([^;]{0,150},\s*(\$_(POST|GET|REQUEST)\b|\$\w+\x02)/ nocase
     condition:
         any of them
@@ -331,13 +332,14 @@ rule many_piece_code
 rule request_path_access
 {
     meta:
-        description = "a directory listed, or a file read, removed or shown, at a path the request names: the file manager of a shell"
+        description = "a directory listed, or a file read, removed or shown, at a path the request names (or read through compress.zlib:// to get around safe_mode): the file manager of a shell"
         example_match = "<?php $dir = $_GET['d']; $h = opendir($dir); while ($f = readdir($h)) echo $f;"
         example_no_match = "<?php $page = $_GET['page']; $h = opendir( WP_PLUGIN_DIR );"
     strings:
         $access = /[^\w$>:](opendir|scandir|readfile|unlink|rmdir|highlight_file|show_source|file|fopen|file_get_contents)\s*\(\s*@?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\s*\[)/ nocase
+        $zlib_bypass = /[^\w$>:](copy|fopen|file_get_contents|readfile|include|require)\s*\(\s*['"]compress\.zlib:\/\/['"]\s*\.\s*\$\w+/ nocase
     condition:
-        $access
+        $access or $zlib_bypass
 }
 
 rule encoded_code

@@ -144,6 +144,9 @@ def test_each_rule_keeps_to_its_own_examples(scanner, rule_set, name, meta):
      b"<?php unlink(__FILE__); ignore_user_abort(); set_time_limit(0); while (1) { file_put_contents($f, $shell); sleep(9); }"),
     ("xslt_php_runner", "/x.php",
      b"<?php $xsl = '<xsl:value-of select=\"php:functionString(\\'system\\', $c)\"/>'; $p->registerPHPFunctions();"),
+    ("request_file_writer", "/up.php", b"<? move_uploaded_file($userfile, 'entrika.php'); ?>"),
+    ("request_path_access", "/x.php", b"<?php copy('compress.zlib://' . $file, $temp);"),
+    ("eval_request", "/x.txt", b"<!--\n/* banner\n<?php @$out = system($_POST['command']); ?>"),
     # PHP where no PHP should be
     ("php_after_image_magic", "/logo.gif", b"GIF89a<?php system($c); ?>"),
     ("php_after_image_magic", "/photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64 + b"<?PHP phpinfo();"),
@@ -207,6 +210,11 @@ def test_the_php_view_drops_comments_keeps_lines_and_folds_pieces():
     assert b"$c = 'AB';" in view
     assert b"$r = 'assert';" in view
     assert b"'http://x'" in view and b"//" not in view.replace(b"http://", b"")
+
+
+def test_html_outside_php_blocks_is_left_alone():
+    view = php_view(b"<p>don't /* stop</p><?php /* gone */ $a = 1; // gone\n?><p>it's // here</p>")
+    assert view == b"<p>don't /* stop</p><?php   $a = 1;  \n?><p>it's // here</p>"
 
 
 def test_request_data_is_followed_through_variables():

@@ -78,7 +78,7 @@ class UntrustedDatabaseError(IntegrityError):
 
 
 def run(paths, database, state="check", exclude=(), rehash="changed", scan=True, database_key=None,
-        rules=(), allow_sha256=(), workers=0, report_limit=1000, check_mode=False, diff=False):
+        rule_files=(), allow_sha256=(), workers=0, report_limit=1000, check_mode=False, diff=False, rules_dir=None):
     """Record, check or update the state of ``paths``; return the module result as a dict.
 
     Every argument is validated before any file is read or written.
@@ -99,7 +99,7 @@ def run(paths, database, state="check", exclude=(), rehash="changed", scan=True,
     if not isinstance(report_limit, int) or report_limit < 0:
         raise IntegrityError("report_limit %r is not a count (0 = no limit)" % (report_limit,))
     try:
-        scanner = Scanner(rules, allow_sha256) if scan else None
+        scanner = Scanner(rule_files, allow_sha256, rules_dir) if scan else None
     except RuleError as exc:
         raise IntegrityError(str(exc))
     key = database_key.encode("utf-8") if database_key else None

@@ -1,207 +1,156 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, hostguard.hosting contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Webshell tells kept as data, and the matcher that applies them.
+"""Webshell rules in YARA, and the PHP-aware matcher that applies them.
 
-The tells are the ones PHP Malware Finder looks for in files planted through
-vulnerable CMS plugins or leaked FTP passwords. Each rule is a plain dict so
-that local rules (the module's ``rules`` option) have the same shape:
+The collection's rules live in ``.yar`` files (``roles/webshell_rules/files/``; the
+``webshell_rules`` role ships them to managed hosts with Debian's ``python3-yara``),
+in two sets that see a file in two ways:
 
-``name``         unique identifier reported with each finding
-``description``  what the rule means, for the responder reading the report
-``target``       ``content`` (regex over the file's bytes), ``path`` (regex over
-                 the full path) or ``split_string`` (quoted pieces joined by
-                 ``.`` that spell one of ``words``)
-``pattern``      a regular expression, matched case-insensitively because PHP
-                 function names are case-insensitive (``EvAl`` runs as ``eval``)
-``scope``        ``php`` (default): only files that look like PHP (extension or
-                 an open tag); ``any``: every scanned file
-``gate``         optional lowercase literals, one of which must occur before the
-                 regex runs; a substring test is much cheaper than a regex
-``magic``        optional byte prefixes the file must start with
+``php_content.yar``  the *PHP view*: comments and docblocks removed (their
+                     newlines kept, so line numbers hold), double-quoted escapes
+                     (``\\x2f``, ``\\157``) decoded, and constant pieces folded:
+                     ``'as'.'sert'``, ``chr(97).chr(115)``, ``strrev('lave')``,
+                     ``str_rot13('riny')``, ``base64_decode('ZXZhbA==')`` and
+                     ``str_replace('`', '', 'a`s`s`e`r`t')`` become the string
+                     they spell; a variable that holds request data
+                     (``$cmd = $_GET['c']``) is followed by the byte 0x02
+                     wherever it is used, so ``system($cmd)`` reads as
+                     ``system($cmd\x02)``. Matched on files that are PHP to the
+                     interpreter: by extension, or by an open tag (``<?php``,
+                     ``<?=`` or the short ``<?``) whatever the file is called.
+``raw_bytes.yar``    the *raw view*: the file's bytes as they are (an image
+                     header followed by PHP, strings of known shells). Users'
+                     rule files (``rule_files``) are compiled into this set, as
+                     PHP Malware Finder and signature-base expect raw files.
 
-Content is scanned in chunks with an overlap, so nothing is skipped because of
-its size and a tell that straddles two chunks is still found.
+Every rule set gets the external variables ``filename``, ``filepath`` (the full
+path), ``extension`` (with its dot, lowercase), ``filetype`` (``php``, ``gif``,
+``jpeg``, ``png``, ``elf`` or empty) and ``owner`` (the owner's user name).
+
+YARA comes from ``yara-python`` (Debian: ``python3-yara``); it is imported when
+a Scanner is made, so the rest of the collection works without it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
+import os
 import re
 
 PHP_EXTENSIONS = (".php", ".php3", ".php4", ".php5", ".php7", ".php8", ".phtml", ".pht", ".phar", ".inc")
-
-# Patterns are lowercase: content is lowered once per chunk and matched case-sensitively, which
-# equals a case-insensitive match and keeps the regex engine's fast literal-prefix search.
-# Calls that run code or commands when handed a string.
-_RUNNERS = r"(?:\b(?:eval|assert|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec)\s*\(|\b(?:include|require)(?:_once)?\b)"
-_DECODERS = r"\b(?:base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|strrev|convert_uudecode|hex2bin)\s*\("
-_REQUEST = r"\$_(?:post|get|request|cookie)\b|\$_server\s*\[\s*['\"]http_"
-_UPLOAD_DIRS = r"/(?:wp-content/uploads|uploads?|sites/[^/]+/files)/"
-_PHP_SUFFIX = r"\.(?:php[3-8]?|phtml|pht|phar)$"
-
-RULES = (
-    {
-        "name": "eval_decoded",
-        "description": "eval/assert/system/include fed by a decoder (base64_decode, gzinflate, str_rot13, ...)",
-        "target": "content",
-        "gate": ("base64_decode", "gz", "rot13", "strrev", "uudecode", "hex2bin"),
-        "pattern": _RUNNERS + r"[^;]{0,200}?" + _DECODERS,
-    },
-    {
-        "name": "eval_request",
-        "description": "eval/assert/system/include fed by request data ($_POST, $_GET, $_REQUEST, $_COOKIE)",
-        "target": "content",
-        "gate": ("$_",),
-        "pattern": _RUNNERS + r"[^;]{0,200}?(?:" + _REQUEST + r")",
-    },
-    {
-        "name": "request_callable",
-        "description": "a function name taken from the request and called: $_POST['f']($_POST['a'])",
-        "target": "content",
-        "gate": ("$_",),
-        "pattern": r"\$_(?:post|get|request|cookie)\s*\[[^\]]{1,60}\]\s*\(",
-    },
-    {
-        "name": "backtick_request",
-        "description": "shell command in backticks built from request data",
-        "target": "content",
-        "gate": ("`",),
-        "pattern": r"`[^`\n]{0,200}(?:" + _REQUEST + r")[^`\n]{0,200}`",
-    },
-    {
-        "name": "preg_replace_eval",
-        "description": "preg_replace with the /e modifier, which evaluates the replacement as PHP",
-        "target": "content",
-        "gate": ("preg_replace",),
-        "pattern": r"preg_replace\s*\(\s*(['\"])([^\w\s\\])(?:(?!\2).){0,400}?\2[a-z]*e[a-z]*\1",
-    },
-    {
-        "name": "create_function",
-        "description": "create_function, an eval in disguise (removed in PHP 8)",
-        "target": "content",
-        "gate": ("create_function",),
-        "pattern": r"create_function\s*\(",
-    },
-    {
-        "name": "split_function_name",
-        "description": "a dangerous function name split into concatenated strings to hide it ('ev'.'al')",
-        "target": "split_string",
-        "gate": ("'.", "' .", "\".", "\" .", "'\n", "\"\n"),
-        "pattern": r"['\"][a-z0-9_]{0,14}['\"](?:\s*\.\s*['\"][a-z0-9_]{0,14}['\"]){1,8}",
-        "words": ("eval", "assert", "system", "exec", "passthru", "shell_exec", "popen", "proc_open",
-                  "base64_decode", "gzinflate", "str_rot13", "create_function", "preg_replace"),
-    },
-    {
-        "name": "chr_concatenation",
-        "description": "a string assembled from many chr() calls to hide it",
-        "target": "content",
-        "gate": ("chr",),
-        "pattern": r"(?:chr\s*\(\s*\d+\s*\)\s*\.\s*){5,}chr\s*\(\s*\d+\s*\)",
-    },
-    {
-        "name": "php_after_image_magic",
-        "description": "PHP code inside a file that starts like a GIF, PNG or JPEG image",
-        "target": "content",
-        "magic": (b"GIF87a", b"GIF89a", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"),
-        "gate": ("<?php",),
-        "pattern": r"<\?php",
-    },
-    {
-        "name": "md5_password",
-        "description": "access guarded by comparing md5() of input with a hard-coded hash (password-protected shell)",
-        "target": "content",
-        "gate": ("md5",),
-        "pattern": r"md5\s*\(\s*(?:" + _REQUEST + r")"
-                   r"|md5\s*\([^;]{0,120}?\)\s*[!=]==?\s*['\"][0-9a-f]{32}['\"]"
-                   r"|['\"][0-9a-f]{32}['\"]\s*[!=]==?\s*md5\s*\(",
-    },
-    {
-        "name": "known_shell_string",
-        "description": "a string from a known webshell (c99, r57, b374k, WSO, FilesMan)",
-        "target": "content",
-        "gate": ("filesman", "b374k", "c99", "r57", "wso"),
-        "pattern": r"\bfilesman\b|b374k|c99(?:shell|_buff_prepare|sh_)|r57shell|\bwso_version\b|\bwso\s+\d+\.\d+",
-    },
-    {
-        "name": "known_shell_name",
-        "description": "a file named like a known webshell (c99, c100, r57, b374k, WSO)",
-        "target": "path",
-        "pattern": r"/(?:c99|c100|r57|b374k|wso)[^/]*" + _PHP_SUFFIX,
-    },
-    {
-        "name": "php_in_upload_dir",
-        "description": "a PHP file inside an upload directory (wp-content/uploads, uploads, sites/*/files)",
-        "target": "path",
-        "pattern": _UPLOAD_DIRS + r"(?:[^/]+/)*[^/]+" + _PHP_SUFFIX,
-    },
-)
-
-TARGETS = ("content", "path", "split_string")
-SCOPES = ("php", "any")
-CHUNK_OVERLAP = 4096
+RULE_SETS = ("php_content.yar", "raw_bytes.yar")
+DEBIAN_PACKAGE = "python3-yara"
 LINE_LIMIT = 200
-# An open tag anywhere makes a file PHP to the interpreter, whatever its name. The short "<?="
-# is left out here: those three bytes turn up by chance in about one megabyte of image data in sixteen.
-_PHP_OPEN_TAG = re.compile(rb"<\?php", re.IGNORECASE)
-_QUOTED_PIECE = re.compile(rb"['\"]([a-z0-9_]*)['\"]")
+# Files are matched as a whole; one bigger than this is matched in windows of this size that
+# overlap by WINDOW_OVERLAP bytes, so memory stays bounded and nothing past the first window is skipped.
+WINDOW = 32 << 20
+WINDOW_OVERLAP = 64 << 10
+EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
+
+# An open tag makes a file PHP to the interpreter whatever its name, the short "<?" included
+# (short_open_tag is on in many hosting PHP builds). "<?xml" is not PHP. In scripts, styles and
+# media the two bytes "<?" turn up by chance, so there only "<?php" and "<?=" count.
+_OPEN_TAG = re.compile(rb"<\?(?:php\b|=|[\s$@(])", re.IGNORECASE)
+_FULL_OPEN_TAG = re.compile(rb"<\?(?:php\b|=)", re.IGNORECASE)
+_NOT_SCRIPTS = (".js", ".mjs", ".css", ".map", ".json", ".svg", ".woff", ".woff2", ".ttf", ".eot", ".mp4", ".webm",
+                ".mp3", ".pdf", ".zip", ".gz", ".jpg", ".jpeg", ".png", ".gif", ".ico", ".webp", ".bmp")
+_MAGIC = ((b"GIF8", "gif"), (b"\xff\xd8\xff", "jpeg"), (b"\x89PNG", "png"), (b"\x7fELF", "elf"))
+
+# Inside PHP blocks (from an open tag to "?>"), the tokens whose meaning the PHP view changes: strings
+# (kept, so a "//" or "#" inside one is not taken for a comment) and comments (dropped), and the close
+# tag. "#[" is a PHP 8 attribute. Text outside PHP blocks (HTML) is left as it is: a "/*" or an
+# apostrophe there is no PHP.
+_PHP_OPEN = re.compile(rb"<\?(?:php\b|=)?", re.IGNORECASE)
+_PHP_TOKENS = re.compile(
+    rb"'[^'\\]*(?:\\.[^'\\]*)*'"
+    rb"|\"[^\"\\]*(?:\\.[^\"\\]*)*\""
+    rb"|/\*(?:.*?\*/|.*)"
+    rb"|(?://|#(?!\[))[^\n]*?(?=\?>|\n|$)"
+    rb"|\?>",
+    re.DOTALL)
+_ESCAPE = re.compile(rb"\\(?:x([0-9a-fA-F]{1,2})|([0-7]{1,3}))")
+_CHR = re.compile(rb"\bchr\s*\(\s*(\d{1,3})\s*\)", re.IGNORECASE)
+_JOIN = re.compile(rb"'[ \t]*\.[ \t]*'|\"[ \t]*\.[ \t]*\"")
+_DECODE_CALL = re.compile(
+    rb"\b(strrev|str_rot13|base64_decode|hex2bin)\s*\(\s*(?:'([^'\\]{1,80})'|\"([^\"\\$]{1,80})\")\s*\)",
+    re.IGNORECASE)
+# Also through a variable that holds str_replace ($r = 'str_replace'; $r('x', '', 'axsxsxexrxt')): a
+# three-argument call that removes a short junk string from a literal is folded whatever its name.
+_STR_REPLACE_CALL = re.compile(
+    rb"(?:\bstr_replace|\$\w+)\s*\(\s*(['\"])([^'\"\\]{1,10})\1\s*,\s*(?:''|\"\")\s*,\s*(['\"])([^'\"\\]{1,200})\3\s*\)",
+    re.IGNORECASE)
+# A variable given request data directly, through a decoder that keeps it what it was (not a
+# sanitizer: sanitize_text_field or intval end it), or from another such variable. Its uses are marked
+# with TAINT in the PHP view, so that rules see "$cmd = $_GET['c']; system($cmd);" as what it is.
+TAINT = b"\x02"
+_TAINT_WRAPPER = (rb"(?:(?:trim|stripslashes|urldecode|rawurldecode|base64_decode|str_rot13|strrev|gzinflate|gzuncompress"
+                  rb"|hex2bin|html_entity_decode|htmlspecialchars_decode|strval|implode|join|array_values|explode|substr"
+                  rb"|unserialize|json_decode)\s*\(\s*(?:'[^'\n]{0,8}'\s*,\s*)?){0,3}")
+_TAINT_SOURCE = re.compile(
+    rb"\$(\w+)\s*=\s*@?\(?\s*" + _TAINT_WRAPPER +
+    rb"(?:\$_(?:GET|POST|REQUEST|COOKIE)\b|\$_SERVER\s*\[\s*['\"]HTTP_|\$\s*\{\s*['\"]_(?:GET|POST|REQUEST|COOKIE)"
+    rb"|getenv\s*\(\s*['\"]HTTP_|getallheaders\s*\(|file_get_contents\s*\(\s*['\"]php://input|\$\w+\x02)",
+    re.IGNORECASE)
+_SUPERGLOBALS = frozenset((b"_GET", b"_POST", b"_REQUEST", b"_COOKIE", b"_SERVER", b"_FILES", b"_SESSION", b"_ENV",
+                           b"GLOBALS", b"this"))
+# What a decoded constant may spell to be folded in: a name (of a function, most of all). Decoded
+# code stays as it is written, so that the decoder call is still there for the rules to see.
+_NAME = re.compile(rb"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class RuleError(ValueError):
-    """A rule (usually a local one) is malformed; the message names it."""
+    """A rule file is missing or does not compile; the message names it."""
 
 
-class _CompiledRule(object):
-    def __init__(self, rule):
-        self.name = rule["name"]
-        self.description = rule.get("description") or ""
-        self.target = rule.get("target") or "content"
-        self.scope = rule.get("scope") or "php"
-        self.magic = tuple(rule.get("magic") or ())
-        self.words = frozenset(word.lower() for word in rule.get("words") or ())
-        pattern = rule["pattern"]
-        if self.target == "path":
-            self.gate = ()
-            self.regex = re.compile(pattern, re.IGNORECASE)
-        else:
-            self.gate = tuple(literal.lower().encode("utf-8") for literal in rule.get("gate") or ())
-            # Content is lowered before matching: a pattern without capitals can then be matched
-            # case-sensitively, which is the same result and much faster; others (\S, \W, ...) keep the flag.
-            self.regex = re.compile(pattern.encode("utf-8"), 0 if pattern == pattern.lower() else re.IGNORECASE)
-
-    def content_match(self, lowered):
-        """First match in ``lowered`` (a lowercased window), or None."""
-        if self.target == "split_string":
-            for match in self.regex.finditer(lowered):
-                joined = b"".join(_QUOTED_PIECE.findall(match.group(0)))
-                if joined.decode("ascii", "replace") in self.words:
-                    return match
-            return None
-        return self.regex.search(lowered)
+class MissingYaraError(RuleError):
+    """YARA's Python binding is not installed; the message names the package."""
 
 
-def validate_rule(rule):
-    """Raise RuleError naming what is wrong with ``rule``; return it unchanged otherwise."""
-    if not isinstance(rule, dict):
-        raise RuleError("webshell rule %r is not a mapping" % (rule,))
-    name = rule.get("name")
-    if not name or not isinstance(name, str):
-        raise RuleError("webshell rule %r has no name" % (rule,))
-    target = rule.get("target") or "content"
-    if target not in TARGETS:
-        raise RuleError("webshell rule %s: target %r is not one of %s" % (name, target, ", ".join(TARGETS)))
-    scope = rule.get("scope") or "php"
-    if scope not in SCOPES:
-        raise RuleError("webshell rule %s: scope %r is not one of %s" % (name, scope, ", ".join(SCOPES)))
-    pattern = rule.get("pattern")
-    if not pattern or not isinstance(pattern, str):
-        raise RuleError("webshell rule %s has no pattern" % name)
+def import_yara():
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise RuleError("webshell rule %s: pattern %r is not a valid regular expression: %s" % (name, pattern, exc))
-    if target == "split_string" and not rule.get("words"):
-        raise RuleError("webshell rule %s: target split_string needs words" % name)
-    return rule
+        import yara  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise MissingYaraError(
+            "the webshell rules need YARA's Python binding: install the Debian package %s (yara-python from PyPI "
+            "elsewhere), or run with scan=false" % DEBIAN_PACKAGE)
+    return yara
+
+
+def default_rules_dir():
+    """The collection's own rule files, next to this source tree (tests and benchmarks)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(os.path.dirname(os.path.dirname(here)), "roles", "webshell_rules", "files")
+
+
+def rule_files_in(paths):
+    """The ``.yar``/``.yara`` files named by ``paths`` (files, or directories read one level deep), sorted."""
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            found.extend(sorted(os.path.join(path, name) for name in os.listdir(path)
+                                if name.endswith((".yar", ".yara")) and os.path.isfile(os.path.join(path, name))))
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise RuleError("rule file %s does not exist" % path)
+    return found
+
+
+def _compile(yara, sources):
+    """Compile {namespace: path}; a file that does not compile is named with its line."""
+    externals = dict.fromkeys(EXTERNALS, "")
+    for namespace, path in sources.items():
+        # Each file alone first, so that the error names the file it is in (YARA names only the line).
+        try:
+            yara.compile(filepath=path, externals=externals)
+        except yara.SyntaxError as exc:
+            raise RuleError("rule file %s does not compile: %s" % (path, exc))
+        except yara.Error as exc:
+            raise RuleError("rule file %s cannot be used: %s" % (path, exc))
+    return yara.compile(filepaths=sources, externals=externals)
 
 
 class Finding(object):
@@ -218,100 +167,257 @@ class Finding(object):
 
 
 class Scanner(object):
-    """The built-in rules plus local ones, compiled once and shared by threads."""
+    """The collection's rules plus users' rule files, compiled once and shared by worker processes."""
 
-    def __init__(self, local_rules=(), allow_sha256=()):
-        names = set()
-        compiled = []
-        for rule in tuple(RULES) + tuple(local_rules):
-            validate_rule(rule)
-            if rule["name"] in names:
-                raise RuleError("webshell rule name %s is used twice" % rule["name"])
-            names.add(rule["name"])
-            compiled.append(_CompiledRule(rule))
-        self.path_rules = [rule for rule in compiled if rule.target == "path"]
-        self.content_rules = [rule for rule in compiled if rule.target != "path"]
+    def __init__(self, rule_files=(), allow_sha256=(), rules_dir=None):
+        yara = import_yara()
+        rules_dir = rules_dir or default_rules_dir()
+        own = {}
+        for name in RULE_SETS:
+            path = os.path.join(rules_dir, name)
+            if not os.path.isfile(path):
+                raise RuleError("the collection's rule file %s is missing: the hostguard.hosting.webshell_rules role "
+                                "ships %s to the host" % (path, ", ".join(RULE_SETS)))
+            own[name] = path
+        users = rule_files_in(rule_files)
+        raw_sources = {"hostguard": own["raw_bytes.yar"]}
+        for index, path in enumerate(users):
+            raw_sources["user%d" % index] = path
+        self.php_rules = _compile(yara, {"hostguard": own["php_content.yar"]})
+        self.raw_rules = _compile(yara, raw_sources)
+        self.wants_owner = bool(users)
         self.allow_sha256 = frozenset(digest.lower() for digest in allow_sha256)
 
     def allowed(self, sha256):
         return sha256 is not None and sha256 in self.allow_sha256
 
     def scan_path(self, path):
-        """Findings of the path rules for ``path`` (a str)."""
-        findings = []
-        for rule in self.path_rules:
-            match = rule.regex.search(path)
-            if match:
-                findings.append(Finding(rule.name, rule.description, path.rsplit("/", 1)[-1], None))
-        return findings
+        """Rules on the path alone are YARA rules on ``filepath`` too: they are reported with the content."""
+        return []
 
     def content_scan(self, path):
         """A ContentScan to feed the file's bytes into, chunk by chunk."""
-        return ContentScan(self.content_rules, path.lower().endswith(PHP_EXTENSIONS))
+        return ContentScan(self, path)
 
     def scan_bytes(self, path, data):
-        """Path and content findings for a whole file held in memory."""
+        """Findings for a whole file held in memory."""
         scan = self.content_scan(path)
         scan.feed(data)
-        return self.scan_path(path) + scan.findings
+        return scan.findings
+
+    def match(self, path, data, first=True):
+        """Findings of both views of ``data`` (the file, or a window of it)."""
+        original = path
+        data = bytes(data)
+        # A name that is not UTF-8 (kept with surrogateescape) is handed to YARA with replacement characters.
+        path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        name = path.rsplit("/", 1)[-1]
+        extension = os.path.splitext(name)[1].lower()
+        tag = _FULL_OPEN_TAG if extension in _NOT_SCRIPTS else _OPEN_TAG
+        php = extension in PHP_EXTENSIONS or bool(tag.search(data))
+        filetype = "php" if php else ""
+        if first:
+            for magic, kind in _MAGIC:
+                if data.startswith(magic):
+                    filetype = kind
+                    break
+        externals = {"filename": name, "filepath": path, "extension": extension, "filetype": filetype,
+                     "owner": _owner(original) if self.wants_owner else ""}
+        findings = []
+        seen = set()
+        for rules, view in ((self.raw_rules, data), (self.php_rules, php_view(data) if php else None)):
+            if view is None:
+                continue
+            for match in rules.match(data=view, externals=externals):
+                if match.rule in seen:
+                    continue
+                seen.add(match.rule)
+                findings.append(_finding(match, view))
+        return findings
 
 
 class ContentScan(object):
-    """Content findings of one file, fed in consecutive chunks.
+    """Findings of one file, fed in consecutive chunks; matched when ``findings`` is read.
 
-    Each chunk is scanned together with the last CHUNK_OVERLAP bytes of the
-    previous one; a rule is reported once per file, at its first match.
+    YARA matches a whole buffer, so chunks are gathered; a file bigger than
+    WINDOW is matched window by window, each overlapping the last.
     """
 
-    def __init__(self, rules, php_by_name):
-        self._rules = rules
-        self._looks_like_php = php_by_name
-        self._head = None
-        self._previous = b""
-        self._newlines_before_previous = 0
-        self._matched = set()
-        self.findings = []
+    def __init__(self, scanner, path):
+        self._scanner = scanner
+        self._path = path
+        self._pending = []
+        self._pending_size = 0
+        self._lines_before = 0
+        self._first = True
+        self._findings = []
+        self._names = set()
+        self._done = False
 
     def feed(self, chunk):
-        chunk = bytes(chunk)
-        if self._head is None:
-            self._head = chunk[:16]
-        tail = self._previous[-CHUNK_OVERLAP:]
-        if self._previous:
-            # Counted only when a file has a second chunk: most files have one.
-            self._newlines_before_previous += self._previous.count(b"\n", 0, len(self._previous) - len(tail))
-        window = tail + chunk if tail else chunk
-        self._previous = window
-        if not self._looks_like_php and _PHP_OPEN_TAG.search(window):
-            self._looks_like_php = True
-        lowered = None
-        present = {}
-        for rule in self._rules:
-            if rule.name in self._matched or (rule.scope == "php" and not self._looks_like_php):
+        self._pending.append(bytes(chunk))
+        self._pending_size += len(chunk)
+        if self._pending_size >= WINDOW:
+            window = b"".join(self._pending)
+            self._match(window)
+            tail = window[-WINDOW_OVERLAP:]
+            self._lines_before += window.count(b"\n", 0, len(window) - len(tail))
+            self._pending = [tail]
+            self._pending_size = len(tail)
+
+    def _match(self, window):
+        for finding in self._scanner.match(self._path, window, self._first):
+            if finding.rule in self._names:
                 continue
-            if rule.magic and not self._head.startswith(rule.magic):
-                continue
-            if lowered is None:
-                lowered = window.lower()
-            if rule.gate and not _any_present(rule.gate, lowered, present):
-                continue
-            match = rule.content_match(lowered)
-            if match:
-                self._matched.add(rule.name)
-                line, line_number = _line_around(window, match.start(), match.end())
-                self.findings.append(Finding(rule.name, rule.description, line,
-                                             self._newlines_before_previous + line_number))
+            self._names.add(finding.rule)
+            if finding.line_number is not None:
+                finding.line_number += self._lines_before
+            self._findings.append(finding)
+        self._first = False
+
+    @property
+    def findings(self):
+        if not self._done:
+            self._done = True
+            if self._pending_size or self._first:
+                self._match(b"".join(self._pending))
+            self._pending = []
+        return self._findings
 
 
-def _any_present(literals, text, present):
-    """Whether one of ``literals`` occurs in ``text``; ``present`` remembers answers across rules."""
-    for literal in literals:
-        found = present.get(literal)
+def php_view(data):
+    """The file as the PHP content rules see it (see the module docstring)."""
+    view = _strip_comments(data)
+    lowered = view.lower()
+    if b"chr" in lowered:
+        view = _CHR.sub(_chr, view)
+    if b"'" in view or b'"' in view:
+        # Twice: a folded call can complete a concatenation and the other way round ("ev".strrev('la')).
+        for _round in range(2):
+            view = _JOIN.sub(b"", view)
+            view = _STR_REPLACE_CALL.sub(_str_replace, view)
+            view = _DECODE_CALL.sub(_decode, view)
+    if b"$_" in view or b"getenv" in lowered or b"getallheaders" in lowered:
+        view = _taint(view)
+    return view
+
+
+def _taint(view):
+    """Mark the uses of variables that hold request data (two rounds: one copy to another variable)."""
+    for _round in range(2):
+        names = set(match.group(1) for match in _TAINT_SOURCE.finditer(view)) - _SUPERGLOBALS
+        if not names:
+            break
+        pattern = re.compile(rb"\$(?:" + b"|".join(re.escape(name) for name in sorted(names)) + rb")\b(?!\x02)")
+        view = pattern.sub(lambda match: match.group(0) + TAINT, view)
+    return view
+
+
+def _strip_comments(data):
+    """``data`` with the comments of its PHP blocks removed (their newlines kept) and escapes decoded."""
+    parts = []
+    position = 0
+    pattern = _PHP_OPEN  # outside PHP, look for an open tag; inside, for tokens and the close tag
+    while True:
+        found = pattern.search(data, position)
         if found is None:
-            found = present[literal] = literal in text
-        if found:
-            return True
-    return False
+            parts.append(data[position:])
+            return b"".join(parts)
+        if pattern is _PHP_OPEN:
+            parts.append(data[position:found.end()])
+            pattern = _PHP_TOKENS
+        elif found.group(0) == b"?>":
+            parts.append(data[position:found.end()])
+            pattern = _PHP_OPEN
+        else:
+            parts.append(data[position:found.start()])
+            parts.append(_token(found))
+        position = found.end()
+
+
+def _token(match):
+    token = match.group(0)
+    first = token[:1]
+    if first == b"'":
+        return token
+    if first == b'"':
+        return _ESCAPE.sub(_unescape, token) if b"\\" in token else token
+    # A comment: its newlines stay so that line numbers in the view are those of the file.
+    return b"\n" * token.count(b"\n") or b" "
+
+
+def _unescape(match):
+    value = int(match.group(1), 16) if match.group(1) else int(match.group(2), 8)
+    # Only printable characters that cannot end or escape the string are decoded.
+    if 0x20 <= value < 0x7f and value not in (0x22, 0x24, 0x5c):
+        return bytes((value,))
+    return match.group(0)
+
+
+def _chr(match):
+    value = int(match.group(1))
+    if 0x20 <= value < 0x7f and value not in (0x27, 0x5c):
+        return b"'" + bytes((value,)) + b"'"
+    return match.group(0)
+
+
+def _quoted(value, original):
+    if not _NAME.match(value):
+        return original
+    return b"'" + value + b"'"
+
+
+def _decode(match):
+    function = match.group(1).lower()
+    text = match.group(2) if match.group(2) is not None else match.group(3)
+    try:
+        if function == b"strrev":
+            value = text[::-1]
+        elif function == b"str_rot13":
+            value = codecs.encode(text.decode("ascii"), "rot13").encode("ascii")
+        elif function == b"base64_decode":
+            value = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+        else:
+            value = binascii.unhexlify(text)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return match.group(0)
+    return _quoted(value, match.group(0))
+
+
+def _str_replace(match):
+    return _quoted(match.group(4).replace(match.group(2), b""), match.group(0))
+
+
+def _owner(path):
+    try:
+        import pwd  # pylint: disable=import-outside-toplevel
+        uid = os.lstat(path).st_uid
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, OSError, KeyError):
+        return ""
+
+
+_BOUNDARY = frozenset(bytes((value,)) for value in b" \t\r\n;{}()[]@=.,!&|?")
+
+
+def _finding(match, view):
+    description = match.meta.get("description", "")
+    if not match.strings:
+        return Finding(match.rule, description, None, None)
+    # The first string a rule declares is the one that tells most (the others often only gate it).
+    first = match.strings[0]
+    if isinstance(first, tuple):
+        # yara-python before 4.3 (Debian 12's python3-yara): (offset, identifier, data) per match.
+        start, matched = first[0], first[2]
+    else:
+        if not first.instances:
+            return Finding(match.rule, description, None, None)
+        start, matched = first.instances[0].offset, first.instances[0].matched_data
+    end = start + len(matched)
+    if matched[:1] in _BOUNDARY:
+        start += 1  # the character before a name that rules match to tell eval( from ->eval(
+    line, line_number = _line_around(view, start, end)
+    return Finding(match.rule, description, line, line_number)
 
 
 def _line_around(window, start, end):
@@ -323,5 +429,5 @@ def _line_around(window, start, end):
     if line_end - line_start > LINE_LIMIT:
         line_start = max(line_start, start - LINE_LIMIT // 4)
         line_end = min(line_end, line_start + LINE_LIMIT)
-    line = window[line_start:line_end].decode("utf-8", "replace").strip()
+    line = window[line_start:line_end].replace(TAINT, b"").decode("utf-8", "replace").strip()
     return line, window.count(b"\n", 0, start) + 1

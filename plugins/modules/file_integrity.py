@@ -79,52 +79,40 @@ options:
     default: changed
   scan:
     description:
-      - Scan added and modified files (every file at the first baseline) for webshell tells, and report them
-        in RV(suspicious).
-      - The built-in rules cover eval, assert, system and include fed by decoders or request data,
-        preg_replace with C(/e), create_function, function names split into strings, chr() chains, PHP after
-        an image magic number, PHP files in upload directories, md5-password-protected shells, and the names
-        and strings of known shells (c99, r57, b374k, WSO, FilesMan).
+      - Scan added and modified files (every file at the first baseline) for webshell tells with YARA, and
+        report them in RV(suspicious). Needs YARA's Python binding on the managed host (Debian's
+        C(python3-yara)); without it the task fails naming the package.
+      - The collection's rules (C(php_content.yar) and C(raw_bytes.yar) in O(rules_dir)) match PHP files with
+        comments removed, escapes decoded and names hidden in pieces put back together, and the raw bytes of
+        every file. They cover runners fed by decoders, request data or request headers (also through a
+        variable), variable functions and callbacks, XOR and encrypted payload shells (Godzilla, Behinder),
+        includes of images and icons, reverse shells, uploaders, mass mailers, password-protected shells,
+        PHP in images, and known shell kits. Files with an open tag are PHP whatever their name (C(.txt),
+        C(.ico), short C(<?) tags).
     type: bool
     default: true
-  rules:
+  rules_dir:
     description:
-      - Local webshell rules, added to the built-in ones.
+      - Directory on the managed host holding the collection's rule files C(php_content.yar) and
+        C(raw_bytes.yar). The C(hostguard.hosting.webshell_rules) role copies them there and installs
+        C(python3-yara); the C(hostguard.hosting.audit) playbook runs it before it scans.
+    type: path
+    default: /usr/local/share/hostguard/yara
+  rule_files:
+    description:
+      - Users' own YARA rule files on the managed host (files, or directories whose C(.yar) and C(.yara) files
+        are used), compiled with the collection's rules and matched against the raw bytes of each scanned
+        file, such as PHP Malware Finder's C(php.yar) or signature-base's webshell rules.
+      - The external variables C(filename), C(filepath) (the full path), C(extension) (with its dot,
+        lowercase), C(filetype) (C(php), C(gif), C(jpeg), C(png), C(elf) or empty) and C(owner) (user name)
+        are set for every file.
+      - A rule file that does not compile fails the task, naming the file and the line, before anything is
+        scanned.
+      - "This replaces the regular-expression C(rules) option of earlier versions; a rule C(pattern) becomes
+        C(rule name { strings: $a = /pattern/ nocase condition: $a })."
     type: list
-    elements: dict
+    elements: path
     default: []
-    suboptions:
-      name:
-        description: Unique rule name, reported with each finding.
-        type: str
-        required: true
-      pattern:
-        description: Regular expression (Python syntax), matched case-insensitively.
-        type: str
-        required: true
-      target:
-        description:
-          - V(content) matches the file's bytes, V(path) the full path, V(split_string) concatenated quoted
-            strings whose joined text is one of O(rules[].words).
-        type: str
-        choices: [content, path, split_string]
-        default: content
-      scope:
-        description: V(php) applies the rule only to files that look like PHP (by extension or open tag).
-        type: str
-        choices: [php, any]
-        default: php
-      description:
-        description: What a match means, shown with each finding.
-        type: str
-      gate:
-        description: Lowercase literals of which one must occur in the file before the pattern is tried.
-        type: list
-        elements: str
-      words:
-        description: For O(rules[].target=split_string), the hidden words to look for.
-        type: list
-        elements: str
   allow_sha256:
     description:
       - sha256 digests (hex) of files that are known to be good; they are not reported as suspicious.
@@ -185,14 +173,12 @@ EXAMPLES = r"""
     msg: "{{ integrity.suspicious | map(attribute='path') | unique | list }}"
   when: integrity.summary.suspicious > 0
 
-- name: Add a local rule and allow a known-good file that a built-in rule flags
+- name: Add PHP Malware Finder's rules and allow a known-good file that a rule flags
   hostguard.hosting.file_integrity:
     paths: [/var/www/site1]
     database: /var/lib/hostguard/integrity/site1.db
-    rules:
-      - name: mailer_script
-        description: mass mailer found on this fleet
-        pattern: 'mail\s*\(\s*\$_POST'
+    rule_files:
+      - /usr/local/share/php-malware-finder/php.yar
     allow_sha256:
       - edb89d09b913b577efbd63f53446d060c97d339166531661a5196a0cf6b796bd
 
@@ -253,15 +239,17 @@ modified:
 suspicious:
   description:
     - Added and modified files (every file at a first baseline) that match a webshell rule, one item per
-      file and rule, with the matched line trimmed to 200 characters and its line number (null for rules
-      on the path).
+      file and rule, with the rule's description, the matched line trimmed to 200 characters and its line
+      number (null for rules on the path). For PHP files the line is shown as the rules saw it, with comments
+      removed and hidden names put back together.
   returned: always
   type: list
   elements: dict
   sample:
     - path: /var/www/site1/wp-content/uploads/2024/05/cache.php
       rule: eval_decoded
-      description: eval/assert/system/include fed by a decoder (base64_decode, gzinflate, str_rot13, ...)
+      description: "eval/assert/system/include fed by a decoder (base64_decode, gzinflate, str_rot13, ...): a payload hidden
+        from readers"
       line: "<?php @eval(base64_decode($_POST['z'])); ?>"
       line_number: 1
       sha256: 5e880acfd99667c3e91e62fa7414caa1e8e8794335ef9635583fd8c925bfdc4b
@@ -380,18 +368,8 @@ def main():
             exclude=dict(type="list", elements="str", default=[]),
             rehash=dict(type="str", choices=["changed", "always"], default="changed"),
             scan=dict(type="bool", default=True),
-            rules=dict(
-                type="list", elements="dict", default=[],
-                options=dict(
-                    name=dict(type="str", required=True),
-                    pattern=dict(type="str", required=True),
-                    target=dict(type="str", choices=["content", "path", "split_string"], default="content"),
-                    scope=dict(type="str", choices=["php", "any"], default="php"),
-                    description=dict(type="str"),
-                    gate=dict(type="list", elements="str"),
-                    words=dict(type="list", elements="str"),
-                ),
-            ),
+            rules_dir=dict(type="path", default="/usr/local/share/hostguard/yara"),
+            rule_files=dict(type="list", elements="path", default=[]),
             allow_sha256=dict(type="list", elements="str", default=[]),
             database_key=dict(type="str", no_log=True),
             workers=dict(type="int", default=0),
@@ -400,11 +378,11 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    local_rules = [{name: value for name, value in rule.items() if value is not None} for rule in params["rules"]]
     try:
         result = run(
             paths=params["paths"], database=params["database"], state=params["state"], exclude=params["exclude"],
-            rehash=params["rehash"], scan=params["scan"], database_key=params["database_key"], rules=local_rules,
+            rehash=params["rehash"], scan=params["scan"], database_key=params["database_key"],
+            rules_dir=params["rules_dir"], rule_files=params["rule_files"],
             allow_sha256=params["allow_sha256"], workers=params["workers"], report_limit=params["report_limit"],
             check_mode=module.check_mode, diff=module._diff,
         )

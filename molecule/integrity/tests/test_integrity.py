@@ -22,6 +22,13 @@ IMAGE_WITH_PHP = DOCROOT + "/wp-content/uploads/2024/05/photo.jpg"
 ROOT_ONLY_SHELL = DOCROOT + "/wp-content/.cache.php"
 EDITED_CORE_FILE = DOCROOT + "/wp-includes/load.php"
 DELETED_CORE_FILE = DOCROOT + "/wp-includes/cron.php"
+# The families the YARA rules are for, each with the rule that must name it.
+FAMILIES = {
+    DOCROOT + "/wp-content/uploads/2024/05/notes.txt": "request_through_variable",
+    DOCROOT + "/favicon_1a3f84.ico": "php_in_image_file",
+    DOCROOT + "/wp-content/loader.php": "include_escaped_path",
+    DOCROOT + "/wp-content/session.php": "encrypted_payload_runner",
+}
 # Recorded in the baseline and left alone since: the check must stay silent about them.
 UNTOUCHED_FILES = [DOCROOT + "/index.php", DOCROOT + "/wp-includes/version.php",
                    DOCROOT + "/wp-content/index.php", DOCROOT + "/wp-content/uploads/2024/05/banner.jpg"]
@@ -113,6 +120,15 @@ def test_a_root_owned_mode_000_webshell_is_found(host, integrity_check):
     assert result["unreadable"] == []
 
 
+@pytest.mark.parametrize("path", sorted(FAMILIES))
+def test_each_planted_family_is_found_with_its_rule(integrity_check, path):
+    result = integrity_check["result"]
+    assert path in paths(result["added"])
+    assert FAMILIES[path] in rules_for(result, path), result["suspicious"]
+    finding = next(item for item in result["suspicious"] if item["path"] == path and item["rule"] == FAMILIES[path])
+    assert finding["description"] and finding["line"] and finding["line_number"]
+
+
 def test_the_deleted_core_file_is_removed(host, integrity_check):
     assert not host.file(DELETED_CORE_FILE).exists
     assert paths(integrity_check["result"]["removed"]) == {DELETED_CORE_FILE}
@@ -125,9 +141,9 @@ def test_the_wordpress_install_is_reported_with_its_version(integrity_check):
 
 def test_only_the_planted_and_edited_files_are_reported(integrity_check):
     result = integrity_check["result"]
-    assert paths(result["added"]) == {BACKDOOR, IMAGE_WITH_PHP, ROOT_ONLY_SHELL}
+    assert paths(result["added"]) == {BACKDOOR, IMAGE_WITH_PHP, ROOT_ONLY_SHELL} | set(FAMILIES)
     assert paths(result["modified"]) == {EDITED_CORE_FILE}
-    assert paths(result["suspicious"]) <= {BACKDOOR, IMAGE_WITH_PHP, ROOT_ONLY_SHELL, EDITED_CORE_FILE}
+    assert paths(result["suspicious"]) <= {BACKDOOR, IMAGE_WITH_PHP, ROOT_ONLY_SHELL, EDITED_CORE_FILE} | set(FAMILIES)
     reported = paths(result["added"]) | paths(result["removed"]) | paths(result["modified"]) \
         | paths(result["suspicious"])
     for untouched in UNTOUCHED_FILES:

@@ -426,16 +426,25 @@ def test_large_files_are_hashed_and_scanned_to_the_end(site):
     assert "request_callable" in rules_for(result, str(big))
 
 
-def test_allow_list_and_local_rules(site):
+def test_allow_list_and_users_rule_files(site, tmp_path):
     run(site, state="baseline")
     known = site / "wp-content/uploads/2024/05/known.php"
     known.write_bytes(b"<?php // a plugin's legitimate upload handler\n")
-    mailer = site / "wp-admin/mailer.php"
-    mailer.write_bytes(b"<?php mail($_POST['to'], 'x', 'y');\n")
+    notice = site / "wp-admin/notice.php"
+    notice.write_bytes(b"<?php echo 'maintenance until 18:00';\n")
     digest = file_integrity.hashlib.sha256(known.read_bytes()).hexdigest()
-    rule = {"name": "mailer", "pattern": r"mail\s*\(\s*\$_POST"}
-    result = run(site, state="check", allow_sha256=[digest], rules=[rule])
-    assert [(item["path"], item["rule"]) for item in result["suspicious"]] == [(str(mailer), "mailer")]
+    rules = tmp_path / "fleet.yar"
+    rules.write_text('rule maintenance_page { strings: $m = "maintenance until" condition: $m and filename == "notice.php" }\n')
+    result = run(site, state="check", allow_sha256=[digest], rule_files=[str(rules)])
+    assert [(item["path"], item["rule"]) for item in result["suspicious"]] == [(str(notice), "maintenance_page")]
+
+
+def test_a_broken_rule_file_fails_before_anything_is_read(site, tmp_path):
+    broken = tmp_path / "broken.yar"
+    broken.write_text("rule broken { condition: $nothing }\n")
+    with pytest.raises(file_integrity.IntegrityError, match="rule file %s does not compile" % broken):
+        run(site, state="baseline", rule_files=[str(broken)])
+    assert not os.path.exists(database_of(site))
 
 
 def test_first_baseline_scans_every_file(site):
@@ -499,7 +508,7 @@ def test_without_worker_processes_everything_runs_in_one(site, monkeypatch):
     ({"state": "audit"}, "state 'audit' is not one of baseline, check, update"),
     ({"rehash": "never"}, "rehash 'never' is not one of changed, always"),
     ({"allow_sha256": ["abc"]}, "allow_sha256 entry 'abc' is not a sha256 hex digest"),
-    ({"rules": [{"name": "bad", "pattern": "("}]}, "webshell rule bad: pattern '(' is not a valid"),
+    ({"rule_files": ["/nonexistent/hostguard/site.yar"]}, "rule file /nonexistent/hostguard/site.yar does not exist"),
     ({"exclude": "*.log"}, "exclude '*.log' must be a list"),
     ({"workers": -1}, "workers -1 is not a number"),
 ])

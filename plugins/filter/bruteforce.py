@@ -25,6 +25,23 @@ def bruteforce_ignore_list(sources, controller=""):
     return [str(network) for network in networks]
 
 
+def bruteforce_probe_address(address, ignore_entries=()):
+    """The address of the role's test ban: one address, outside the networks fail2ban must never ban."""
+    try:
+        network = parse_network(address, "bruteforce_probe_address")
+    except PolicyError as error:
+        raise AnsibleFilterError(str(error)) from None
+    if network.num_addresses != 1:
+        raise AnsibleFilterError(f"bruteforce_probe_address: {address!r} is a network, not a single address")
+    for entry in ignore_entries:
+        ignored = parse_network(entry, "the ignore list")
+        if ignored.version == network.version and network.subnet_of(ignored):
+            # fail2ban would be asked to ban an address it must never ban: the office or the controller.
+            raise AnsibleFilterError(f"bruteforce_probe_address: {address!r} is in {entry}, which is never banned: "
+                                     "choose an address that never connects (a documentation address)")
+    return str(network.network_address)
+
+
 class FilterModule:
     def filters(self):
-        return {"bruteforce_ignore_list": bruteforce_ignore_list}
+        return {"bruteforce_ignore_list": bruteforce_ignore_list, "bruteforce_probe_address": bruteforce_probe_address}

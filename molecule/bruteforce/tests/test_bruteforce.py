@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labtools import SMTP_PROBE, Lab, ansible_playbook_stats
+from labtools import SMTP_PROBE, Lab, ansible_playbook_stats, changed_tasks
 
 LAB = Lab.from_env()
 HOST = LAB.hosts["bf1"]
@@ -505,3 +505,114 @@ def test_report_mode_reports_an_attacked_account_and_bans_nobody(host, mailbox_a
 def new_reports(host, count_before):
     lines = host.file(ACCOUNT_REPORT).content_string.splitlines()[count_before:]
     return [json.loads(line) for line in lines]
+
+
+# Every run proves the protection is in force: the jails read back from fail2ban, a test ban seen in nftables.
+
+PROOF_TASK = "Prove every jail runs with its log source and ban action, and that a test ban reaches nftables"
+PROBE_ADDRESS = "203.0.113.254"  # the role's default bruteforce_probe_address: no lab client has it
+
+
+def proof(run):
+    """The result of the role's read-back task in a converge run."""
+    # A role's task is named "ROLE : NAME".
+    results = [result for play in run["plays"] for task in play["tasks"]
+               if task["task"]["name"].split(" : ", 1)[-1] == PROOF_TASK for result in task["hosts"].values()]
+    assert len(results) == 1, [task["task"]["name"] for play in run["plays"] for task in play["tasks"]]
+    return results[0]
+
+
+def jail_actions(host, jail):
+    return host.check_output(f"fail2ban-client get {jail} actions")
+
+
+@pytest.mark.parametrize("breakage", [
+    # What a reload did on Debian 13: the jail runs, counts and logs "Ban", and has no action to block with.
+    "fail2ban-client set sshd delaction nftables-multiport",
+    # What a failed reload leaves: the jail is gone from the server, its file still in place.
+    "fail2ban-client stop sshd",
+])
+def test_the_next_run_restarts_fail2ban_where_a_jail_is_not_in_force(host, breakage):
+    host.check_output(breakage)
+    # "; true": fail2ban-client exits 255 for a jail that is gone, which the SSH backend takes for its own failure.
+    assert "nftables-multiport" not in host.run("fail2ban-client get sshd actions 2>&1; true").stdout
+    run = ansible_playbook_stats(CONVERGE)
+    assert run["rc"] == 0, run["stats"]
+    result = proof(run)
+    assert result["restarted"] is True and "sshd" in result["repaired"], result
+    assert [task for task in changed_tasks(run["plays"]) if task.endswith(PROOF_TASK)], changed_tasks(run["plays"])
+    assert "nftables-multiport" in jail_actions(host, "sshd")
+    assert result["jails"]["sshd"] == {"running": True, "backend": "journal", "actions": ["nftables-multiport"]}
+    if "delaction" in breakage:
+        # Repaired for real: failed logins from abroad get it banned, and it no longer reaches SSH.
+        try:
+            fail_ssh_logins(ABROAD)
+            wait_for_ban(host, "sshd", ABROAD.ipv4)
+            assert ABROAD.tcp(HOST["ipv4"], 22)["state"] in ("refused", "timeout", "unreachable")
+        finally:
+            host.run("fail2ban-client unban --all")
+
+
+def test_every_run_proves_a_test_ban_reaches_nftables_and_lifts_it(host):
+    run = ansible_playbook_stats(CONVERGE)
+    assert run["rc"] == 0, run["stats"]
+    result = proof(run)
+    assert result["changed"] is False
+    assert result["probe"] == {"jail": "recidive", "address": PROBE_ADDRESS,
+                               "set": "inet f2b-table addr-set-recidive", "blocked": True, "lifted": True}
+    assert set(result["jails"]) == {"sshd", "dovecot", "postfix-sasl", "vsftpd", "recidive",
+                                    "hostguard-accounts", "hostguard-account-ban"}
+    assert all(jail["actions"] for jail in result["jails"].values()), result["jails"]
+    log = host.file("/var/log/fail2ban.log").content_string
+    assert f"[recidive] Ban {PROBE_ADDRESS}" in log and f"[recidive] Unban {PROBE_ADDRESS}" in log
+    assert PROBE_ADDRESS not in host.check_output("nft list table inet f2b-table")
+    assert PROBE_ADDRESS not in banned_addresses(host, "recidive")
+
+
+# Packages a minimal Debian install lacks. The lab's hosts reach no mirror: a package removed here is rebuilt
+# from its installed files first and put back afterwards.
+SAVE_PACKAGE = """set -e
+tree=$(mktemp -d)
+dpkg-query -L "$1" | while read -r path; do
+  if [ -f "$path" ] || [ -L "$path" ]; then echo "$path"; fi
+done | tar -cf - --no-recursion -T - 2>/dev/null | tar -xf - -C "$tree"
+mkdir "$tree/DEBIAN"
+dpkg-query -s "$1" | grep -v -e '^Status:' -e '^Conffiles:' > "$tree/DEBIAN/control"
+dpkg-deb --build "$tree" "/root/$1-saved.deb" >/dev/null
+rm -rf "$tree"
+"""
+
+
+@pytest.fixture()
+def without_package(host, request):
+    package = request.param
+    host.check_output(f"sh -s {package} <<'SAVE'\n{SAVE_PACKAGE}SAVE")
+    host.check_output(f"dpkg --remove --force-depends {package}")
+    yield package
+    host.check_output(f"dpkg -i /root/{package}-saved.deb && rm -f /root/{package}-saved.deb")
+    assert f"ii  {package} " in host.check_output(f"dpkg -l {package}")
+
+
+# Debian's fail2ban only recommends python3-systemd, which the journal jails need. With no mirror to install it
+# from, the role must refuse before any change, naming it.
+@pytest.mark.parametrize("without_package", ["python3-systemd"], indirect=True)
+def test_without_python3_systemd_the_role_refuses_before_any_change_naming_it(host, without_package):
+    jail_before = host.file(JAIL_FILE).content_string
+    # A changed setting: the jail file would be rewritten if the role went on.
+    run = ansible_playbook_stats(CONVERGE, "-e", json.dumps({"bruteforce_maxretry": 7}))
+    assert run["rc"] != 0
+    failures = [result["msg"] for play in run["plays"] for task in play["tasks"]
+                for result in task["hosts"].values() if result.get("failed")]
+    assert any("need python3-systemd" in msg and "apt-get install python3-systemd" in msg for msg in failures), failures
+    assert host.file(JAIL_FILE).content_string == jail_before
+
+
+# A minimal install has no python3-apt, which package_facts needs: the preflights of bruteforce and
+# mail_submission (and the firewall role before them) read the packages without it, and the run changes nothing.
+@pytest.mark.parametrize("without_package", ["python3-apt"], indirect=True)
+def test_without_python3_apt_the_roles_run_as_before(host, without_package):
+    assert host.run("python3 -c 'import apt_pkg'").rc != 0
+    run = ansible_playbook_stats(CONVERGE)
+    assert run["rc"] == 0, run["stats"]
+    assert changed_tasks(run["plays"]) == []
+    assert proof(run)["probe"]["blocked"] is True

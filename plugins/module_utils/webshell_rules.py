@@ -49,6 +49,10 @@ LINE_LIMIT = 200
 WINDOW = 32 << 20
 WINDOW_OVERLAP = 64 << 10
 EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
+# A file that is PHP only by an open tag is seen whole by the PHP view up to this size; past it (media, archives,
+# where a tag turns up by chance), only its PHP blocks are, each at most PHP_BLOCK_LIMIT bytes.
+PHP_WHOLE_LIMIT = 1 << 20
+PHP_BLOCK_LIMIT = 256 << 10
 
 # An open tag makes a file PHP to the interpreter whatever its name, the short "<?" included
 # (short_open_tag is on in many hosting PHP builds). "<?xml" is not PHP. In scripts, styles and
@@ -214,7 +218,13 @@ class Scanner(object):
         name = path.rsplit("/", 1)[-1]
         extension = os.path.splitext(name)[1].lower()
         tag = _FULL_OPEN_TAG if extension in _NOT_SCRIPTS else _OPEN_TAG
-        php = extension in PHP_EXTENSIONS or bool(tag.search(data))
+        if extension in PHP_EXTENSIONS:
+            php_source = data
+        elif len(data) <= PHP_WHOLE_LIMIT:
+            php_source = data if tag.search(data) else None
+        else:
+            php_source = _php_blocks(tag, data)
+        php = php_source is not None
         filetype = "php" if php else ""
         if first:
             for magic, kind in _MAGIC:
@@ -225,7 +235,7 @@ class Scanner(object):
                      "owner": _owner(original) if self.wants_owner else ""}
         findings = []
         seen = set()
-        for rules, view in ((self.raw_rules, data), (self.php_rules, php_view(data) if php else None)):
+        for rules, view in ((self.raw_rules, data), (self.php_rules, php_view(php_source) if php else None)):
             if view is None:
                 continue
             for match in rules.match(data=view, externals=externals):
@@ -234,6 +244,24 @@ class Scanner(object):
                 seen.add(match.rule)
                 findings.append(_finding(match, view))
         return findings
+
+
+def _php_blocks(tag, data):
+    """The PHP blocks of a large file that is PHP only by an open tag (a video, an archive, an unknown name): each
+    from its tag to its close tag, at most PHP_BLOCK_LIMIT bytes, joined; None without a tag. Media and binary files
+    hold the two or three bytes of a tag by chance every few megabytes, so the PHP view (which costs what it reads)
+    sees those blocks, not the whole file; the raw view still sees every byte."""
+    blocks = []
+    position = 0
+    while True:
+        match = tag.search(data, position)
+        if match is None:
+            break
+        start = match.start()
+        close = data.find(b"?>", start, start + PHP_BLOCK_LIMIT)
+        position = close + 2 if close >= 0 else start + PHP_BLOCK_LIMIT
+        blocks.append(data[start:position])
+    return b"\n".join(blocks) if blocks else None
 
 
 class ContentScan(object):

@@ -313,3 +313,16 @@ def test_debians_wordpress_tree_has_no_finding(scanner):
                 findings[path] = rule_names(found)
     assert scanned > 1000
     assert findings == {}
+
+
+def test_a_media_file_with_an_open_tag_by_chance_costs_only_its_php_blocks():
+    """A video holds "<?=" by chance every few megabytes: the PHP view takes the block after the tag, not the whole
+    file, and a shell after an image header is still found."""
+    noise = bytes(range(256)) * 4096
+    video = noise + b"<?=" + noise
+    blocks = webshell_rules._php_blocks(webshell_rules._FULL_OPEN_TAG, video)
+    assert blocks is not None and len(blocks) <= webshell_rules.PHP_BLOCK_LIMIT < len(video)
+    assert webshell_rules._php_blocks(webshell_rules._FULL_OPEN_TAG, noise) is None
+    # Tags without close tags never make overlapping blocks.
+    many = b"<?php " * 100000
+    assert len(webshell_rules._php_blocks(webshell_rules._OPEN_TAG, many)) <= len(many) + 1000

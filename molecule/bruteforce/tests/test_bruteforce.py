@@ -30,6 +30,15 @@ LAB = Lab.from_env()
 HOST = LAB.hosts["bf1"]
 ABROAD, ABROAD2, OFFICE = LAB.clients["abroad"], LAB.clients["abroad2"], LAB.clients["office"]
 JP = LAB.clients["jp"]
+# molecule/bruteforce_trixie runs these tests on Debian 13. What the role does not yet do there is marked, each a
+# strict expected failure: it fails the run the day it passes, so that the mark goes with the gap.
+DEBIAN_13 = HOST["flavour"].endswith("-trixie")
+
+
+def gap_on_debian_13(reason):
+    return pytest.mark.xfail(DEBIAN_13, reason=f"Debian 13: {reason}", strict=True)
+
+
 SCENARIO = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
 CONVERGE = str(SCENARIO / "converge.yml")
 FIREWALL_RERUN = str(SCENARIO / "firewall-rerun.yml")
@@ -242,6 +251,7 @@ def mailbox_attacked_from_many(host, abroad_banned_from_submission, abroad2_bann
     yield
 
 
+@gap_on_debian_13("the postfix-sasl jail counts no failed SMTP AUTH on 587 yet (Postfix 3.10)")
 def test_failed_smtp_auth_on_submission_gets_an_address_banned(host, abroad_banned_from_submission):
     assert ABROAD.ipv4 in banned_addresses(host, "postfix-sasl")
     assert ABROAD.tcp(HOST["ipv4"], 587)["state"] in ("refused", "timeout", "unreachable")
@@ -425,6 +435,7 @@ def virtual_mailbox_attacked(host, mailbox_attacked_from_many):
     yield
 
 
+@gap_on_debian_13("hostguard-accounts counts no failed login of a Dovecot 2.4 passwd-file mailbox yet")
 def test_a_virtual_mailbox_attacked_from_many_addresses_gets_them_banned(host, virtual_mailbox_attacked):
     assert set(banned_addresses(host, "hostguard-account-ban")) == {ABROAD.ipv6, ABROAD2.ipv6, JP.ipv6}
     # Each address alone stayed below the per-address maxretry.
@@ -466,6 +477,7 @@ except ftplib.all_errors:
 """
 
 
+@gap_on_debian_13("hostguard-accounts counts no failed login of a Dovecot 2.4 passwd-file mailbox yet")
 def test_report_mode_reports_an_attacked_account_and_bans_nobody(host, mailbox_attacked_from_many):
     """converge.yml again with bruteforce_account_action=report; a second account, failed once over FTP from each
     of office, abroad, abroad2 and jp, and the virtual mailbox, attacked again, are reported and nobody is banned."""

@@ -1,0 +1,1 @@
+../../bruteforce/tests/test_forged_lines.py

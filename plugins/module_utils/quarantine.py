@@ -649,15 +649,12 @@ def entry_rel(entry):
 
 def _open_entry(tree, entry, removed="after it was recorded"):
     """The recorded entry opened as its recorded type, or an _EntryProblem saying why not."""
+    # Tree.open already turns an unsafe path into an _EntryProblem and a missing one into FileNotFoundError.
     try:
         return tree.open(entry_rel(entry), entry["type"])
     except FileNotFoundError:
         raise _EntryProblem("failed", "missing: removed %s" % removed)
-    except _EntryProblem:
-        raise
-    except (OSError, safe_fs.UnsafePath) as exc:
-        if getattr(exc, "errno", None) == errno.ENOENT:
-            raise _EntryProblem("failed", "missing: removed %s" % removed)
+    except OSError as exc:
         raise _EntryProblem("failed", "cannot reach it: %s" % _reason(exc))
 
 

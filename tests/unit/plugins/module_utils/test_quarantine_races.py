@@ -98,6 +98,17 @@ def attempt(paths, state, docroots, base, **kwargs):
         return {"refused": str(exc)}
 
 
+def make_chain(top, depth, owner=None):
+    """``depth`` nested directories ``d/d/...`` below ``top``; the deepest one's path."""
+    path = top
+    for _level in range(depth):
+        path = os.path.join(path, "d")
+        os.mkdir(path)
+        if owner is not None:
+            os.chown(path, owner, owner)
+    return path
+
+
 def test_a_docroot_swapped_for_a_symlink_is_refused_and_nothing_outside_is_locked(base):
     home, docroot, outside = make_tree(base)
     real = os.path.join(home, "www-real")
@@ -208,11 +219,7 @@ def test_a_mount_inside_the_docroot_is_never_crossed(base):
 
 def test_depth_is_not_limited_by_the_open_files_limit(base):
     home, docroot, outside = make_tree(base)
-    deep = docroot
-    for _level in range(300):
-        deep = os.path.join(deep, "d")
-        os.mkdir(deep)
-        os.chown(deep, ATTACKER, ATTACKER)
+    deep = make_chain(docroot, 300, owner=ATTACKER)
     with open(os.path.join(deep, "shell.php"), "wb") as stream:
         stream.write(WEBSHELL)
     os.chown(os.path.join(deep, "shell.php"), ATTACKER, ATTACKER)
@@ -261,10 +268,7 @@ def test_a_huge_sparse_file_is_locked_at_once_and_copied_with_its_holes(base):
 
 def test_the_walker_comes_back_up_only_to_the_directory_it_left(base):
     home, docroot, outside = make_tree(base)
-    chain = docroot
-    for _level in range(10):
-        chain = os.path.join(chain, "d")
-        os.mkdir(chain)
+    make_chain(docroot, 10)
     top = os.open(docroot, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with safe_fs.Walker(top, open_limit=3) as walker:

@@ -34,9 +34,19 @@ def default_of(option: dict) -> str:
     return "`" + cell(yaml.safe_dump(option["default"], default_flow_style=True).strip().removesuffix("...").strip()) + "`"
 
 
-def table(specs: dict) -> str:
+def tables(specs: dict) -> str:
+    """The main entry point's table; a role with several entry points gets one headed table per entry point."""
+    entry_points = specs["argument_specs"]
+    if list(entry_points) == ["main"]:
+        return table(entry_points["main"])
+    names = sorted(entry_points, key=lambda name: (name != "main", name))
+    return "\n\n".join(f"#### Entry point `{name}`: {cell(entry_points[name].get('short_description', ''))}\n\n"
+                       f"{table(entry_points[name])}" for name in names)
+
+
+def table(entry_point: dict) -> str:
     rows = ["| variable | type | default | description |", "| --- | --- | --- | --- |"]
-    for name, option in specs["argument_specs"]["main"].get("options", {}).items():
+    for name, option in entry_point.get("options", {}).items():
         kind = option.get("type", "str")
         if kind == "list" and option.get("elements"):
             kind = f"list of {option['elements']}"
@@ -51,7 +61,7 @@ def render(readme: str, specs: dict, role: str) -> str:
         raise SystemExit(f"roles/{role}/README.md has no variable table markers ({BEGIN} ... {END})")
     head, rest = readme.split(BEGIN, 1)
     _old, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{table(specs)}\n{END}{tail}"
+    return f"{head}{BEGIN}\n{tables(specs)}\n{END}{tail}"
 
 
 def main() -> int:

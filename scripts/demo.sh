@@ -71,9 +71,9 @@ python scripts/demo/report.py --quarantine-vars "$REPORTS/host_vars" "$REPORTS/a
 run quarantine hostguard.hosting.quarantine -e '{"quarantine_docroots": ["/var/www/site1"]}' \
   -e quarantine_hosts=web1
 # The spam-outbreak runbook: see what would go, then purge with the evidence kept.
-run purge-report hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e purge_sender=wordpress@site1.example
-run purge hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e purge_sender=wordpress@site1.example \
-  -e purge_export_dir=/var/lib/hostguard/evidence -e purge_confirm=true
+run purge-report hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e mail_queue_purge_sender=wordpress@site1.example
+run purge hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e mail_queue_purge_sender=wordpress@site1.example \
+  -e mail_queue_purge_export_dir=/var/lib/hostguard/evidence -e mail_queue_purge_confirm=true
 run audit-after hostguard.hosting.audit
 
 python scripts/demo/report.py "$REPORTS/audit-before.json" "$REPORTS/harden.json" "$REPORTS/quarantine.json" \
@@ -88,6 +88,6 @@ The fleet is still running. Look around:
   .venv/bin/python tests/lab/lab.py client --name $LAB abroad -- python3 tests/lab/netprobe.py tcp HOST 22
   .venv/bin/ansible-playbook -i $INVENTORY hostguard.hosting.audit
   .venv/bin/ansible-playbook -i $INVENTORY hostguard.hosting.restore -e quarantine_hosts=web1 \
-      -e '{"quarantine_docroots": ["/var/www/site1"], "restore_paths": ["/var/www/site1/wp-content/uploads/2024/cache.php"]}'
+      -e '{"quarantine_docroots": ["/var/www/site1"], "quarantine_restore_paths": ["/var/www/site1/wp-content/uploads/2024/cache.php"]}'
 Stop it with: make lab-down
 EOT

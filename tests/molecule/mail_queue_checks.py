@@ -142,7 +142,7 @@ def ids_from(messages, sender):
 
 
 def purge(*options, **variables):
-    return ansible_playbook_stats(PURGE, "-e", json.dumps(dict({"purge_sender": SPAMMER}, **variables)), *options)
+    return ansible_playbook_stats(PURGE, "-e", json.dumps(dict({"mail_queue_purge_sender": SPAMMER}, **variables)), *options)
 
 
 def audit():
@@ -267,7 +267,7 @@ def test_without_confirmation_it_reports_what_it_would_delete_and_deletes_nothin
                                                                                   directories_before):
     run = purge()
     assert run["rc"] == 0, run["stats"]
-    assert "would delete %d of %d messages (by sender: %s); run with purge_confirm=true to delete them" % (
+    assert "would delete %d of %d messages (by sender: %s); run with mail_queue_purge_confirm=true to delete them" % (
         SPAM_COUNT, SPAM_COUNT + LEGITIMATE_COUNT, SPAMMER) in debug_messages(run["plays"])
     assert changed_tasks(run["plays"]) == []
     assert set(mta.queue(host)) == set(before)
@@ -286,11 +286,11 @@ def test_the_audit_reports_the_queue_and_its_busiest_senders(host, mta, before):
 
 def test_a_failing_purge_deletes_nothing_and_leaves_the_mta_running_and_watched(host, mta, before):
     with WatchSampler(host, mta) as watch:
-        run = purge(purge_confirm=True, purge_export_dir=UNWRITABLE_DIR)
+        run = purge(mail_queue_purge_confirm=True, mail_queue_purge_export_dir=UNWRITABLE_DIR)
     assert run["rc"] != 0
     assert "nothing deleted: the evidence archive in %s could not be written" % UNWRITABLE_DIR in json.dumps(run["plays"])
     # The MTA was stopped for the purge and started again after it failed.
-    assert [task.split(": ", 1)[1] for task in changed_tasks(run["plays"])] == [
+    assert [task.rsplit(" : ", 1)[-1] for task in changed_tasks(run["plays"])] == [
         "Pause monit's watch on the MTA", "Stop the MTA", "Start the MTA again", "Resume monit's watch on the MTA"]
     assert host.service(mta.service).is_running
     assert_watch_paused_around_the_stop(host, mta, watch)
@@ -299,7 +299,7 @@ def test_a_failing_purge_deletes_nothing_and_leaves_the_mta_running_and_watched(
 
 def test_purge_by_sender_removes_exactly_the_spam_and_keeps_evidence(host, mta, before):
     with WatchSampler(host, mta) as watch:
-        run = purge(purge_confirm=True, purge_export_dir=EVIDENCE_DIR)
+        run = purge(mail_queue_purge_confirm=True, mail_queue_purge_export_dir=EVIDENCE_DIR)
     assert run["rc"] == 0, run["stats"]
     after = mta.queue(host)
     assert ids_from(after, SPAMMER) == set()
@@ -344,16 +344,19 @@ def test_the_evidence_archive_holds_every_spam_file_with_its_hash(host, mta, bef
 
 
 def test_purging_again_finds_nothing_and_changes_nothing(host, mta, before):
-    run = purge(purge_confirm=True)
+    # By the variables' former names, still taken with a deprecation.
+    run = ansible_playbook_stats(PURGE, "-e", json.dumps({"purge_sender": SPAMMER, "purge_confirm": True}))
     assert run["rc"] == 0, run["stats"]
+    (deprecation,) = [message for message in debug_messages(run["plays"]) if "deprecated" in message]
+    assert "purge_sender" in deprecation and "purge_confirm" in deprecation and "mail_queue_purge_confirm" in deprecation
     assert changed_tasks(run["plays"]) == []
     assert len(mta.queue(host)) == LEGITIMATE_COUNT
 
 
 def test_a_malformed_sender_is_refused_before_any_change(host, mta, before):
-    run = purge(purge_sender="spammer at site1", purge_confirm=True)
+    run = purge(mail_queue_purge_sender="spammer at site1", mail_queue_purge_confirm=True)
     assert run["rc"] != 0
-    assert "purge_sender: spammer at site1 is neither an address" in json.dumps(run["plays"])
+    assert "sender 'spammer at site1' is neither an address" in json.dumps(run["plays"])
     assert changed_tasks(run["plays"]) == []
     assert len(mta.queue(host)) == LEGITIMATE_COUNT
 

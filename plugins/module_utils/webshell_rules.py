@@ -217,7 +217,7 @@ class Scanner(object):
         path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         name = path.rsplit("/", 1)[-1]
         extension = os.path.splitext(name)[1].lower()
-        tag = _FULL_OPEN_TAG if extension in _NOT_SCRIPTS else _OPEN_TAG
+        tag = _open_tag_for(extension)
         if extension in PHP_EXTENSIONS:
             php_source = data
         elif len(data) <= PHP_WHOLE_LIMIT:
@@ -244,6 +244,16 @@ class Scanner(object):
                 seen.add(match.rule)
                 findings.append(_finding(match, view))
         return findings
+
+
+def is_php(name, data):
+    """Whether PHP runs the file ``name``: by its extension, or by an open tag in ``data`` (its start, or all)."""
+    extension = os.path.splitext(name)[1].lower()
+    return extension in PHP_EXTENSIONS or _open_tag_for(extension).search(data) is not None
+
+
+def _open_tag_for(extension):
+    return _FULL_OPEN_TAG if extension in _NOT_SCRIPTS else _OPEN_TAG
 
 
 def _php_blocks(tag, data):

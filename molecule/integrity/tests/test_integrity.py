@@ -33,6 +33,13 @@ FAMILIES = {
 UNTOUCHED_FILES = [DOCROOT + "/index.php", DOCROOT + "/wp-includes/version.php",
                    DOCROOT + "/wp-content/index.php", DOCROOT + "/wp-content/uploads/2024/05/banner.jpg"]
 JPEG_MAGIC = "ffd8ff"
+DROPPED_TASK = "Look for files dropped in the temporary directories"
+# Dropped in the temporary directories by converge: (kind, owner, a rule that must name it or None).
+DROPPED = {
+    "/dev/shm/.ICE-cache.php": ("php", "www-data", "eval_request"),
+    "/tmp/sess_4f2a91.txt": ("php", "www-data", "request_through_variable"),
+    "/var/tmp/.kworkerd": ("elf", "customer1", None),
+}
 
 
 def database_state(host):
@@ -40,11 +47,11 @@ def database_state(host):
     return {"sha256": database.sha256sum, "mtime": database.mtime}
 
 
-def task_result(run, host_name):
+def task_result(run, host_name, name=CHECK_TASK):
     for task in run["plays"][0]["tasks"]:
-        if task["task"]["name"] == CHECK_TASK:
+        if task["task"]["name"] == name:
             return task["hosts"][host_name]
-    raise AssertionError("the check task did not run: %s" % run["stats"])
+    raise AssertionError("the task %r did not run: %s" % (name, run["stats"]))
 
 
 def paths(items):
@@ -127,6 +134,19 @@ def test_each_planted_family_is_found_with_its_rule(integrity_check, path):
     assert FAMILIES[path] in rules_for(result, path), result["suspicious"]
     finding = next(item for item in result["suspicious"] if item["path"] == path and item["rule"] == FAMILIES[path])
     assert finding["description"] and finding["line"] and finding["line_number"]
+
+
+def test_each_file_dropped_in_a_temporary_directory_is_named_with_its_owner_and_rule(host, integrity_check):
+    result = task_result(integrity_check["run"], host.backend.get_hostname(), DROPPED_TASK)
+    assert result["changed"] is False and result["errors"] == []
+    found = {item["path"]: item for item in result["files"]}
+    assert set(found) == set(DROPPED), found
+    for path, (kind, owner, rule) in DROPPED.items():
+        assert (found[path]["kind"], found[path]["owner"]) == (kind, owner)
+        if rule:
+            assert rule in {finding["rule"] for finding in found[path]["findings"]}
+    assert found["/var/tmp/.kworkerd"]["executable"] is True
+    assert found["/var/tmp/.kworkerd"]["sha256"] == host.file("/usr/bin/true").sha256sum
 
 
 def test_the_deleted_core_file_is_removed(host, integrity_check):

@@ -6,36 +6,22 @@ update-exim4.conf and exim4 on a copy of this machine's /etc/exim4, where it has
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-MODULE = Path(__file__).resolve().parents[4] / "plugins" / "modules" / "exim4_config.py"
-
-
-def run_module(workdir, **arguments):
-    """Run the module with ``arguments``; return (exit code, parsed result)."""
-    args_file = Path(workdir) / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": arguments}))
-    completed = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True,
-                               env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), timeout=120, check=False)
-    return completed.returncode, json.loads(completed.stdout)
+from module_process import run_module
 
 
 def test_a_bad_trusted_network_fails_naming_it(tmp_path):
-    code, result = run_module(tmp_path, trusted_networks=["198.51.100.0/24", "10.0.0.1/8"],
+    code, result = run_module("exim4_config", tmp_path, trusted_networks=["198.51.100.0/24", "10.0.0.1/8"],
                               confdir=str(tmp_path / "none"))
     assert code != 0 and result["failed"]
     assert "'10.0.0.1/8'" in result["msg"] and "did you mean 10.0.0.0/8" in result["msg"]
 
 
 def test_a_directory_that_is_not_debians_exim_configuration_fails(tmp_path):
-    code, result = run_module(tmp_path, files={"main/00_x": "A = 1\n"}, confdir=str(tmp_path))
+    code, result = run_module("exim4_config", tmp_path, files={"main/00_x": "A = 1\n"}, confdir=str(tmp_path))
     assert code != 0
     assert "update-exim4.conf.conf is missing" in result["msg"]
 
@@ -48,7 +34,7 @@ def test_check_mode_on_a_copy_of_debians_configuration_returns_the_diff_and_the_
     if (confdir / "exim4.conf").exists():
         pytest.skip("this machine's Exim has a hand-written exim4.conf")
     before = {path: path.read_bytes() for path in confdir.rglob("*") if path.is_file()}
-    code, result = run_module(tmp_path, files={"main/00_hostguard_test": "MAIN_TLS_ENABLE = yes\n"},
+    code, result = run_module("exim4_config", tmp_path, files={"main/00_hostguard_test": "MAIN_TLS_ENABLE = yes\n"},
                               trusted_networks=["198.51.100.0/24"], confdir=str(confdir),
                               _ansible_check_mode=True, _ansible_diff=True)
     assert code == 0, result

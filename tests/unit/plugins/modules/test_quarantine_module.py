@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from module_process import run_module
 
-MODULE = Path(__file__).resolve().parents[4] / "plugins" / "modules" / "quarantine.py"
 WEBSHELL = b"<?php @eval(base64_decode($_POST['z'])); ?>\n"
 ACCOUNT = 1234
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files as other users and to lock them")
-
-
-def run_module(workdir, **arguments):
-    """Run the module with ``arguments``; return (exit code, parsed result)."""
-    args_file = Path(workdir) / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": arguments}))
-    completed = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True,
-                               env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), timeout=120, check=False)
-    return completed.returncode, json.loads(completed.stdout)
 
 
 @pytest.fixture
@@ -49,7 +37,7 @@ def manifests_of(docroot):
 
 def test_check_mode_reports_a_diff_and_writes_nothing(docroot):
     planted = docroot / "wp-content/uploads/cache.php"
-    code, result = run_module(docroot.parent, path=[str(planted)], docroots=[str(docroot)],
+    code, result = run_module("quarantine", docroot.parent, path=[str(planted)], docroots=[str(docroot)],
                               manifest_dir=manifests_of(docroot), _ansible_check_mode=True, _ansible_diff=True)
     assert code == 0, result
     assert result["changed"] is True
@@ -63,14 +51,14 @@ def test_check_mode_reports_a_diff_and_writes_nothing(docroot):
 def test_a_suspicious_list_is_quarantined_then_restored(docroot):
     planted = docroot / "wp-content/uploads/cache.php"
     suspicious = [{"path": str(planted), "rule": "eval_decoded"}, {"path": str(planted), "rule": "php_in_upload_dir"}]
-    code, result = run_module(docroot.parent, path=suspicious, docroots=[str(docroot)],
+    code, result = run_module("quarantine", docroot.parent, path=suspicious, docroots=[str(docroot)],
                               manifest_dir=manifests_of(docroot))
     assert code == 0, result
     assert result["counts"]["quarantined"] == 1
     info = os.lstat(planted)
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, 0, 0)
 
-    code, result = run_module(docroot.parent, path=[str(planted)], docroots=[str(docroot)], state="restored",
+    code, result = run_module("quarantine", docroot.parent, path=[str(planted)], docroots=[str(docroot)], state="restored",
                               manifest_dir=manifests_of(docroot))
     assert code == 0, result
     assert result["counts"]["restored"] == 1
@@ -79,7 +67,7 @@ def test_a_suspicious_list_is_quarantined_then_restored(docroot):
 
 
 def test_bad_input_fails_naming_the_value(docroot):
-    code, result = run_module(docroot.parent, path=["/etc/passwd"], docroots=[str(docroot)],
+    code, result = run_module("quarantine", docroot.parent, path=["/etc/passwd"], docroots=[str(docroot)],
                               manifest_dir=manifests_of(docroot))
     assert code != 0
     assert result["failed"] is True
@@ -89,10 +77,10 @@ def test_bad_input_fails_naming_the_value(docroot):
 
 def test_a_refused_restore_fails_the_task_and_says_why(docroot):
     planted = docroot / "wp-content/uploads/cache.php"
-    run_module(docroot.parent, path=[str(planted)], docroots=[str(docroot)], manifest_dir=manifests_of(docroot))
+    run_module("quarantine", docroot.parent, path=[str(planted)], docroots=[str(docroot)], manifest_dir=manifests_of(docroot))
     planted.unlink()
     planted.write_bytes(b"<?php echo 'replacement';\n")
-    code, result = run_module(docroot.parent, path=[str(planted)], docroots=[str(docroot)], state="restored",
+    code, result = run_module("quarantine", docroot.parent, path=[str(planted)], docroots=[str(docroot)], state="restored",
                               manifest_dir=manifests_of(docroot))
     assert code != 0
     assert result["failed"] is True

@@ -64,6 +64,19 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; 
   echo "$wanted" > "$stamp"
 fi
 
+# Debian's wordpress package unpacked: the unit tests scan it and must find nothing in it.
+clean_wordpress=.build/clean-debian/wordpress
+if [ ! -d "$clean_wordpress/usr/share/wordpress" ]; then
+  echo "setup: unpacking Debian's wordpress package into $clean_wordpress" >&2
+  debs=$(mktemp -d)
+  chmod 755 "$debs"  # apt-get download fetches as _apt where it can
+  { (cd "$debs" && apt-get download wordpress) || { apt-get update -qq && (cd "$debs" && apt-get download wordpress); }; } \
+    >/tmp/hostguard-setup-apt.log 2>&1 || die "could not fetch Debian's wordpress package (see /tmp/hostguard-setup-apt.log): apt-get download wordpress"
+  rm -rf "$clean_wordpress" && mkdir -p "$clean_wordpress"
+  dpkg-deb -x "$debs"/wordpress_*.deb "$clean_wordpress" || die "dpkg-deb -x of $(echo "$debs"/wordpress_*.deb) failed"
+  rm -rf "$debs"
+fi
+
 # The collection under its namespace path, for ansible-playbook in this tree.
 mkdir -p .build/collections/ansible_collections/hostguard
 ln -sfn ../../../.. .build/collections/ansible_collections/hostguard/hosting

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -290,18 +291,15 @@ def test_allow_list_is_by_sha256():
     assert not scanner.allowed(None)
 
 
-# Debian's wordpress package: installed, or unpacked by benchmarks/detection_bench.py.
-WORDPRESS_TREES = [path for path in ("/usr/share/wordpress",
-                                     "/var/tmp/hostguard-bench/detection/clean-debian/wordpress/usr/share/wordpress")
-                   if os.path.isdir(path)]
+# Debian's wordpress package, unpacked by scripts/setup.sh (which make test runs first).
+WORDPRESS_TREE = Path(__file__).resolve().parents[4] / ".build" / "clean-debian" / "wordpress" / "usr" / "share" / "wordpress"
 
 
-@pytest.mark.skipif(not WORDPRESS_TREES, reason="Debian's wordpress package is neither installed nor unpacked by "
-                                                "benchmarks/detection_bench.py")
 def test_debians_wordpress_tree_has_no_finding(scanner):
+    assert WORDPRESS_TREE.is_dir(), "scripts/setup.sh unpacks Debian's wordpress package into %s" % WORDPRESS_TREE
     scanned = 0
     findings = {}
-    for directory, _dirs, names in os.walk(WORDPRESS_TREES[0]):
+    for directory, _dirs, names in os.walk(WORDPRESS_TREE):
         for name in names:
             path = os.path.join(directory, name)
             if os.path.islink(path) or not os.path.isfile(path):

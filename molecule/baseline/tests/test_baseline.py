@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from labtools import Lab, ansible_playbook_stats
+from labtools import PROJECT_DIR, Lab, ansible_playbook_stats
 
 LAB = Lab.from_env()
 SCENARIO = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
@@ -83,3 +83,33 @@ def test_dnsbl_check_on_a_lab_host_classifies_the_lab_dns_answers_truthfully():
             ("198.19.0.2", "198.19.0.11", "198.19.0.200")} == {"timeout"}
     assert result["zones"]["timeout.dnsbl.test"]["healthy"] is False
     assert result["listed"] is True and result["changed"] is False
+
+
+@pytest.fixture(scope="module")
+def audit():
+    """The audit on the lab hosts, blocklists skipped: ({host: hostguard_audit}, {host: the lines it showed})."""
+    run = ansible_playbook_stats(str(PROJECT_DIR / "playbooks" / "audit.yml"), "-e", '{"audit_dnsbl_addresses": []}')
+    assert run["rc"] == 0, run["stats"]
+    facts, lines = {}, {}
+    for play in run["plays"]:
+        for task in play["tasks"]:
+            for name, result in task["hosts"].items():
+                if task["task"]["name"] == "Keep the findings with the audit":
+                    facts[name] = result["ansible_facts"]["hostguard_audit"]
+                elif task["task"]["name"] == "Show what the audit found":
+                    lines[name] = result["msg"]
+    return facts, lines
+
+
+def test_the_audit_names_a_pending_security_update_and_that_nothing_installs_it(audit):
+    # prepare.yml published hostguard-probe 1.1 in an archive labelled as Debian's security archive.
+    facts, lines = audit
+    updates = facts["web1"]["updates"]
+    assert "hostguard-probe" in updates["security"]
+    assert updates["summary"]["security"] >= 1 and updates["lists_age_days"] is not None
+    assert updates["unattended_upgrades"]["enabled"] is False  # not installed in the lab's image
+    shown = [line for line in lines["web1"] if line.startswith("updates: ")]
+    assert shown and "hostguard-probe" in shown[0] and "security updates" in shown[0], lines["web1"]
+    assert "unattended-upgrades is not on: security updates wait for someone to install them" in lines["web1"]
+    # mail1 was not seeded: whatever it lacks, hostguard-probe is not among it.
+    assert "hostguard-probe" not in facts["mail1"]["updates"]["security"]

@@ -113,3 +113,13 @@ def test_the_audit_names_a_pending_security_update_and_that_nothing_installs_it(
     assert "unattended-upgrades is not on: security updates wait for someone to install them" in lines["web1"]
     # mail1 was not seeded: whatever it lacks, hostguard-probe is not among it.
     assert "hostguard-probe" not in facts["mail1"]["updates"]["security"]
+
+
+def test_the_audit_reads_the_disks_of_a_host_without_software_raid_or_smartctl(audit):
+    # The lab's hosts share this machine's kernel, which has no md array, and their image has no smartmontools:
+    # the facet says so rather than failing (unit tests cover arrays and verdicts: test_disk_health.py).
+    facts, lines = audit
+    disks = facts["web1"]["disks"]
+    assert disks["summary"] == {"arrays": 0, "degraded": [], "rebuilding": [], "failing_disks": []}
+    assert disks["smartctl"] is False
+    assert not [line for line in lines["web1"] if "RAID" in line or "SMART" in line]

@@ -23,15 +23,7 @@ author:
   - hostguard.hosting contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Only reads.
-  diff_mode:
-    support: none
-    details: Nothing is changed.
-  platform:
-    platforms: posix
+  - hostguard.hosting.read_only
 options:
   keep:
     description: Accounts protected by account_cleanup_keep.

@@ -23,6 +23,7 @@ declare -A PROVIDES=(
   [shellcheck]=shellcheck
   [nft]=nftables
   [db_load]=db-util     # unit tests build and read vsftpd virtual-user databases for real
+  [pwscore]=libpwquality-tools  # and read password rules through the real libpwquality (libpwquality1)
 )
 
 missing_packages=()

@@ -406,6 +406,30 @@ JOURNAL_SOURCES = (
 )
 
 
+def session_users(given=None, environ=None, loginuid_path="/proc/self/loginuid"):
+    """The account of this session: the given user (ansible_user), sudo's caller and the audit login uid."""
+    environ = os.environ if environ is None else environ
+    users = [given, environ.get("SUDO_USER")]
+    try:
+        with open(loginuid_path) as stream:
+            loginuid = int(stream.read().strip())
+        if loginuid != 4294967295:
+            import pwd
+            users.append(pwd.getpwuid(loginuid).pw_name)
+    except (OSError, ValueError, KeyError):
+        pass
+    return [user for user in users if user]
+
+
+def command_runner(run_command, which):
+    """The runner the core gets: argv -> (rc, out, err), rc 127 for a command that is not installed."""
+    def runner(argv):
+        if not which(argv[0]):
+            return 127, "", "%s: command not found" % argv[0]
+        return run_command(argv)
+    return runner
+
+
 def journal_command():
     """journalctl's argv for the login lines, from trusted sources only (groups joined with '+')."""
     argv = ["journalctl", "--no-pager", "--quiet", "--output=short-unix", "--grep", JOURNAL_GREP]
@@ -947,6 +971,8 @@ class Host:
                     os.unlink(leftover)
 
     def _pureftpd_mkdb(self):
+        if self.check_mode:  # the passwd file was not changed either
+            return
         if os.path.exists(self.paths.pureftpd_pdb) or os.path.exists(os.path.dirname(self.paths.pureftpd_pdb)):
             rc, _out, _err = self.run(["pure-pw", "mkdb", self.paths.pureftpd_pdb, "-f", self.paths.pureftpd_passwd])
             if rc not in (0, 127):
@@ -970,11 +996,101 @@ def _lock_records(paths, kind):
         return []
     records = []
     for entry in names:
-        if entry.startswith(kind + "-") and entry.endswith(".json"):
+        if entry.startswith(kind + "-" if kind else "") and entry.endswith(".json"):
             record = json.loads(read_text(os.path.join(directory, entry)) or "null")
             if record:
                 records.append(record)
     return records
+
+
+# --------------------------------------------------------------------------- locks in force
+
+class _SystemLock(object):
+    """usermod --lock and chage --expiredate 0: both must hold (keys still log in to an account that only has
+    its password locked; a password still logs in where only the expiry was undone)."""
+
+    def undone(self, record, host, passwd, shadow):
+        """(gone, [what of the lock no longer holds])."""
+        if record["name"] not in passwd:
+            return True, []
+        entry = shadow.get(record["name"])
+        if entry is None:
+            return False, ["no /etc/shadow entry"]
+        undone = []
+        if not entry["password"].startswith("!"):
+            undone.append("password unlocked in /etc/shadow")
+        if entry["expire"] != 0:
+            expiry = "never" if entry["expire"] is None else "day %d" % entry["expire"]
+            undone.append("no longer expired (expiry %s)" % expiry)
+        return False, undone
+
+
+class _DovecotLock(object):
+    """nologin=y fail=y among the extra fields of the user's passwd-file line."""
+
+    def undone(self, record, host, passwd, shadow):
+        entries = [e for e in parse_colon_file(read_text(record["file"])) if e["name"] == record["name"]]
+        if not entries:
+            return True, []
+        return False, ["%s missing from its line in %s" % (field, record["file"])
+                       for field in LOCK_FIELDS if field not in entries[0]["extra"]]
+
+
+class _PureftpdLock(object):
+    """The user's line out of pureftpd.passwd."""
+
+    def undone(self, record, host, passwd, shadow):
+        if any(e["name"] == record["name"] for e in parse_colon_file(read_text(record["file"]))):
+            return False, ["back in %s" % record["file"]]
+        return False, []
+
+
+class _UserdbLock(object):
+    """The virtual user's key out of vsftpd's pam_userdb database."""
+
+    def undone(self, record, host, passwd, shadow):
+        if not os.path.exists(record["file"]):
+            return False, []
+        if any(unprint(key) == record["name"] for key, _value in host._userdb_read(record["file"])[1]):
+            return False, ["back in the database %s" % record["file"]]
+        return False, []
+
+
+def _lock_kind(record):
+    if record["kind"] == "system":
+        return _SystemLock()
+    if record["kind"] == "mail":
+        return _DovecotLock()
+    return _UserdbLock() if record.get("store") == "userdb" else _PureftpdLock()
+
+
+def lock_states(paths, runner, keep=(), connection_users=(), min_uid=1000):
+    """Every lock recorded under state_dir/locks, with whether it is still in force.
+
+    Each item: name, kind, store, locked_at, state (V(in_force), V(undone), or V(gone) for an account that no longer
+    exists: nothing is left to log in with), undone (what of the lock no longer holds) and protected (why the
+    account must not be changed, or None: such a lock is reported, never applied again).
+    """
+    host = Host(paths, runner)
+    passwd = {entry["name"]: entry for entry in parse_passwd(read_text(paths.passwd))}
+    shadow = parse_shadow(read_text(paths.shadow))
+    connection_users = set(u for u in connection_users if u) | {"root"}
+    states = []
+    for record in _lock_records(paths, ""):
+        gone, undone = _lock_kind(record).undone(record, host, passwd, shadow)
+        uid = passwd[record["name"]]["uid"] if record["kind"] == "system" and record["name"] in passwd else None
+        account = {"name": record["name"], "kind": record["kind"], "uid": uid,
+                   "protected_uid": uid is not None and uid < min_uid}
+        states.append({"name": record["name"], "kind": record["kind"], "store": record.get("store"),
+                       "locked_at": record.get("locked_at"), "state": "gone" if gone else "undone" if undone
+                       else "in_force", "undone": undone, "protected": protection(account, keep, connection_users)})
+    return states
+
+
+def lock_problems(states):
+    """One sentence per recorded lock of an unprotected account that is no longer in force."""
+    return ["%s %s (locked %s): %s" % (s["kind"], s["name"], s["locked_at"], ", ".join(s["undone"]))
+            for s in states if s["state"] == "undone" and not s["protected"]]
 
 
 class _Members(object):
@@ -1160,6 +1276,32 @@ def _public(account):
 
 # --------------------------------------------------------------------------- the whole run
 
+def enforce_recorded_locks(states, flagged, sources, mode):
+    """A recorded lock undone behind the role's back (usermod -U, an edited passwd-file line, a rebuilt database)
+    is applied again in lock and remove mode, whether the account is unused or not: only mode=unlock lifts a lock.
+    Report mode names it. Locks of accounts that are protected now are left as they are."""
+    by_account = {(item["kind"], item["name"]): item for item in flagged}
+    for state in states:
+        account = sources.get((state["kind"], state["name"]))
+        if state["state"] != "undone" or state["protected"] or account is None:
+            continue
+        note = "locked on %s, but the lock was undone: %s" % (state["locked_at"], ", ".join(state["undone"]))
+        item = by_account.get((state["kind"], state["name"]))
+        if item is None:
+            item = {"name": account["name"], "kind": account["kind"], "last_used": iso(account["last_used"]),
+                    "reason": note, "action": "report", "uid": account["uid"], "services": account["services"],
+                    "last_used_source": account["last_used_source"], "created": iso(account["created"]),
+                    "created_source": account["created_source"], "locked": False,
+                    "processes": account["processes"], "crontab": account["crontab"]}
+            flagged.append(item)
+        else:
+            item["reason"] += "; " + note
+        item["undone"] = ", ".join(state["undone"])
+        # A removal locks first anyway; anything else the lock mode or a recorded lock asks for is a lock again.
+        if mode in ("lock", "remove") and item["action"] != "remove":
+            item["action"] = "relock"
+
+
 def run(paths, runner, mode="report", unused_days=180, min_uid=1000, keep=(), remove=(), connection_users=(),
         archive_dir="/var/lib/hostguard/account_archive", unlock=(), doveconf_text=None, journal_text=None,
         check_mode=False, now=None):
@@ -1185,7 +1327,8 @@ def run(paths, runner, mode="report", unused_days=180, min_uid=1000, keep=(), re
                     protection(account, keep, connection_users) is None:
                 raise AccountCleanupError("archive_dir %s lies in the home of %s, which may be removed"
                                           % (archive_dir, account["name"]))
-    result = {"changed": False, "accounts": [], "protected": [], "absent": [], "diff": {"before": "", "after": ""}}
+    result = {"changed": False, "accounts": [], "protected": [], "absent": [], "locks": [],
+              "diff": {"before": "", "after": ""}}
 
     if mode == "unlock":
         chosen = [a for a in accounts if a["name"] in unlock and protection(a, keep, connection_users) is None]
@@ -1210,14 +1353,17 @@ def run(paths, runner, mode="report", unused_days=180, min_uid=1000, keep=(), re
     result["protected"] = protected
     result["absent"] = [name for name in remove if not any(a["name"] == name for a in accounts)]
     sources = {(a["kind"], a["name"]): a for a in accounts}
+    result["locks"] = lock_states(paths, runner, keep, connection_users, min_uid)
+    enforce_recorded_locks(result["locks"], flagged, sources, mode)
     vsftpd_text = read_text(paths.vsftpd_conf)
     vsftpd = parse_vsftpd_conf(vsftpd_text) if vsftpd_text is not None else None
     user_list = vsftpd["userlist_file"] if vsftpd and vsftpd["userlist_enable"] and not vsftpd["userlist_deny"] else None
     # Locks before removals: a name flagged under two kinds is handled once per kind, each on its own file.
     for index, item in enumerate(flagged):
         account = sources[(item["kind"], item["name"])]
+        archive = manifest = None
         try:
-            if item["action"] == "lock":
+            if item["action"] in ("lock", "relock"):
                 host.lock(account, account["source"])
             elif item["action"] == "remove":
                 archive, manifest = host.remove(account, account["source"], archive_dir, vsftpd_user_list=user_list)
@@ -1229,6 +1375,11 @@ def run(paths, runner, mode="report", unused_days=180, min_uid=1000, keep=(), re
             result["changed"] = True
             result["diff"]["before"] += "%s %s: can log in\n" % (item["kind"], item["name"])
             result["diff"]["after"] += "%s %s: locked\n" % (item["kind"], item["name"])
+        elif item["action"] == "relock":
+            item["action"] = "relocked"
+            result["changed"] = True
+            result["diff"]["before"] += "%s %s: lock undone (%s)\n" % (item["kind"], item["name"], item["undone"])
+            result["diff"]["after"] += "%s %s: locked again\n" % (item["kind"], item["name"])
         elif item["action"] == "remove":
             item.update(action="removed", archive=archive, manifest=manifest)
             result["changed"] = True

@@ -36,6 +36,12 @@ description:
   - Removal archives and deletes through descriptors, never following a symlink nor crossing a mount point, and
     refuses a home whose path runs through a symlink or a directory another account owns or can write; each entry
     is deleted only while it is the file that was archived.
+  - Every lock recorded under O(state_dir)C(/locks) is checked on every run (the password lock and expiry of a
+    system account, the extra fields of a Dovecot user's line, a virtual user's absence from pure-ftpd's file or
+    vsftpd's database). In V(lock) and V(remove) mode a lock undone behind the module's back (C(usermod -U),
+    C(chage -E -1), an edited line, a database rebuilt from an old text file) is applied again, used or not, and
+    reported as V(relocked); only O(mode=unlock) lifts a lock. V(report) mode names it. A lock of an account that
+    is protected now is reported, never applied again.
   - When one account's lock, removal or unlock fails, the module stops and fails; its message names the accounts
     already handled in that run (with their actions), the one that failed and those not attempted, and it
     still returns RV(accounts).
@@ -175,7 +181,8 @@ accounts:
       type: str
     action:
       description:
-        - V(reported), V(locked), V(already_locked), V(removed) or V(unlock). In check mode, what would be done.
+        - V(reported), V(locked), V(already_locked), V(relocked) (a recorded lock that had been undone, applied
+          again), V(removed) or V(unlock). In check mode, what would be done.
         - When the run failed, V(failed) for the account whose change failed and V(not_attempted) for those after it.
       type: str
     error:
@@ -201,6 +208,23 @@ accounts:
       reason: "no login for 297 days (last: 2025-02-01T09:12:44Z, lastlog)"
       action: locked
       services: [ssh, ftp, mail]
+locks:
+  description:
+    - Every recorded lock as it was found before this run changed anything, with V(state) V(in_force), V(undone)
+      (C(undone) says what no longer holds) or V(gone) (the account no longer exists), and C(protected), the reason
+      a lock of an account protected now is left alone (or null).
+    - Empty with O(mode=unlock).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: tanaka
+      kind: system
+      store: null
+      locked_at: "2026-11-02T03:00:00Z"
+      state: undone
+      undone: ["password unlocked in /etc/shadow", "no longer expired (expiry never)"]
+      protected: null
 protected:
   description: Accounts that would be flagged but are protected, with the reason.
   returned: always
@@ -226,23 +250,11 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.account_cleanup 
     AccountCleanupError,
     AccountCleanupPartialError,
     Paths,
+    command_runner,
     journal_command,
     run,
+    session_users,
 )
-
-
-def connection_users(module):
-    """The account of this session: the given user, sudo's caller and the audit login uid."""
-    users = [module.params["connection_user"], os.environ.get("SUDO_USER")]
-    try:
-        with open("/proc/self/loginuid") as stream:
-            loginuid = int(stream.read().strip())
-        if loginuid != 4294967295:
-            import pwd
-            users.append(pwd.getpwuid(loginuid).pw_name)
-    except (OSError, ValueError, KeyError):
-        pass
-    return [user for user in users if user]
 
 
 def command_output(module, argv):
@@ -273,15 +285,11 @@ def main():
                   pureftpd_pdb=os.path.join(os.path.dirname(params["pureftpd_passwd"]), "pureftpd.pdb"))
     doveconf = command_output(module, ["doveconf", "-n"])
     journal = command_output(module, journal_command())
-
-    def runner(argv):
-        if not module.get_bin_path(argv[0]):
-            return 127, "", "%s: command not found" % argv[0]
-        return module.run_command(argv)
+    runner = command_runner(module.run_command, module.get_bin_path)
     try:
         result = run(paths, runner, mode=params["mode"], unused_days=params["unused_days"],
                      min_uid=params["min_uid"], keep=params["keep"], remove=params["remove"],
-                     connection_users=connection_users(module), archive_dir=params["archive_dir"],
+                     connection_users=session_users(params["connection_user"]), archive_dir=params["archive_dir"],
                      unlock=params["unlock"], doveconf_text=doveconf, journal_text=journal,
                      check_mode=module.check_mode)
     except AccountCleanupPartialError as exc:

@@ -381,3 +381,45 @@ def test_a_removal_that_fails_midway_names_what_was_done_and_still_reports():
     assert len(archives(ac2, "gone1")) == 2 and len(archives(ac2, "gone2")) == 0
     assert ac2.run("getent passwd gone2").rc == 0 and ac2.file("/home/gone2/cache").is_directory
     assert ac2.check_output("getent shadow gone2").split(":")[7] == "0"  # expired: locked
+
+
+# --------------------------------------------------------------------------- ac1: recorded locks stay in force
+
+def test_a_lock_undone_behind_the_role_is_applied_again_by_the_next_run():
+    ac1 = on("ac1")
+    locked = shadow(ac1, "oldssh")
+    users_locked = ac1.file("/etc/dovecot/users").content_string
+    # By hand, behind the role's back: the system account unlocked and unexpired, the Dovecot user's lock fields
+    # deleted. Both log in again (oldssh's key login is now a fresh login sshd logs: it is no longer unused).
+    ac1.check_output("usermod -U oldssh && chage -E -1 oldssh")
+    ac1.check_output("sed -i '/^mailold:/s/ nologin=y fail=y//' /etc/dovecot/users")
+    assert ssh_with_key(OFFICE, AC1, "oldssh")
+    assert login(JP, IMAP_LOGIN, AC1, "mailold") == "ok"
+    # The audit names both locks as not in force, and changes nothing.
+    audit = ansible_playbook_stats(str(PROJECT / "playbooks" / "audit.yml"), "--limit", "ac1", "-e", json.dumps(
+        {"audit_dnsbl_addresses": [], "account_cleanup_keep": ["kept"]}))
+    assert audit["rc"] == 0 and audit["stats"]["ac1"]["changed"] == 0, audit["stats"]
+    shown = json.dumps(audit["plays"])
+    assert "lock not in force: system oldssh (locked " in shown and "password unlocked in /etc/shadow" in shown
+    assert "lock not in force: mail mailold (locked " in shown
+    # The next run of the role locks both again, reported as a change.
+    run = ansible_playbook_stats(CONVERGE, "--limit", "ac1")
+    assert run["rc"] == 0 and changed_tasks(run["plays"]) == [
+        "ac1: hostguard.hosting.account_cleanup : Find unused and leavers' accounts, then act as "
+        "account_cleanup_mode says"], run["stats"]
+    accounts = next(task["hosts"]["ac1"]["accounts"] for play in run["plays"] for task in play["tasks"]
+                    if task["task"]["name"].endswith("then act as account_cleanup_mode says"))
+    relocked = {item["name"]: item for item in accounts if item["action"] == "relocked"}
+    assert set(relocked) == {"oldssh", "mailold"}, accounts
+    assert "the lock was undone: password unlocked in /etc/shadow, no longer expired" in relocked["oldssh"]["reason"]
+    # In force again: exactly the locked state, and refused from the network.
+    assert shadow(ac1, "oldssh") == locked
+    assert ac1.file("/etc/dovecot/users").content_string == users_locked
+    assert not ssh_with_key(OFFICE, AC1, "oldssh")
+    assert not ssh_with_password(OFFICE, AC1, "oldssh")
+    assert login(JP, IMAP_LOGIN, AC1, "mailold").startswith("refused")
+    # The record still holds what the first lock replaced, and a further run changes nothing.
+    record = json.loads(ac1.file("/var/lib/hostguard/account_cleanup/locks/system-oldssh.json").content_string)
+    assert record["password_was_locked"] is False and record["expire_before"] is None
+    again = ansible_playbook_stats(CONVERGE, "--limit", "ac1")
+    assert again["rc"] == 0 and changed_tasks(again["plays"]) == [], again["stats"]

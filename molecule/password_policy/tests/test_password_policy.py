@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labtools import PROJECT_DIR, ansible_playbook_stats
+from labtools import PROJECT_DIR, ansible_playbook_stats, changed_tasks
 
 SCENARIO = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
 CONVERGE = str(SCENARIO / "converge.yml")
@@ -183,3 +183,65 @@ def test_the_settings_check_refuses_what_libpwquality_cannot_read(host):
         check = host.run(validate % "/tmp/pwquality-broken.conf")
         assert check.rc != 0, broken
         assert "libpwquality refused the settings" in check.stdout
+
+
+# --------------------------------------------------------------------------- the rules in force, every run
+
+PWQUALITY_CONF = "/etc/security/pwquality.conf"
+COMMON_PASSWORD = "/etc/pam.d/common-password"
+SHORT = "Qz7#xW"  # 6 characters, breaking only minlen = 8
+
+
+def role_tasks(run):
+    """{task name without the role prefix: the pw1 result} of a converge run."""
+    return {task["task"]["name"].split(" : ", 1)[-1]: task["hosts"]["pw1"] for play in run["plays"]
+            for task in play["tasks"] if "pw1" in task["hosts"]}
+
+
+def test_a_lower_minlen_in_pwquality_conf_is_commented_out_by_the_next_run(host, fresh_account):
+    original = host.file(PWQUALITY_CONF).content_string
+    host.check_output(f"printf 'minlen = 6\\n' >> {PWQUALITY_CONF}")
+    try:
+        # libpwquality reads pwquality.conf after pwquality.conf.d: the protection is really undone.
+        weakened = change_password(host, SHORT)
+        assert weakened.rc == 0, weakened.stdout
+        host.check_output(f"usermod -p {shlex.quote(fresh_account)} {ACCOUNT}")
+        run = ansible_playbook_stats(CONVERGE)
+        assert run["rc"] == 0, run["stats"]
+        assert changed_tasks(run["plays"]) == [
+            "pw1: hostguard.hosting.password_policy : Comment out the lines of pwquality.conf that override the "
+            "role's rules"], run["stats"]
+        assert role_tasks(run)["Read the rules pam_pwquality enforces and its place in common-password"][
+            "differences"] == [{"setting": "minlen", "expected": 8, "live": 6, "source": PWQUALITY_CONF}]
+        assert "\n# minlen = 6  # overrode minlen = 8 of hostguard.hosting.password_policy\n" in \
+            host.file(PWQUALITY_CONF).content_string
+        # In force again: the short password is refused through PAM.
+        refused = change_password(host, SHORT)
+        assert refused.rc != 0 and "shorter than 8 characters" in refused.stdout
+        assert shadow_hash(host) == fresh_account
+        again = ansible_playbook_stats(CONVERGE)
+        assert again["rc"] == 0 and changed_tasks(again["plays"]) == [], again["stats"]
+    finally:
+        host.check_output(f"printf %s {shlex.quote(original)} > {PWQUALITY_CONF}")
+
+
+@pytest.mark.parametrize(("undo", "named"), [
+    ("printf 'minclass = 1\\n' > /etc/security/pwquality.conf.d/zz-local.conf",
+     "minclass is 1 live, not 3 (set by /etc/security/pwquality.conf.d/zz-local.conf)"),
+    (f"sed -i 's/pam_pwquality.so retry=3/pam_pwquality.so retry=3 minlen=6/' {COMMON_PASSWORD}",
+     f"minlen is 6 live, not 8 (set by {COMMON_PASSWORD} line "),
+    (f"sed -i 's/^password.*pam_pwquality.so.*$/# removed by hand/' {COMMON_PASSWORD}",
+     f"{COMMON_PASSWORD} has no pam_pwquality line"),
+])
+def test_an_override_the_role_does_not_own_fails_the_run_naming_it(host, undo, named):
+    stack = host.file(COMMON_PASSWORD).content_string
+    host.check_output(undo)
+    try:
+        run = ansible_playbook_stats(CONVERGE)
+        assert run["rc"] != 0, run["stats"]
+        failed = role_tasks(run)["Fail unless every rule is in force, naming each one that is not"]
+        assert failed.get("failed") is True and named in failed["msg"], failed
+    finally:
+        host.run("rm -f /etc/security/pwquality.conf.d/zz-local.conf")
+        host.check_output(f"printf %s {shlex.quote(stack)} > {COMMON_PASSWORD}")
+    assert ansible_playbook_stats(CONVERGE)["rc"] == 0

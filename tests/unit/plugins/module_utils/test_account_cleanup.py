@@ -637,3 +637,115 @@ def test_login_lines_are_read_only_from_sources_a_customer_cannot_forge():
         fields = group.split()
         assert any(field in trusted_units for field in fields) or "_UID=0" in fields, group
         assert not any(field.startswith(("SYSLOG_", "_COMM=")) for field in fields) or "_UID=0" in fields, group
+
+
+# --- recorded locks stay in force ----------------------------------------------------------------------
+
+def undo_locks_behind_the_role(host):
+    """What an administrator or a script does by hand: usermod -U and chage -E -1, the Dovecot line edited back,
+    the pure-ftpd user added again; and oldssh logs in now, so it is no longer unused."""
+    FakeTools(host)(["usermod", "--unlock", "oldssh"])
+    FakeTools(host)(["chage", "--expiredate", "-1", "oldssh"])
+    users = collect(host)[("mail", "mailold")]["source"]
+    with open(users) as stream:
+        text = stream.read()
+    with open(users, "w") as stream:
+        stream.write(text.replace(" nologin=y fail=y", ""))
+    with open(host.pureftpd_passwd, "a") as stream:
+        stream.write("webftp:$2a$10$new:1001:1001::/home/oldssh/./::::::::::::\n")
+    with open(host.lastlog, "r+b") as stream:
+        stream.seek(1001 * 292)
+        stream.write(lastlog_record(NOW - 60))
+
+
+def states(host, **options):
+    return {(s["kind"], s["name"]): s for s in core.lock_states(host, FakeTools(host), **options)}
+
+
+def test_every_recorded_lock_reads_back_in_force(host):
+    run(host, mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    found = states(host)
+    assert {key: s["state"] for key, s in found.items()} == {
+        ("system", "oldssh"): "in_force", ("system", "never"): "in_force", ("system", "leaver"): "in_force",
+        ("system", "ftponly"): "in_force", ("mail", "mailold"): "in_force", ("ftp", "webftp"): "in_force"}
+    assert core.lock_problems(list(found.values())) == []
+
+
+def test_a_lock_undone_behind_the_role_is_named_then_applied_again_even_on_an_account_now_in_use(host):
+    run(host, mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    undo_locks_behind_the_role(host)
+    found = states(host)
+    assert found[("system", "oldssh")]["undone"] == ["password unlocked in /etc/shadow",
+                                                     "no longer expired (expiry never)"]
+    assert found[("mail", "mailold")]["undone"] == ["nologin=y missing from its line in %s" % collect(host)[
+        ("mail", "mailold")]["source"], "fail=y missing from its line in %s" % collect(host)[("mail", "mailold")][
+        "source"]]
+    assert found[("ftp", "webftp")]["undone"] == ["back in %s" % host.pureftpd_passwd]
+    assert [line.split(":")[0] for line in core.lock_problems(list(found.values()))] == [
+        "ftp webftp (locked 2026-05-28T20", "mail mailold (locked 2026-05-28T20", "system oldssh (locked 2026-05-28T20"]
+    # Report mode names each one and changes nothing.
+    tools = FakeTools(host)
+    report = by_name(run(host, tools, mode="report", keep=["kept"], journal=FTP_JOURNAL))
+    assert tools.calls == []
+    assert "the lock was undone: password unlocked in /etc/shadow" in report[("system", "oldssh")]["reason"]
+    assert report[("system", "oldssh")]["action"] == "reported"
+    # Lock mode applies each again, although oldssh logged in a minute ago.
+    tools = FakeTools(host)
+    result = run(host, tools, mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    items = by_name(result)
+    assert result["changed"] is True
+    assert {key: items[key]["action"] for key in (("system", "oldssh"), ("mail", "mailold"), ("ftp", "webftp"))} == {
+        ("system", "oldssh"): "relocked", ("mail", "mailold"): "relocked", ("ftp", "webftp"): "relocked"}
+    assert items[("system", "oldssh")]["reason"].startswith("locked on 2026-05-28T20:")
+    assert ["usermod", "--lock", "oldssh"] in tools.calls and ["chage", "--expiredate", "0", "oldssh"] in tools.calls
+    assert "system oldssh: lock undone (password unlocked" in result["diff"]["before"]
+    assert core.lock_problems(core.lock_states(host, FakeTools(host))) == []
+    assert "webftp" not in open(host.pureftpd_passwd).read()
+    # The records still hold what the first lock replaced: unlock gives back the account as it was then.
+    again = run(host, FakeTools(host), mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    assert again["changed"] is False
+    run(host, FakeTools(host), mode="unlock", unlock=["oldssh", "webftp"])
+    assert core.parse_shadow(open(host.shadow).read())["oldssh"]["password"] == "$6$hash"
+    assert "webftp:$2a$10$abc:" in open(host.pureftpd_passwd).read()
+
+
+def test_check_mode_reports_the_lock_it_would_apply_again_and_changes_nothing(host):
+    run(host, mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    undo_locks_behind_the_role(host)
+    before = open(host.shadow).read()
+    tools = FakeTools(host)
+    result = run(host, tools, mode="lock", keep=["kept"], journal=FTP_JOURNAL, check_mode=True)
+    assert result["changed"] is True and by_name(result)[("system", "oldssh")]["action"] == "relocked"
+    assert tools.calls == [] and open(host.shadow).read() == before
+
+
+def test_a_lock_of_an_account_protected_now_is_named_but_never_applied_again(host):
+    run(host, mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    undo_locks_behind_the_role(host)
+    tools = FakeTools(host)
+    result = run(host, tools, mode="lock", keep=["kept", "oldssh"], journal=FTP_JOURNAL)
+    assert not any(call[-1] == "oldssh" for call in tools.calls)
+    assert ("system", "oldssh") not in by_name(result)
+    found = states(host, keep=["oldssh"])
+    assert found[("system", "oldssh")]["state"] == "undone"
+    assert found[("system", "oldssh")]["protected"] == "in account_cleanup_keep"
+    assert not any(line.startswith("system oldssh") for line in core.lock_problems(list(found.values())))
+
+
+def test_the_lock_of_an_account_deleted_since_is_gone_not_undone(host):
+    run(host, mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    FakeTools(host)(["userdel", "never"])
+    assert states(host)[("system", "never")]["state"] == "gone"
+
+
+@needs_db_util
+def test_a_vsftpd_virtual_user_put_back_into_the_database_is_locked_out_again(vsftpd_virtual):
+    host, db = vsftpd_virtual
+    run(host, mode="lock", unused_days=200)
+    # The database rebuilt from the old text file, as the README warns: ftpold is back, with its password.
+    subprocess.run(["db_load", "-T", "-t", "hash", "-f", os.path.join(host.root, "etc/vsftpd/virtual.txt"), db],
+                   check=True)
+    assert states(host)[("ftp", "ftpold")]["undone"] == ["back in the database %s" % db]
+    result = run(host, mode="lock", unused_days=200)
+    assert by_name(result)[("ftp", "ftpold")]["action"] == "relocked"
+    assert "ftpold" not in dump(db)

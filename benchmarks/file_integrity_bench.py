@@ -143,7 +143,8 @@ def generate_tree(tree, files, megabytes):
             catalogue["php"].append(path)
     target = megabytes * 10 ** 6
     videos = 0
-    while total_bytes < target:
+    # At least a few dozen media files, whatever --megabytes says: the changes below pick some.
+    while total_bytes < target or len(catalogue["media"]) < 40:
         base = bases[count % SITES]
         month_dir = base / "wp-content/uploads" / rng.choice(MONTHS)
         if videos < 6:

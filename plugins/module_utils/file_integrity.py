@@ -16,12 +16,19 @@ What makes it fit for hosting incidents, unlike the usual tools:
 - file names are kept exactly (bytes decoded with surrogateescape), symlinks
   are recorded and never followed;
 - the database is written atomically and can be sealed with an HMAC, so an
-  edited baseline is refused instead of trusted.
+  edited baseline is refused instead of trusted;
+- memory stays flat however many files there are: the walk yields entries in
+  one fixed order (the order of their keys, see ``_path_key``), the recorded
+  entries are read back from the database in the same order and merged with
+  it, and the new database is written as the merge goes, a chunk at a time.
 
-Database format (one JSON value per line, ASCII only, so it can be grepped):
-line 1, the seal: format, version, sha256 of the rest, hmac_sha256 of the
-rest (null without a key); line 2, the header: paths, exclude, times, the
-entry fields; then one array per entry, sorted by path.
+Database format (version 2): an SQLite file with two tables. ``entries`` holds
+one row per path, keyed by the path's bytes with "/" written as NUL (so that
+the key order is the walk's order: a directory, then its subtree, then its
+next sibling); ``meta`` holds the format, the version, the header (JSON:
+paths, exclude, entry fields, count, time written) and the seal: the sha256
+of the header and of the rows in key order, and an HMAC-SHA256 of that sha256
+(null without a key). Version 1 (one JSON value per line) is still read.
 """
 
 from __future__ import annotations
@@ -36,15 +43,18 @@ import json
 import os
 import re
 import stat
+import tempfile
 import time
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import safe_fs
-from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import atomic_file
-from ansible_collections.hostguard.hosting.plugins.module_utils.cms_versions import find_installs, read_fd as cms_read_fd
+from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import fsync_directory
+from ansible_collections.hostguard.hosting.plugins.module_utils.cms_versions import (
+    VERSION_FILES, find_installs, read_fd as cms_read_fd)
 from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import RuleError, Scanner
 
 FORMAT = "hostguard-file-integrity"
-VERSION = 1
+VERSION = 2
+JSON_VERSION = 1  # the line-per-entry JSON database of earlier versions: read, and replaced by state=update
 STATES = ("baseline", "check", "update")
 REHASH_MODES = ("changed", "always")
 READ_CHUNK = 1 << 20
@@ -54,14 +64,19 @@ PROCESS_MIN_BYTES = 32 << 20
 # Work handed to a process at a time: enough to amortise the round trip, small enough to balance.
 BATCH_BYTES = 16 << 20
 SMALL_FILE_COST = 64 << 10  # opening, reading and scanning a small file weighs like this many bytes
+# Entries walked, hashed and written at a time: what bounds memory, whatever the size of the tree.
+CHUNK_ENTRIES = 16384
+ROWS_AT_ONCE = 4096  # rows fetched from the database at a time
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_CMS_SUFFIXES = tuple(suffix for _cms, suffix, _parser in VERSION_FILES)
 
 Entry = collections.namedtuple(
     "Entry", ("type", "mode", "uid", "gid", "size", "mtime_ns", "ctime_ns", "inode", "target", "sha256", "error"))
 # The fields that decide whether a recorded hash can be reused (everything up to the inode).
 _METADATA_FIELDS = 8
-_TYPE = Entry._fields.index("type")
-_SHA256 = Entry._fields.index("sha256")
+_COLUMNS = ("key",) + Entry._fields
+_INODE_SIGN = 1 << 63  # SQLite integers are signed 64-bit; inode numbers are unsigned
 
 _TYPE_NAMES = {
     stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo",
@@ -98,6 +113,7 @@ def run(paths, database, state="check", exclude=(), rehash="changed", scan=True,
         raise IntegrityError("workers %r is not a number of processes (0 = one per CPU)" % (workers,))
     if not isinstance(report_limit, int) or report_limit < 0:
         raise IntegrityError("report_limit %r is not a count (0 = no limit)" % (report_limit,))
+    _sqlite3()
     try:
         scanner = Scanner(rule_files, allow_sha256, rules_dir) if scan else None
     except RuleError as exc:
@@ -107,84 +123,288 @@ def run(paths, database, state="check", exclude=(), rehash="changed", scan=True,
     if state == "check" and not database_exists:
         raise IntegrityError("database %s does not exist: record one with state=baseline first" % database)
     if state == "baseline" and database_exists:
-        recorded = read_database(database, key)
+        recorded = open_database(database, key)
         _check_recorded(recorded, database, roots, exclude)
-        return _result(database, key, changed=False, summary={"entries": len(recorded.entries)},
+        entries = recorded.verify()
+        return _result(database, key, changed=False, summary={"entries": entries},
                        msg="database %s exists; baseline leaves it alone, state=update accepts the current state" % database)
 
-    excluded = _exclude_matcher(exclude)
-    previous = read_database(database, key) if database_exists else None
-    previous_entries = {}
-    if previous is not None:
-        if state == "check":
-            _check_recorded(previous, database, roots, exclude)
-        previous_entries = previous.entries
-        if previous.header.get("exclude") != list(exclude):
-            # Entries a new exclude pattern covers are dropped, not reported as removed.
-            previous_entries = {path: entry for path, entry in previous_entries.items()
-                                if not _excluded_with_ancestors(path, roots, excluded)}
-
+    previous = open_database(database, key) if database_exists else None
+    if previous is not None and state == "check":
+        _check_recorded(previous, database, roots, exclude)
     try:
         opened_roots = safe_fs.Roots(roots)
     except safe_fs.UnsafePath as exc:
         raise IntegrityError(str(exc))
     _OPENED.roots = opened_roots
+    run_pass = _Pass(state, database, key, roots, exclude, previous, scanner, rehash == "always",
+                     workers or _cpu_count(), report_limit, check_mode, diff)
     try:
-        snapshot = walk(roots, excluded)
-        hashing = hash_entries(snapshot.entries, previous_entries if previous is not None else None,
-                               rehash == "always", scanner, workers or _cpu_count())
-        return _finish(state, database, key, roots, exclude, previous, previous_entries, snapshot, hashing, scanner,
-                       report_limit, check_mode, diff, started)
+        return run_pass.run(started)
     finally:
+        run_pass.close()
         _OPENED.roots = None
         opened_roots.close()
 
 
-def _finish(state, database, key, roots, exclude, previous, previous_entries, snapshot, hashing, scanner,
-            report_limit, check_mode, diff, started):
-    """Compare, scan what is new or changed, write the database where asked, and shape the result."""
-    current = snapshot.entries
-    comparing = previous is not None
-    added, removed, modified = compare(previous_entries, current, snapshot) if comparing else ([], [], [])
+class _Listing(object):
+    """One list of the result: every item counted, the first ``limit`` kept (0 = all)."""
 
-    suspicious = []
-    if scanner is not None:
-        # At a first baseline every file is new, so every file is scanned.
-        suspects = (added + [path for path, _changes in modified]) if comparing else sorted(current)
-        suspicious = _suspicious(scanner, suspects, current, hashing)
+    def __init__(self, limit):
+        self.limit = limit
+        self.count = 0
+        self.items = []
 
-    new_entries = dict(current)
-    for path in snapshot.unverified_paths(previous_entries):
-        new_entries[path] = previous_entries[path]
-    header = {"paths": list(roots), "exclude": list(exclude), "fields": list(Entry._fields)}
-    changed = False
-    diff_result = None
-    if state in ("baseline", "update"):
-        changed = previous is None or previous.entries != new_entries or any(
-            previous.header.get(name) != header[name] for name in ("paths", "exclude"))
-        if changed and not check_mode:
-            write_database(database, header, new_entries, key)
-        if diff:
-            diff_result = _diff(database, previous, header, new_entries, report_limit)
+    def add(self, item):
+        self.count += 1
+        if not self.limit or len(self.items) < self.limit:
+            self.items.append(item)
 
-    unreadable = sorted(snapshot.errors(current))
-    summary = _summary(current, added, removed, modified, suspicious, unreadable, hashing)
-    summary["seconds"] = round(time.monotonic() - started, 3)
-    result = _result(
-        database, key, changed=changed, summary=summary,
-        added=_limited([_describe(path, current[path]) for path in added], report_limit, summary),
-        removed=_limited([_describe(path, previous_entries[path]) for path in removed], report_limit, summary),
-        modified=_limited([_describe_change(path, previous_entries[path], current[path], changes)
-                           for path, changes in modified], report_limit, summary),
-        suspicious=_limited(suspicious, report_limit, summary),
-        unreadable=_limited([dict(_path_fields(path), error=error) for path, error in unreadable], report_limit, summary),
-        cms=[dict(install, **_path_fields(install["path"])) for install in
-             find_installs((path for path, entry in current.items() if entry.type == "file"), read=_read_text)],
-        msg=_message(state, roots, comparing, summary),
-    )
-    if diff_result is not None:
-        result["diff"] = diff_result
-    return result
+    @property
+    def truncated(self):
+        return self.count > len(self.items)
+
+    def sorted(self, key=lambda item: item["path"]):
+        return sorted(self.items, key=key)
+
+
+class _Pass(object):
+    """One run over the tree: the walk merged with the recorded entries, hashed, compared and written by chunks.
+
+    What it holds grows with a chunk and with the reported lists (``report_limit``), never with the tree.
+    """
+
+    def __init__(self, state, database, key, roots, exclude, previous, scanner, rehash_always, workers,
+                 report_limit, check_mode, diff):
+        self.state, self.database, self.key, self.roots, self.exclude = state, database, key, roots, exclude
+        self.previous, self.scanner, self.rehash_always = previous, scanner, rehash_always
+        self.workers, self.check_mode, self.diff = workers, check_mode, diff
+        self.comparing = previous is not None
+        self.recording = state in ("baseline", "update")
+        self.excluded = _exclude_matcher(exclude)
+        # Entries a new exclude pattern covers are dropped, not reported as removed.
+        self.drop_excluded = previous is not None and previous.header.get("exclude") != list(exclude)
+        self.header = {"paths": list(roots), "exclude": list(exclude), "fields": list(Entry._fields)}
+        self.differs = previous is None or previous.legacy or any(
+            previous.header.get(name) != self.header[name] for name in ("paths", "exclude"))
+        self.lists = {name: _Listing(report_limit) for name in ("added", "removed", "modified", "suspicious",
+                                                                "unreadable")}
+        self.report_limit = report_limit
+        self.kinds = collections.Counter()
+        self.entries = 0
+        self.written = 0
+        self.files_hashed = 0
+        self.bytes_hashed = 0
+        self.used_workers = 1
+        self.pool = None
+        self.pool_failed = False
+        self.cms_files = []
+        self.diff_paths = _Listing(report_limit)
+        self.writer = None
+        self.unlisted_directories = []
+        self.unstatable = {}
+        self.buffer = None
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.__exit__(None, None, None)
+            self.pool = None
+        if self.writer is not None:
+            self.writer.discard()
+            self.writer = None
+
+    def run(self, started):
+        if self.recording and not self.check_mode:
+            self.writer = _Writer(self.database)
+        walked = _walk(self.roots, self.excluded, self, _OPENED.roots)
+        recorded = self.previous.rows() if self.previous is not None else iter(())
+        chunk = []
+        for item in _merge(walked, recorded):
+            chunk.append(item)
+            if len(chunk) >= CHUNK_ENTRIES:
+                self._chunk(chunk)
+                chunk = []
+        self._chunk(chunk)
+        # The recorded rows are verified as they are read; a row count short of the header's is refused too.
+        changed = False
+        if self.recording:
+            changed = self.differs or self.written != self.previous.count
+            if self.writer is not None:
+                if changed:
+                    self.writer.finish(self.header, self.written, self.key)
+                self.writer.discard()
+                self.writer = None
+        return self._result(changed, started)
+
+    # --- one chunk: decide, hash, then finish each entry in order ---
+
+    def _chunk(self, chunk):
+        jobs = []
+        for item in chunk:
+            _key, path, current, before = item[0], item[1], item[2], item[3]
+            if current is None or current is _UNSTATABLE or current.type != "file":
+                continue
+            metadata_same = (before is not None and before.sha256 is not None
+                             and before[:_METADATA_FIELDS] == current[:_METADATA_FIELDS])
+            if metadata_same and not self.rehash_always:
+                item[2] = before  # same metadata, no target, no error: the recorded entry is the current one
+            else:
+                jobs.append((current.size, path, self.scanner is not None and not metadata_same))
+        hashed = self._hash(jobs) if jobs else {}
+        rows = []
+        for item in chunk:
+            self._finish_entry(item, hashed, rows)
+        if self.writer is not None and rows:
+            self.writer.add(rows)
+        self.written += len(rows)
+
+    def _hash(self, jobs):
+        # Largest first, so one big file does not finish alone at the end.
+        jobs.sort(reverse=True)
+        results = None
+        if self.workers > 1 and (len(jobs) >= PROCESS_MIN_JOBS or sum(job[0] for job in jobs) >= PROCESS_MIN_BYTES):
+            pool = self._pool()
+            if pool is not None:
+                self.used_workers = self.workers
+                results = [result for batch in pool.map_unordered(_hash_in_worker, _batches(jobs))
+                           for result in batch]
+        if results is None:
+            results = _hash_jobs(jobs, self.scanner)
+        return {result[0]: result for result in results}
+
+    def _pool(self):
+        if self.pool is None and not self.pool_failed:
+            pool = WorkerPool(self.workers, self.scanner)
+            if pool.available:
+                self.pool = pool
+            else:
+                self.pool_failed = True
+        return self.pool
+
+    def _finish_entry(self, item, hashed, rows):
+        key, path, current, before, recorded_row = item
+        lists = self.lists
+        if current is None or current is _UNSTATABLE:
+            # Recorded, not seen now.
+            if before is None:
+                return
+            if self._unverified(path):
+                rows.append(recorded_row if recorded_row is not None else _row(key, before))
+                return
+            self.differs = True
+            if self.drop_excluded and _excluded_with_ancestors(path, self.roots, self.excluded):
+                return
+            lists["removed"].add(_describe(path, before))
+            self._diff_path(path, before, None)
+            return
+        scanned = None
+        result = hashed.get(path)
+        if result is not None:
+            _path, fields, error, bytes_read, findings = result
+            self.files_hashed += 1
+            self.bytes_hashed += bytes_read
+            # The metadata of the file that was actually read, in case it changed since the walk.
+            current = tuple.__new__(Entry, fields) if fields is not None else current._replace(error=error)
+            scanned = findings
+        self.entries += 1
+        self.kinds[current.type] += 1
+        if current.error:
+            lists["unreadable"].add(dict(_path_fields(path), error=current.error))
+        if current.type == "file" and path.endswith(_CMS_SUFFIXES):
+            self.cms_files.append(path)
+        suspect = not self.comparing
+        if before is None:
+            if self.comparing:
+                lists["added"].add(_describe(path, current))
+                suspect = True
+        elif before != current:
+            changes = changed_attributes(before, current)
+            if changes:
+                lists["modified"].add(_describe_change(path, before, current, changes))
+                suspect = True
+        if suspect and self.scanner is not None:
+            self._scan(path, current, scanned)
+        if current is before and recorded_row is not None:
+            rows.append(recorded_row)
+        else:
+            rows.append(_row(key, current))
+            if before != current:
+                self.differs = True
+                self._diff_path(path, before, current)
+
+    def _scan(self, path, entry, scanned):
+        """Findings for an added, modified or first-recorded entry; a file not scanned while hashed is read again."""
+        scanner = self.scanner
+        if scanner.allowed(entry.sha256):
+            return
+        findings = scanner.scan_path(path)
+        if scanned is not None:
+            findings += scanned
+        elif entry.type == "file" and entry.sha256 is not None:
+            self.buffer = self.buffer or bytearray(READ_CHUNK)
+            content_scan = hash_file(path, self.buffer, scanner.content_scan(path))[4]
+            if content_scan is not None:
+                findings += content_scan.findings
+        for finding in findings:
+            self.lists["suspicious"].add(dict(_path_fields(path), sha256=entry.sha256, **finding.as_dict()))
+
+    def _diff_path(self, path, before, after):
+        if self.diff and self.recording and self.comparing:
+            self.diff_paths.add((path, before, after))
+
+    def _unverified(self, path):
+        """Whether ``path`` could not be looked at (so its absence proves nothing)."""
+        return path in self.unstatable or any(
+            path.startswith(directory.rstrip("/") + "/") for directory in self.unlisted_directories)
+
+    # --- the result ---
+
+    def _result(self, changed, started):
+        lists = self.lists
+        summary = {
+            "entries": self.entries, "files": self.kinds["file"], "directories": self.kinds["directory"],
+            "symlinks": self.kinds["symlink"], "added": lists["added"].count, "removed": lists["removed"].count,
+            "modified": lists["modified"].count, "suspicious": lists["suspicious"].count,
+            "unreadable": lists["unreadable"].count, "files_hashed": self.files_hashed,
+            "bytes_hashed": self.bytes_hashed, "workers": self.used_workers,
+            "truncated": any(listing.truncated for listing in lists.values()),
+        }
+        cms = [dict(install, **_path_fields(install["path"]))
+               for install in find_installs(self.cms_files, read=_read_text)]
+        summary["seconds"] = round(time.monotonic() - started, 3)
+        result = _result(
+            self.database, self.key, changed=changed, summary=summary,
+            added=lists["added"].sorted(), removed=lists["removed"].sorted(), modified=lists["modified"].sorted(),
+            suspicious=lists["suspicious"].sorted(),
+            unreadable=lists["unreadable"].sorted(key=lambda item: (item["path"], item["error"])),
+            cms=cms, msg=_message(self.state, self.roots, self.comparing, summary))
+        if self.diff and self.recording:
+            result["diff"] = self._diff_result()
+        return result
+
+    def _diff_result(self):
+        """Before/after of what the database records: counts, and one line per path that changes."""
+        # A first baseline changes every path; listing them all would be the megabytes the counts stand for.
+        shown = sorted(self.diff_paths.items, key=lambda item: item[0])
+        hidden = self.diff_paths.count - len(shown)
+
+        def text(header, count, side):
+            if header is None:
+                return ""
+            lines = ["# database %s" % self.database,
+                     "# paths: %s" % ", ".join(header.get("paths", [])),
+                     "# exclude: %s" % ", ".join(header.get("exclude", [])),
+                     "# entries: %d" % count]
+            lines.extend(_diff_line(item[0], item[side]) for item in shown if item[side] is not None)
+            if hidden:
+                lines.append("# ... %d more changed paths not shown" % hidden)
+            return "\n".join(lines) + "\n"
+
+        previous = self.previous
+        return {"before_header": self.database, "after_header": self.database,
+                "before": text(previous.header if previous is not None else None,
+                               previous.count if previous is not None else 0, 1),
+                "after": text(self.header, self.written, 2)}
 
 
 # --- input ---------------------------------------------------------------------------------------
@@ -282,27 +502,7 @@ def _cpu_count():
 
 # --- walk ----------------------------------------------------------------------------------------
 
-class Snapshot(object):
-    """What the walk saw: entries by path, and what it could not look at."""
-
-    def __init__(self):
-        self.entries = {}
-        self.unlisted_directories = []
-        self.unstatable = {}
-
-    def errors(self, entries):
-        found = [(path, entry.error) for path, entry in entries.items() if entry.error]
-        return found + list(self.unstatable.items())
-
-    def unverified(self, path):
-        """Whether ``path`` could not be looked at (so its absence proves nothing)."""
-        return path in self.unstatable or any(
-            path.startswith(directory.rstrip("/") + "/") for directory in self.unlisted_directories)
-
-    def unverified_paths(self, previous_entries):
-        if not self.unlisted_directories and not self.unstatable:
-            return []
-        return [path for path in previous_entries if path not in self.entries and self.unverified(path)]
+_UNSTATABLE = object()  # what the walk yields for a path it could list but not lstat
 
 
 class _OPENED(object):
@@ -310,69 +510,110 @@ class _OPENED(object):
     roots = None
 
 
-def _roots_for(roots):
-    """The opened roots of the run in progress, or (for a direct call) the roots opened for this call."""
-    if _OPENED.roots is not None:
-        return _OPENED.roots, False
-    return safe_fs.Roots(roots), True
+def _path_key(path):
+    """The database key of ``path``: its bytes with "/" as NUL, so that the order of keys is the walk's order."""
+    return os.fsencode(path).replace(b"/", b"\0")
 
 
-def walk(roots, excluded=None):
-    """lstat every path under ``roots`` without following symlinks; nothing is hashed yet.
+def _path_of_key(key):
+    return os.fsdecode(key.replace(b"\0", b"/"))
+
+
+def _walk(roots, excluded, run_pass, opened):
+    """Yield [key, path, Entry or _UNSTATABLE] for every path under ``roots``, in key order, without following
+    symlinks; nothing is hashed yet.
 
     Every directory is reached from its root's descriptor one name at a time (safe_fs), so a directory the
     account swaps for a symlink during the walk is reported, never followed, and mount points are not crossed.
-    One process: sharing the walk out to workers was measured slower, as
-    sending the entries back costs what listing them does.
+    A directory's children are listed and lstat'ed at once, while its descriptor is the one listed, then sorted
+    by name; only the directories from the root down to the current one are held.
     """
-    snapshot = Snapshot()
-    entries = snapshot.entries
+    for root in sorted(roots, key=_path_key):
+        walker = opened.walker(root)
+        entry = _entry_from_stat(opened.trees[root].info, os.fsencode(root))
+        stack = []
+        if entry.type == "directory":
+            children, entry = _list_directory(walker, (), root, entry, excluded, run_pass)
+            stack.append(((), iter(children)))
+        yield _path_key(root), root, entry
+        while stack:
+            parts, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                continue
+            key, path, name, entry = child
+            if entry is not _UNSTATABLE and entry.type == "directory":
+                below = parts + (name,)
+                grandchildren, entry = _list_directory(walker, below, path, entry, excluded, run_pass)
+                stack.append((below, iter(grandchildren)))
+            yield key, path, entry
+
+
+def _list_directory(walker, parts, directory, entry, excluded, run_pass):
+    """([(key, path, name, Entry or _UNSTATABLE)] of the children in key order, the directory's entry)."""
+    try:
+        # scandir reads a duplicate of the descriptor and rewinds it when done.
+        with os.scandir(walker.directory(parts)) as listing:
+            children = list(listing)
+    except (OSError, safe_fs.UnsafePath) as exc:
+        run_pass.unlisted_directories.append(directory)
+        return [], entry._replace(error="cannot list directory: %s" % _reason(exc))
+    dir_fd = walker.directory(parts)
+    prefix = directory if directory.endswith("/") else directory + "/"
+    key_prefix = _path_key(prefix)
     type_names = _TYPE_NAMES
     new_entry = tuple.__new__  # Entry without its Python-level __new__, once per path
-    opened, own = _roots_for(roots)
-    try:
-        for root in roots:
-            tree = opened.trees[root]
-            entries[root] = _entry_from_stat(tree.info, os.fsencode(root))
-            walker = opened.walker(root)
-            pending = [((), root)]
-            while pending:
-                parts, directory = pending.pop()
-                try:
-                    # scandir reads a duplicate of the descriptor and rewinds it when done.
-                    with os.scandir(walker.directory(parts)) as listing:
-                        children = list(listing)
-                except (OSError, safe_fs.UnsafePath) as exc:
-                    entries[directory] = entries[directory]._replace(error="cannot list directory: %s" % _reason(exc))
-                    snapshot.unlisted_directories.append(directory)
-                    continue
-                dir_fd = walker.directory(parts)
-                prefix = directory if directory.endswith("/") else directory + "/"
-                for child in children:
-                    path = prefix + child.name
-                    if excluded is not None and excluded(path):
-                        continue
-                    try:
-                        info = child.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue  # removed between listing and lstat: it is not there
-                    except OSError as exc:
-                        snapshot.unstatable[path] = "cannot lstat: %s" % _reason(exc)
-                        continue
-                    mode = info.st_mode
-                    kind = type_names.get(stat.S_IFMT(mode), "unknown")
-                    target = error = None
-                    if kind == "directory":
-                        pending.append((parts + (child.name,), path))
-                    elif kind == "symlink":
-                        target, error = _link_target(child.name, dir_fd)
-                    entries[path] = new_entry(Entry, (kind, stat.S_IMODE(mode), info.st_uid, info.st_gid,
-                                                      info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino,
-                                                      target, None, error))
-    finally:
-        if own:
-            opened.close()
-    return snapshot
+    records = []
+    for child in children:
+        name = child.name
+        path = prefix + name
+        if excluded is not None and excluded(path):
+            continue
+        try:
+            info = child.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # removed between listing and lstat: it is not there
+        except OSError as exc:
+            error = "cannot lstat: %s" % _reason(exc)
+            run_pass.unstatable[path] = error
+            run_pass.lists["unreadable"].add(dict(_path_fields(path), error=error))
+            records.append((key_prefix + os.fsencode(name), path, name, _UNSTATABLE))
+            continue
+        mode = info.st_mode
+        kind = type_names.get(stat.S_IFMT(mode), "unknown")
+        target = error = None
+        if kind == "symlink":
+            target, error = _link_target(name, dir_fd)
+        records.append((key_prefix + os.fsencode(name), path, name,
+                        new_entry(Entry, (kind, stat.S_IMODE(mode), info.st_uid, info.st_gid, info.st_size,
+                                          info.st_mtime_ns, info.st_ctime_ns, info.st_ino, target, None, error))))
+    records.sort(key=_first)
+    return records, entry
+
+
+def _first(record):
+    return record[0]
+
+
+def _merge(walked, recorded):
+    """[key, path, current entry or None, recorded entry or None, recorded row or None] for every key of either.
+
+    Both come in key order, so this is one pass over each.
+    """
+    old = next(recorded, None)
+    for key, path, current in walked:
+        while old is not None and old[0] < key:
+            yield [old[0], _path_of_key(old[0]), None, old[1], old[2]]
+            old = next(recorded, None)
+        if old is not None and old[0] == key:
+            yield [key, path, current, old[1], old[2]]
+            old = next(recorded, None)
+        else:
+            yield [key, path, current, None, None]
+    while old is not None:
+        yield [old[0], _path_of_key(old[0]), None, old[1], old[2]]
+        old = next(recorded, None)
 
 
 def _open_file(path):
@@ -413,60 +654,6 @@ def _reason(exc):
 
 
 # --- hash ----------------------------------------------------------------------------------------
-
-class Hashing(object):
-    """Counters of a hashing pass and the content findings of the files it scanned."""
-
-    def __init__(self):
-        self.files_hashed = 0
-        self.bytes_hashed = 0
-        self.workers = 1
-        self.scanned = set()
-        self.content_findings = {}
-
-
-def hash_entries(entries, previous, rehash_always, scanner, workers=1):
-    """Fill in sha256 of the regular files in ``entries`` (updated in place).
-
-    A recorded hash is reused when nothing in the file's metadata changed,
-    unless ``rehash_always``. ``previous`` is None at a first baseline. Files
-    that are new or whose metadata changed are scanned while they are read,
-    so a suspect file is read once.
-    """
-    jobs = []
-    for path, entry in entries.items():
-        if entry[_TYPE] != "file":
-            continue
-        before = previous.get(path) if previous is not None else None
-        metadata_same = (before is not None and before[_SHA256] is not None
-                         and before[:_METADATA_FIELDS] == entry[:_METADATA_FIELDS])
-        if metadata_same and not rehash_always:
-            entries[path] = before  # same metadata, no target, no error: the recorded entry is the current one
-        else:
-            jobs.append((entry.size, path, scanner is not None and not metadata_same))
-    # Largest first, so one big file does not finish alone at the end.
-    jobs.sort(reverse=True)
-    hashing = Hashing()
-    results = None
-    if workers > 1 and (len(jobs) >= PROCESS_MIN_JOBS or sum(job[0] for job in jobs) >= PROCESS_MIN_BYTES):
-        with WorkerPool(workers, scanner) as pool:
-            if pool.available:
-                hashing.workers = workers
-                results = [result for batch in pool.map_unordered(_hash_in_worker, _batches(jobs)) for result in batch]
-    if results is None:
-        results = _hash_jobs(jobs, scanner)
-    new_entry = tuple.__new__
-    for path, fields, error, bytes_read, findings in results:
-        hashing.files_hashed += 1
-        hashing.bytes_hashed += bytes_read
-        # The metadata of the file that was actually read, in case it changed since the walk.
-        entries[path] = new_entry(Entry, fields) if fields is not None else entries[path]._replace(error=error)
-        if findings is not None:
-            hashing.scanned.add(path)
-            if findings:
-                hashing.content_findings[path] = findings
-    return hashing
-
 
 class WorkerPool(object):
     """Forked processes that hash and scan batches of files.
@@ -584,23 +771,6 @@ def hash_file(path, buffer, content_scan=None):
 
 # --- compare -------------------------------------------------------------------------------------
 
-def compare(previous, current, snapshot=None):
-    """Return (added paths, removed paths, [(modified path, [change kinds])]), each sorted."""
-    added = []
-    modified = []
-    for path, entry in current.items():
-        before = previous.get(path)
-        if before is None:
-            added.append(path)
-        elif before != entry:
-            changes = changed_attributes(before, entry)
-            if changes:
-                modified.append((path, changes))
-    removed = [path for path in previous.keys() - current.keys()
-               if snapshot is None or not snapshot.unverified(path)]
-    return sorted(added), sorted(removed), sorted(modified)
-
-
 def changed_attributes(before, after):
     """What changed between two entries of the same path: content, mode, owner, group, size, type, link_target.
 
@@ -626,39 +796,243 @@ def changed_attributes(before, after):
     return changes
 
 
-# --- scan ----------------------------------------------------------------------------------------
-
-def _suspicious(scanner, paths, entries, hashing):
-    """Findings for ``paths``; files not scanned while hashing are read once more here."""
-    suspicious = []
-    buffer = None
-    for path in paths:
-        entry = entries[path]
-        if scanner.allowed(entry.sha256):
-            continue
-        findings = scanner.scan_path(path)
-        if path in hashing.scanned:
-            findings += hashing.content_findings.get(path, [])
-        elif entry.type == "file" and entry.sha256 is not None:
-            buffer = buffer or bytearray(READ_CHUNK)
-            content_scan = hash_file(path, buffer, scanner.content_scan(path))[4]
-            if content_scan is not None:
-                findings += content_scan.findings
-        for finding in findings:
-            suspicious.append(dict(_path_fields(path), sha256=entry.sha256, **finding.as_dict()))
-    return suspicious
-
-
 # --- database ------------------------------------------------------------------------------------
 
+def _sqlite3():
+    try:
+        import sqlite3
+    except ImportError:
+        raise IntegrityError("Python's sqlite3 module is missing on this host: install the python3 package "
+                             "(Debian's libpython3-stdlib), not python3-minimal alone")
+    return sqlite3
+
+
+def open_database(path, key=None):
+    """The recorded database at ``path``, by its format: SQLite (version 2) or line-per-entry JSON (version 1)."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise IntegrityError("database %s cannot be read: %s" % (path, _reason(exc)))
+    if start == _SQLITE_MAGIC:
+        return _SqliteDatabase(path, key)
+    if start.startswith(b"{"):
+        return _JsonDatabase(path, key)
+    raise IntegrityError("database %s is not a %s database" % (path, FORMAT))
+
+
 class Database(object):
+    """A database read whole: ``header`` and ``entries`` by path (for small trees and tests)."""
+
     def __init__(self, header, entries):
         self.header = header
         self.entries = entries
 
 
 def read_database(path, key=None):
-    """Load and verify the database at ``path``.
+    """Load and verify the whole database at ``path`` (a run never does this: it streams the rows)."""
+    recorded = open_database(path, key)
+    entries = {_path_of_key(row_key): entry for row_key, entry, _row in recorded.rows()}
+    return Database(recorded.header, entries)
+
+
+def _seal(header_json, rows_digest, key):
+    """(sha256, hmac) of a header and the sha256 of its rows."""
+    sha256 = hashlib.sha256(header_json.encode("utf-8") + b"\n" + rows_digest.encode("ascii")).hexdigest()
+    return sha256, (hmac.new(key, sha256.encode("ascii"), hashlib.sha256).hexdigest() if key is not None else None)
+
+
+def _digest_rows(digest, rows):
+    # repr of (bytes, str, int, None) tuples is exact and stable; one line per row, whatever the batches.
+    digest.update("".join([repr(row) + "\n" for row in rows]).encode("utf-8", "surrogatepass"))
+
+
+def _row(key, entry):
+    """The database row of ``entry``: names as bytes, the inode as a signed 64-bit integer."""
+    inode = entry.inode
+    return (key, entry.type, entry.mode, entry.uid, entry.gid, entry.size, entry.mtime_ns, entry.ctime_ns,
+            inode - (_INODE_SIGN << 1) if inode >= _INODE_SIGN else inode,
+            os.fsencode(entry.target) if entry.target is not None else None, entry.sha256,
+            entry.error.encode("utf-8", "surrogateescape") if entry.error is not None else None)
+
+
+def _entry_of_row(row):
+    inode = row[8]
+    target = row[9]
+    error = row[11]
+    return tuple.__new__(Entry, (
+        row[1], row[2], row[3], row[4], row[5], row[6], row[7], inode + (_INODE_SIGN << 1) if inode < 0 else inode,
+        os.fsdecode(target) if target is not None else None, row[10],
+        error.decode("utf-8", "surrogateescape") if error is not None else None))
+
+
+class _SqliteDatabase(object):
+    """A version 2 database: header and seal read at once, rows streamed in key order and verified as read."""
+
+    legacy = False
+
+    def __init__(self, path, key):
+        self.path = path
+        self.key = key
+        sqlite3 = _sqlite3()
+        self._error = sqlite3.Error
+        try:
+            # Read-only and immutable: a check creates no journal or lock file beside the database.
+            from urllib.parse import quote
+            self._connection = sqlite3.connect("file:%s?mode=ro&immutable=1" % quote(path), uri=True)
+            meta = dict(self._connection.execute("SELECT name, value FROM meta"))
+        except sqlite3.Error as exc:
+            raise UntrustedDatabaseError("database %s is corrupt or is not a %s database (%s); its contents are "
+                                         "not trusted" % (path, FORMAT, exc))
+        if meta.get("format") != FORMAT:
+            raise IntegrityError("database %s is not a %s database" % (path, FORMAT))
+        if meta.get("version") != str(VERSION):
+            raise IntegrityError("database %s has format version %r; this module reads versions %d and %d"
+                                 % (path, meta.get("version"), JSON_VERSION, VERSION))
+        self._header_json = meta.get("header") or ""
+        self._sha256 = meta.get("sha256")
+        self._hmac = meta.get("hmac_sha256")
+        if key is not None and not self._hmac:
+            raise UntrustedDatabaseError(
+                "database %s carries no HMAC although database_key was given: it was written without a key "
+                "or its HMAC was stripped; its contents are not trusted" % path)
+        if key is None and self._hmac:
+            raise UntrustedDatabaseError("database %s is sealed with a key: give database_key to verify it" % path)
+        try:
+            self.header = json.loads(self._header_json)
+            self.count = int(self.header["entries"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise IntegrityError("database %s is malformed: header %s" % (path, exc))
+
+    def rows(self):
+        """Yield (key, Entry, row) in key order; after the last row, refuse the database if it was altered."""
+        digest = hashlib.sha256()
+        count = 0
+        try:
+            cursor = self._connection.execute("SELECT %s FROM entries ORDER BY key" % ", ".join(_COLUMNS))
+            while True:
+                rows = cursor.fetchmany(ROWS_AT_ONCE)
+                if not rows:
+                    break
+                _digest_rows(digest, rows)
+                count += len(rows)
+                for row in rows:
+                    yield row[0], _entry_of_row(row), row
+        except self._error as exc:
+            raise UntrustedDatabaseError("database %s is corrupt (%s); its contents are not trusted" % (self.path, exc))
+        except (TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise IntegrityError("database %s is malformed: %s" % (self.path, exc))
+        finally:
+            self._connection.close()
+        self._verify(digest.hexdigest(), count)
+
+    def _verify(self, rows_digest, count):
+        sha256, _unused = _seal(self._header_json, rows_digest, None)
+        if self.key is not None:
+            expected = hmac.new(self.key, sha256.encode("ascii"), hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, str(self._hmac)):
+                raise UntrustedDatabaseError(
+                    "database %s failed HMAC verification: it was modified after it was written, or the key is "
+                    "wrong; its contents are not trusted" % self.path)
+        if sha256 != self._sha256:
+            raise UntrustedDatabaseError("database %s is corrupt or was edited (its sha256 does not match); "
+                                         "its contents are not trusted" % self.path)
+        if count != self.count:
+            raise IntegrityError("database %s is malformed: %d entries, header says %d" % (self.path, count, self.count))
+
+    def verify(self):
+        """Read every row once; return their number."""
+        count = 0
+        for _row_of_key in self.rows():
+            count += 1
+        return count
+
+
+class _Writer(object):
+    """A new database built in a temporary file beside the target, rows in key order in one transaction;
+    ``finish`` seals it and renames it over the target (readers see the old one or the new one, never half)."""
+
+    def __init__(self, path):
+        sqlite3 = _sqlite3()
+        self.path = path
+        directory = os.path.dirname(path)
+        fd, self.temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".tmp")  # mode 0600
+        os.close(fd)
+        self.digest = hashlib.sha256()
+        try:
+            self.connection = sqlite3.connect(self.temporary, isolation_level=None)
+            # No journal: until the rename the file is nobody's database, and a failure deletes it.
+            self.connection.execute("PRAGMA journal_mode=OFF")
+            self.connection.execute("PRAGMA synchronous=OFF")
+            self.connection.execute("BEGIN")
+            self.connection.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.connection.execute(
+                "CREATE TABLE entries (key BLOB PRIMARY KEY, type TEXT NOT NULL, mode INTEGER, uid INTEGER, "
+                "gid INTEGER, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, target BLOB, "
+                "sha256 TEXT, error BLOB) WITHOUT ROWID")
+        except sqlite3.Error as exc:
+            self.discard()
+            raise IntegrityError("database %s cannot be written: %s" % (path, exc))
+        self._insert = "INSERT INTO entries VALUES (%s)" % ", ".join("?" * len(_COLUMNS))
+
+    def add(self, rows):
+        _digest_rows(self.digest, rows)
+        self.connection.executemany(self._insert, rows)
+
+    def finish(self, header, count, key):
+        header = dict(header, entries=count, written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        header_json = json.dumps(header, sort_keys=True)
+        sha256, seal_hmac = _seal(header_json, self.digest.hexdigest(), key)
+        meta = {"format": FORMAT, "version": str(VERSION), "header": header_json, "sha256": sha256}
+        if seal_hmac is not None:
+            meta["hmac_sha256"] = seal_hmac
+        self.connection.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
+        self.connection.execute("COMMIT")
+        self.connection.close()
+        self.connection = None
+        fd = os.open(self.temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.temporary, self.path)
+        self.temporary = None
+        fsync_directory(os.path.dirname(self.path))
+
+    def discard(self):
+        if getattr(self, "connection", None) is not None:
+            self.connection.close()
+            self.connection = None
+        if self.temporary is not None:
+            try:
+                os.unlink(self.temporary)
+            except FileNotFoundError:
+                pass
+            self.temporary = None
+
+
+class _JsonDatabase(object):
+    """A version 1 database (one JSON value per line), read whole as earlier versions did; state=update
+    replaces it with a version 2 database."""
+
+    legacy = True
+
+    def __init__(self, path, key):
+        self.path = path
+        self.header, self._entries = _read_json_database(path, key)
+        self.count = len(self._entries)
+
+    def rows(self):
+        entries, self._entries = self._entries, None
+        for row_key, path in sorted((_path_key(path), path) for path in entries):
+            yield row_key, entries[path], None
+
+    def verify(self):
+        return self.count
+
+
+def _read_json_database(path, key=None):
+    """(header, entries by path) of the version 1 database at ``path``, verified.
 
     With ``key``, the HMAC must be present and match; without it, a sealed
     database is refused rather than read unverified, and the plain sha256
@@ -676,9 +1050,9 @@ def read_database(path, key=None):
         seal = None
     if not isinstance(seal, dict) or seal.get("format") != FORMAT:
         raise IntegrityError("database %s is not a %s database" % (path, FORMAT))
-    if seal.get("version") != VERSION:
-        raise IntegrityError("database %s has format version %r; this module reads version %d"
-                             % (path, seal.get("version"), VERSION))
+    if seal.get("version") != JSON_VERSION:
+        raise IntegrityError("database %s has format version %r; this module reads versions %d and %d"
+                             % (path, seal.get("version"), JSON_VERSION, VERSION))
     recorded_hmac = seal.get("hmac_sha256")
     if key is not None:
         if not recorded_hmac:
@@ -704,20 +1078,7 @@ def read_database(path, key=None):
         raise IntegrityError("database %s is malformed: %s" % (path, exc))
     if header.get("entries") != len(entries):
         raise IntegrityError("database %s is malformed: %d entries, header says %r" % (path, len(entries), header.get("entries")))
-    return Database(header, entries)
-
-
-def write_database(path, header, entries, key=None):
-    """Write the sealed database atomically (readers see the old one or the new one, never half)."""
-    header = dict(header, entries=len(entries), written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    lines = [json.dumps(header, sort_keys=True)]
-    lines.extend(json.dumps([name] + list(entries[name]), separators=(",", ":")) for name in sorted(entries))
-    payload = ("\n".join(lines) + "\n").encode("ascii")
-    seal = {"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(payload).hexdigest(),
-            "hmac_sha256": hmac.new(key, payload, hashlib.sha256).hexdigest() if key is not None else None}
-    with atomic_file(path, 0o600, suffix=".tmp") as handle:
-        handle.write(json.dumps(seal, sort_keys=True).encode("ascii") + b"\n")
-        handle.write(payload)
+    return header, entries
 
 
 # --- result --------------------------------------------------------------------------------------
@@ -750,23 +1111,6 @@ def _describe_change(path, before, after, changes):
     return dict(_path_fields(path), changes=changes, before=_attributes(before), after=_attributes(after))
 
 
-def _limited(items, limit, summary):
-    if limit and len(items) > limit:
-        summary["truncated"] = True
-        return items[:limit]
-    return items
-
-
-def _summary(entries, added, removed, modified, suspicious, unreadable, hashing):
-    kinds = collections.Counter(entry.type for entry in entries.values())
-    return {
-        "entries": len(entries), "files": kinds["file"], "directories": kinds["directory"],
-        "symlinks": kinds["symlink"], "added": len(added), "removed": len(removed), "modified": len(modified),
-        "suspicious": len(suspicious), "unreadable": len(unreadable), "files_hashed": hashing.files_hashed,
-        "bytes_hashed": hashing.bytes_hashed, "workers": hashing.workers, "truncated": False,
-    }
-
-
 def _message(state, roots, compared, summary):
     counts = "%(suspicious)d suspicious, %(unreadable)d unreadable" % summary
     if not compared:
@@ -781,31 +1125,6 @@ def _result(database, key, changed, summary, msg, **lists):
     for name in ("added", "removed", "modified", "suspicious", "unreadable", "cms"):
         result[name] = lists.get(name, [])
     return result
-
-
-def _diff(database, previous, header, entries, limit):
-    """Before/after of what the database records: counts, and one line per path that changes."""
-    before_entries = previous.entries if previous is not None else {}
-    # A first baseline changes every path; listing them all would be the megabytes the counts stand for.
-    changed_paths = [] if previous is None else sorted(
-        path for path in before_entries.keys() | entries.keys() if before_entries.get(path) != entries.get(path))
-    shown = changed_paths[:limit] if limit else changed_paths
-
-    def text(recorded_header, recorded_entries):
-        if recorded_header is None:
-            return ""
-        lines = ["# database %s" % database,
-                 "# paths: %s" % ", ".join(recorded_header.get("paths", [])),
-                 "# exclude: %s" % ", ".join(recorded_header.get("exclude", [])),
-                 "# entries: %d" % len(recorded_entries)]
-        lines.extend(_diff_line(path, recorded_entries[path]) for path in shown if path in recorded_entries)
-        if len(shown) < len(changed_paths):
-            lines.append("# ... %d more changed paths not shown" % (len(changed_paths) - len(shown)))
-        return "\n".join(lines) + "\n"
-
-    return {"before_header": database, "after_header": database,
-            "before": text(previous.header if previous is not None else None, before_entries),
-            "after": text(header, entries)}
 
 
 def _diff_line(path, entry):

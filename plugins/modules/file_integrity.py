@@ -25,6 +25,7 @@ description:
   - Added and modified files are scanned for webshell tells (see O(scan)); CMS installs under O(paths) are
     reported with their versions, read from their version files as text and never executed.
   - The core runs with the Python standard library only, and hashes large batches in one process per CPU.
+  - Memory stays flat as the tree grows; the walk, the hashing and the database go a chunk of entries at a time.
 author:
   - hostguard.hosting contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -50,6 +51,10 @@ options:
     description:
       - Absolute path of the database file on the managed host. Its directory must exist.
       - It must be outside O(paths). It is written atomically with mode V(0600).
+      - An SQLite file (Python's C(sqlite3) module, part of Debian's C(python3)), indexed by path and read back
+        and written in the walk's order, so the memory a run takes does not grow with the number of files.
+      - A database written by earlier versions (one JSON line per path) is still read and verified;
+        O(state=update) replaces it with the SQLite format once (reported as changed).
     type: path
     required: true
   state:

@@ -62,15 +62,20 @@ def rules_for(result, path):
     return {finding["rule"] for finding in result["suspicious"] if finding["path"] == path}
 
 
+# Reads one row of the SQLite baseline on the host by its key (the path's bytes, "/" as NUL), with python3's sqlite3.
+READ_ROW = ("import json, os, sqlite3, sys; db = sqlite3.connect('file:%s?mode=ro' % sys.argv[1], uri=True);"
+            "db.row_factory = sqlite3.Row; row = db.execute('SELECT * FROM entries WHERE key = ?',"
+            " (os.fsencode(sys.argv[2]).replace(b'/', b'\\0'),)).fetchone();"
+            "print(json.dumps(None if row is None else {name: (row[name].decode() if isinstance(row[name], bytes)"
+            " else row[name]) for name in row.keys() if name != 'key'}))")
+
+
 def recorded_entry(host, path):
-    """The baseline's entry for path, by field name (seal line, header line, then one JSON row per path)."""
-    lines = host.file(DATABASE).content_string.splitlines()
-    header = json.loads(lines[1])
-    for line in lines[2:]:
-        row = json.loads(line)
-        if row[0] == path:
-            return dict(zip(header["fields"], row[1:]))
-    raise AssertionError("%s is not in the baseline" % path)
+    """The baseline's entry for path, by field name, read from the database on the host."""
+    row = json.loads(host.check_output("python3 -c %s %s %s", READ_ROW, DATABASE, path))
+    if row is None:
+        raise AssertionError("%s is not in the baseline" % path)
+    return row
 
 
 @pytest.fixture(scope="module")

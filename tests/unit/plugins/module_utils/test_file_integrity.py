@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,34 @@ def changes_of(result):
 
 def rules_for(result, path):
     return sorted(item["rule"] for item in result["suspicious"] if item["path"] == path)
+
+
+def key_of(path):
+    return os.fsencode(path).replace(b"/", b"\0")
+
+
+def stored_rows(database):
+    """The rows of the database's entries table, read with the standard library alone, in stored order."""
+    connection = sqlite3.connect("file:%s?mode=ro" % database, uri=True)
+    try:
+        return connection.execute("SELECT * FROM entries").fetchall()
+    finally:
+        connection.close()
+
+
+def edit_database(database, statement, parameters, reseal=False):
+    """Change a row as someone with write access to the file would; ``reseal`` also fixes the plain sha256."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute(statement, parameters)
+        if reseal:
+            meta = dict(connection.execute("SELECT name, value FROM meta"))
+            digest = hashlib.sha256()
+            file_integrity._digest_rows(digest, connection.execute("SELECT * FROM entries ORDER BY key").fetchall())
+            sha256 = file_integrity._seal(meta["header"], digest.hexdigest(), None)[0]
+            connection.execute("UPDATE meta SET value = ? WHERE name = 'sha256'", (sha256,))
+    finally:
+        connection.close()
 
 
 def test_a_baseline_then_a_check_of_the_same_tree_finds_nothing(site):
@@ -160,8 +189,9 @@ def test_names_that_are_not_utf8_or_contain_newlines_round_trip_exactly(site):
     entries = read_database(database_of(site)).entries
     assert latin1 in {os.fsencode(path) for path in entries}
     assert str(newline) in entries
-    with open(database_of(site), "rb") as handle:
-        assert handle.read().count(b"\n") == len(entries) + 2  # seal, header and one line per entry
+    stored = {row[0] for row in stored_rows(database_of(site))}
+    assert len(stored) == len(entries)
+    assert latin1.replace(b"/", b"\0") in stored  # the exact bytes, as the key
 
     with open(latin1, "ab") as handle:
         handle.write(b"//")
@@ -253,17 +283,9 @@ def test_unreadable_files_and_directories_are_reported_and_kept(site):
 def test_an_edited_database_is_refused_when_a_key_is_given(site):
     run(site, state="baseline", database_key=KEY)
     database = database_of(site)
-    with open(database, "rb") as handle:
-        seal, payload = handle.read().split(b"\n", 1)
-    core = str(site / "wp-includes/load.php").encode()
-    line = next(line for line in payload.split(b"\n") if line.startswith(b'["' + core))
-    forged_line = line.replace(json.loads(line)[10].encode(), b"0" * 64)
-    forged = payload.replace(line, forged_line)
+    core = str(site / "wp-includes/load.php")
     # A careful attacker also fixes the plain checksum; only the HMAC still tells.
-    forged_seal = dict(json.loads(seal), sha256=file_integrity.hashlib.sha256(forged).hexdigest())
-    with open(database, "wb") as handle:
-        handle.write(json.dumps(forged_seal).encode() + b"\n" + forged)
-
+    edit_database(database, "UPDATE entries SET sha256 = ? WHERE key = ?", ("0" * 64, key_of(core)), reseal=True)
     with pytest.raises(UntrustedDatabaseError) as raised:
         run(site, state="check", database_key=KEY)
     assert "failed HMAC verification" in str(raised.value)
@@ -278,10 +300,7 @@ def test_a_wrong_missing_or_stripped_key_is_refused(site):
     with pytest.raises(UntrustedDatabaseError, match="give database_key"):
         run(site, state="check")
 
-    with open(database, "rb") as handle:
-        seal, payload = handle.read().split(b"\n", 1)
-    with open(database, "wb") as handle:
-        handle.write(json.dumps(dict(json.loads(seal), hmac_sha256=None)).encode() + b"\n" + payload)
+    edit_database(database, "DELETE FROM meta WHERE name = 'hmac_sha256'", ())
     with pytest.raises(UntrustedDatabaseError, match="carries no HMAC"):
         run(site, state="check", database_key=KEY)
 
@@ -289,10 +308,7 @@ def test_a_wrong_missing_or_stripped_key_is_refused(site):
 def test_an_edit_without_a_key_is_caught_as_corruption(site):
     run(site, state="baseline")
     database = database_of(site)
-    with open(database, "rb") as handle:
-        data = handle.read()
-    with open(database, "wb") as handle:
-        handle.write(data.replace(b'"file",420', b'"file",511', 1))
+    edit_database(database, "UPDATE entries SET mode = 511 WHERE key = ?", (key_of(str(site / "index.php")),))
     with pytest.raises(UntrustedDatabaseError, match="corrupt or was edited"):
         run(site, state="check")
 
@@ -580,3 +596,129 @@ def test_a_directory_swapped_for_a_symlink_during_the_walk_is_never_followed(rea
                 outputs.append(stream.read().decode("utf-8", "replace"))
     assert outputs
     assert not any(secret_hash in output or "root-only-secret" in output for output in outputs)
+
+
+# --- the database: SQLite, streamed in the walk's order ---
+
+def test_the_database_round_trips_and_is_stored_in_the_walks_order_indexed_by_path(site):
+    # Names that sort around "/": "a-b" and "a.php" come before "a/..." as strings, after it in the walk.
+    for name in ("a-b", "a.php", "a!"):
+        (site / name).write_bytes(b"<?php echo 1;")
+    (site / "a").mkdir()
+    (site / "a/inside.php").write_bytes(b"<?php echo 2;")
+    result = run(site, state="baseline")
+    rows = stored_rows(database_of(site))
+    keys = [row[0] for row in rows]
+    assert keys == sorted(keys)  # the primary key: one B-tree, read back in order without a sort
+    assert keys.index(key_of(str(site / "a/inside.php"))) < keys.index(key_of(str(site / "a-b")))
+    assert len(rows) == result["summary"]["entries"]
+    entries = read_database(database_of(site)).entries
+    recorded = entries[str(site / "a/inside.php")]
+    info = os.lstat(site / "a/inside.php")
+    assert (recorded.type, recorded.size, recorded.inode, recorded.mtime_ns, recorded.sha256) == (
+        "file", info.st_size, info.st_ino, info.st_mtime_ns, hashlib.sha256(b"<?php echo 2;").hexdigest())
+
+    connection = sqlite3.connect("file:%s?mode=ro" % database_of(site), uri=True)
+    plan = " ".join(str(row) for row in connection.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM entries WHERE key = ?", (key_of(str(site / "a-b")),)))
+    meta = dict(connection.execute("SELECT name, value FROM meta"))
+    connection.close()
+    assert "PRIMARY KEY" in plan  # a lookup by path is an index search, not a scan
+    assert (meta["format"], meta["version"], json.loads(meta["header"])["entries"]) == (
+        "hostguard-file-integrity", "2", len(rows))
+
+    check = run(site, state="check")
+    assert (check["added"], check["removed"], check["modified"], check["summary"]["files_hashed"]) == ([], [], [], 0)
+
+
+def test_changed_added_and_removed_are_found_across_chunks_and_row_batches(site, monkeypatch):
+    """The merge of the walk with the recorded rows, cut into chunks of 3 entries and batches of 2 rows."""
+    monkeypatch.setattr(file_integrity, "CHUNK_ENTRIES", 3)
+    monkeypatch.setattr(file_integrity, "ROWS_AT_ONCE", 2)
+    for name in ("a-b.php", "a.php", "a/x.php", "a/y/z.php", "b.php"):
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(b"<?php echo '%s';" % name.encode())
+    run(site, state="baseline")
+    (site / "a/y/z.php").write_bytes(b"<?php echo 'edited';")
+    (site / "a.php").unlink()
+    shutil.rmtree(site / "wp-content/cache")
+    (site / "a/new.php").write_bytes(WEBSHELL)
+    (site / "a-c").write_bytes(b"plain")
+
+    result = run(site, state="check")
+    assert paths_of(result["added"]) == [str(site / "a-c"), str(site / "a/new.php")]
+    assert paths_of(result["removed"]) == [str(site / "a.php"), str(site / "wp-content/cache"),
+                                           str(site / "wp-content/cache/page.html")]
+    assert changes_of(result) == {str(site / "a/y/z.php"): ["content", "size"]}
+    assert rules_for(result, str(site / "a/new.php"))
+
+    update = run(site, state="update")
+    assert update["changed"] is True
+    assert read_database(database_of(site)).entries.keys() == {
+        os.path.join(directory, name) for directory, dirs, files in os.walk(str(site)) for name in dirs + files
+    } | {str(site)}
+    assert run(site, state="check")["summary"]["added"] == 0
+
+
+def write_version_1_database(path, header, entries, key=None):
+    """A database as the previous version of the module wrote it: a seal line, a header line, a JSON row a path."""
+    header = dict(header, entries=len(entries), written="2026-11-25T00:00:00Z")
+    lines = [json.dumps(header, sort_keys=True)]
+    lines.extend(json.dumps([name] + list(entries[name]), separators=(",", ":")) for name in sorted(entries))
+    payload = ("\n".join(lines) + "\n").encode("ascii")
+    seal = {"format": "hostguard-file-integrity", "version": 1, "sha256": hashlib.sha256(payload).hexdigest(),
+            "hmac_sha256": file_integrity.hmac.new(key, payload, hashlib.sha256).hexdigest() if key else None}
+    with open(path, "wb") as handle:
+        handle.write(json.dumps(seal, sort_keys=True).encode("ascii") + b"\n" + payload)
+
+
+def test_a_database_of_the_previous_version_is_read_then_replaced_by_update(site, tmp_path):
+    run(site, state="baseline", database_key=KEY)
+    recorded = read_database(database_of(site), KEY.encode())
+    old = str(tmp_path / "db" / "old.db")
+    write_version_1_database(old, recorded.header, recorded.entries, KEY.encode())
+    (site / "index.php").write_bytes(b"<?php // deploy\n")
+    (site / "wp-content/uploads/2024/05/cache.php").write_bytes(WEBSHELL)
+
+    check = run(site, state="check", database=old, database_key=KEY)
+    assert changes_of(check) == {str(site / "index.php"): ["content", "size"]}
+    assert paths_of(check["added"]) == [str(site / "wp-content/uploads/2024/05/cache.php")]
+    with open(old, "rb") as handle:
+        assert handle.read(1) == b"{"  # a check writes nothing, also not a conversion
+    with pytest.raises(UntrustedDatabaseError, match="failed HMAC verification"):
+        run(site, state="check", database=old, database_key="guess")
+
+    update = run(site, state="update", database=old, database_key=KEY)
+    assert update["changed"] is True
+    with open(old, "rb") as handle:
+        assert handle.read(16) == b"SQLite format 3\0"
+    again = run(site, state="update", database=old, database_key=KEY)
+    assert again["changed"] is False
+    assert run(site, state="check", database=old, database_key=KEY)["summary"]["added"] == 0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled pages", "dropped table"])
+def test_a_corrupt_database_fails_naming_the_file(site, damage):
+    run(site, state="baseline")
+    database = database_of(site)
+    size = os.path.getsize(database)
+    if damage == "truncated":
+        os.truncate(database, size // 2)
+    elif damage == "garbled pages":
+        with open(database, "r+b") as handle:
+            handle.seek(100)
+            handle.write(os.urandom(size - 100))
+    else:
+        edit_database(database, "DROP TABLE entries", ())
+    with pytest.raises(IntegrityError) as raised:
+        run(site, state="check")
+    assert database in str(raised.value)
+    assert "corrupt" in str(raised.value) or "malformed" in str(raised.value)
+
+
+def test_a_file_that_is_no_database_at_all_is_refused(site):
+    with open(database_of(site), "wb") as handle:
+        handle.write(b"not a database\n")
+    with pytest.raises(IntegrityError, match="database %s is not a hostguard-file-integrity database"
+                       % database_of(site)):
+        run(site, state="check")

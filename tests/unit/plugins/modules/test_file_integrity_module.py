@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -85,7 +86,9 @@ def test_a_tampered_database_fails_as_untrusted_and_the_key_is_not_logged(tmp_pa
     database = tmp_path / "db" / "site.db"
     key = "k3y-that-must-not-leak"
     run_module(tmp_path, paths=[str(docroot)], database=str(database), state="baseline", database_key=key)
-    database.write_bytes(database.read_bytes().replace(b'"file",420', b'"file",493'))
+    connection = sqlite3.connect(str(database), isolation_level=None)
+    connection.execute("UPDATE entries SET mode = 493 WHERE type = 'file'")  # every file made group-writable
+    connection.close()
     code, result = run_module(tmp_path, paths=[str(docroot)], database=str(database), database_key=key)
     assert code != 0
     assert result["database_trusted"] is False

@@ -43,8 +43,8 @@ def arrays():
 
 def test_a_healthy_mirror_is_healthy():
     md0 = arrays()["md0"]
-    assert (md0["level"], md0["members"], md0["wanted"], md0["working"], md0["map"]) == ("raid1", ["sdb1", "sda1"],
-                                                                                       2, 2, "UU")
+    expected = ("raid1", ["sdb1", "sda1"], 2, 2, "UU")
+    assert (md0["level"], md0["members"], md0["wanted"], md0["working"], md0["map"]) == expected
     assert md0["degraded"] is False and md0["healthy"] is True and md0["action"] is None
 
 

@@ -22,15 +22,7 @@ author:
   - hostguard.hosting contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module changes nothing, in any mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-options: {}
+  - hostguard.hosting.read_only
 """
 
 EXAMPLES = r"""

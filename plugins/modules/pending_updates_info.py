@@ -24,15 +24,7 @@ author:
   - hostguard.hosting contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module changes nothing, in any mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: debian
-options: {}
+  - hostguard.hosting.read_only
 seealso:
   - name: unattended-upgrades
     description: Debian's automatic installation of security updates.

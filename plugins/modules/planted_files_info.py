@@ -27,14 +27,7 @@ author:
   - hostguard.hosting contributors (!UNKNOWN)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module changes nothing, in any mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - hostguard.hosting.read_only
 options:
   paths:
     description:

@@ -5,27 +5,20 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from module_process import run_module as run_module_as_ansible
 
-MODULE = Path(__file__).resolve().parents[4] / "plugins" / "modules" / "file_integrity.py"
 # Where the webshell_rules role puts the rule files on a host; here, the collection's own copy.
 RULES_DIR = Path(__file__).resolve().parents[4] / "roles" / "webshell_rules" / "files"
 WEBSHELL = b"<?php @eval(base64_decode($_POST['z'])); ?>\n"
 
 
 def run_module(tmp_path, **arguments):
-    """Run the module with ``arguments``; return (exit code, parsed result)."""
+    """Run the module with ``arguments`` (the collection's rules unless named); return (exit code, result)."""
     arguments.setdefault("rules_dir", str(RULES_DIR))
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": arguments}))
-    # A failing module exits non-zero on purpose; the exit code is part of what the tests look at.
-    completed = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, check=False,
-                               env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), timeout=120)
-    return completed.returncode, json.loads(completed.stdout)
+    return run_module_as_ansible("file_integrity", tmp_path, **arguments)
 
 
 @pytest.fixture

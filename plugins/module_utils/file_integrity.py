@@ -750,6 +750,8 @@ def hash_file(path, buffer, content_scan=None):
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):
             return None, None, "no longer a regular file", 0, None
+        if content_scan is not None:
+            content_scan.uid = opened.st_uid  # the owner of what is read, not of whatever the path names now
         digest = hashlib.sha256()
         view = memoryview(buffer)
         while True:

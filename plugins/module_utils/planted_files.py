@@ -155,7 +155,7 @@ def _examine(path, dir_fd, name, mount, scanner, max_size, buffer):
     try:
         digest = hashlib.sha256()
         view = memoryview(buffer)
-        content_scan = scanner.content_scan(path) if info.st_size <= max_size else None
+        content_scan = scanner.content_scan(path, info.st_uid) if info.st_size <= max_size else None
         head = bytearray()
         while True:
             count = os.readv(fd, [buffer])

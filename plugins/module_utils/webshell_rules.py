@@ -199,19 +199,23 @@ class Scanner(object):
         """Rules on the path alone are YARA rules on ``filepath`` too: they are reported with the content."""
         return []
 
-    def content_scan(self, path):
-        """A ContentScan to feed the file's bytes into, chunk by chunk."""
-        return ContentScan(self, path)
+    def content_scan(self, path, uid=None):
+        """A ContentScan to feed the file's bytes into, chunk by chunk.
 
-    def scan_bytes(self, path, data):
+        ``uid`` is the owner of the open file (its fstat), for rules that read ``owner``; the caller may also set
+        the scan's ``uid`` once it has opened the file. The path is never looked up again: it may name another file
+        by now.
+        """
+        return ContentScan(self, path, uid)
+
+    def scan_bytes(self, path, data, uid=None):
         """Findings for a whole file held in memory."""
-        scan = self.content_scan(path)
+        scan = self.content_scan(path, uid)
         scan.feed(data)
         return scan.findings
 
-    def match(self, path, data, first=True):
-        """Findings of both views of ``data`` (the file, or a window of it)."""
-        original = path
+    def match(self, path, data, first=True, uid=None):
+        """Findings of both views of ``data`` (the file, or a window of it), owned by ``uid``."""
         data = bytes(data)
         # A name that is not UTF-8 (kept with surrogateescape) is handed to YARA with replacement characters.
         path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -232,7 +236,7 @@ class Scanner(object):
                     filetype = kind
                     break
         externals = {"filename": name, "filepath": path, "extension": extension, "filetype": filetype,
-                     "owner": _owner(original) if self.wants_owner else ""}
+                     "owner": _owner_name(uid) if self.wants_owner else ""}
         findings = []
         seen = set()
         for rules, view in ((self.raw_rules, data), (self.php_rules, php_view(php_source) if php else None)):
@@ -281,9 +285,10 @@ class ContentScan(object):
     WINDOW is matched window by window, each overlapping the last.
     """
 
-    def __init__(self, scanner, path):
+    def __init__(self, scanner, path, uid=None):
         self._scanner = scanner
         self._path = path
+        self.uid = uid
         self._pending = []
         self._pending_size = 0
         self._lines_before = 0
@@ -304,7 +309,7 @@ class ContentScan(object):
             self._pending_size = len(tail)
 
     def _match(self, window):
-        for finding in self._scanner.match(self._path, window, self._first):
+        for finding in self._scanner.match(self._path, window, self._first, self.uid):
             if finding.rule in self._names:
                 continue
             self._names.add(finding.rule)
@@ -426,13 +431,15 @@ def _str_replace(match):
     return _quoted(match.group(4).replace(match.group(2), b""), match.group(0))
 
 
-def _owner(path):
+def _owner_name(uid):
+    """The account name of ``uid``; its number where no account has it; "" where the owner is unknown."""
+    if uid is None:
+        return ""
     try:
         import pwd  # pylint: disable=import-outside-toplevel
-        uid = os.lstat(path).st_uid
         return pwd.getpwuid(uid).pw_name
-    except (ImportError, OSError, KeyError):
-        return ""
+    except (ImportError, KeyError):
+        return str(uid)
 
 
 _BOUNDARY = frozenset(bytes((value,)) for value in b" \t\r\n;{}()[]@=.,!&|?")

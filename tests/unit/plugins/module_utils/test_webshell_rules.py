@@ -261,6 +261,27 @@ def test_users_rule_files_get_the_external_variables(tmp_path):
     assert "mailer_here" in rule_names(found)
 
 
+def test_the_owner_variable_is_the_open_files_never_the_paths(tmp_path):
+    """``owner`` comes from the uid the caller read from the open file: the path, which a customer can swap for a
+    symlink to a file of root's between the open and the match, is never looked up."""
+    rules = tmp_path / "owner.yar"
+    rules.write_text('rule owned_by_nobody { condition: owner == "nobody" }\n'
+                     'rule owned_by_root { condition: owner == "root" }\n'
+                     'rule owned_by_4242 { condition: owner == "4242" }\n'
+                     'rule owner_unknown { condition: owner == "" }\n')
+    scanner = Scanner([str(rules)])
+    owners = {"owned_by_nobody", "owned_by_root", "owned_by_4242", "owner_unknown"}
+    # /etc/passwd is root's: were the path looked up, owned_by_root would match.
+    assert set(rule_names(scanner.scan_bytes("/etc/passwd", b"x", uid=65534))) & owners == {"owned_by_nobody"}
+    scan = scanner.content_scan("/etc/passwd")
+    scan.uid = 0  # set once the caller has opened the file
+    scan.feed(b"x")
+    assert set(rule_names(scan.findings)) & owners == {"owned_by_root"}
+    # An owner no account has is its number; where the caller knows none, the owner is unknown.
+    assert set(rule_names(scanner.scan_bytes("/x.php", b"x", uid=4242))) & owners == {"owned_by_4242"}
+    assert set(rule_names(scanner.scan_bytes("/etc/passwd", b"x"))) & owners == {"owner_unknown"}
+
+
 def test_a_broken_user_rule_file_is_named_with_its_line(tmp_path):
     broken = tmp_path / "broken.yar"
     broken.write_text("rule ok { condition: true }\nrule broken { strings: $a = \"x\" condition: $b }\n")

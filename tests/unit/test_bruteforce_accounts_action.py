@@ -174,3 +174,22 @@ def test_pam_and_dovecot_lines_are_read_together():
     record = action.plan("info@example.com", lines, "ban", in_office)
     assert record["addresses"] == ["198.51.100.10", "203.0.113.10", "198.18.0.10"]
     assert record["banned"] == ["203.0.113.10", "198.18.0.10"]
+
+
+def dovecot24_line(address, mailbox="info@example.com", mechanism="plain", session="<UUHJQ+dhzMfGEgAK>"):
+    """The line Dovecot 2.4's auth process logs (auth_verbose) for a wrong password of a passwd-file mailbox."""
+    where = f",{address}" if address else ""
+    return f"bf1 dovecot[1727]: auth({mailbox}{where},sasl:{mechanism}){session}: passwd-file: Password mismatch"
+
+
+def test_the_addresses_of_a_dovecot_24_passwd_file_mailbox_are_read():
+    # IMAP with Dovecot's session, SMTP AUTH through Dovecot's SASL socket without one.
+    lines = [dovecot24_line("198.51.100.10"), dovecot24_line("203.0.113.10", mechanism="login"),
+             dovecot24_line("2001:db8:203::b", session=""), dovecot24_line("203.0.113.10")]
+    assert action.addresses_in(lines) == ["198.51.100.10", "203.0.113.10", "2001:db8:203::b"]
+
+
+def test_a_dovecot_24_line_without_an_address_names_none():
+    lines = [dovecot24_line(""), dovecot24_line("mx.example.net"),
+             "bf1 dovecot[1727]: auth(info@example.com): passwd-file: Password mismatch"]
+    assert action.addresses_in(lines) == []

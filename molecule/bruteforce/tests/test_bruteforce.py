@@ -30,15 +30,6 @@ LAB = Lab.from_env()
 HOST = LAB.hosts["bf1"]
 ABROAD, ABROAD2, OFFICE = LAB.clients["abroad"], LAB.clients["abroad2"], LAB.clients["office"]
 JP = LAB.clients["jp"]
-# molecule/bruteforce_trixie runs these tests on Debian 13. What the role does not yet do there is marked, each a
-# strict expected failure: it fails the run the day it passes, so that the mark goes with the gap.
-DEBIAN_13 = HOST["flavour"].endswith("-trixie")
-
-
-def gap_on_debian_13(reason):
-    return pytest.mark.xfail(DEBIAN_13, reason=f"Debian 13: {reason}", strict=True)
-
-
 SCENARIO = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
 CONVERGE = str(SCENARIO / "converge.yml")
 FIREWALL_RERUN = str(SCENARIO / "firewall-rerun.yml")
@@ -251,7 +242,6 @@ def mailbox_attacked_from_many(host, abroad_banned_from_submission, abroad2_bann
     yield
 
 
-@gap_on_debian_13("the postfix-sasl jail counts no failed SMTP AUTH on 587 yet (Postfix 3.10)")
 def test_failed_smtp_auth_on_submission_gets_an_address_banned(host, abroad_banned_from_submission):
     assert ABROAD.ipv4 in banned_addresses(host, "postfix-sasl")
     assert ABROAD.tcp(HOST["ipv4"], 587)["state"] in ("refused", "timeout", "unreachable")
@@ -400,8 +390,15 @@ def test_the_filter_reads_dovecots_passwd_file_lines(host):
         "Nov 25 16:42:18 bf1 dovecot[1909]: auth: passwd-file(info@example.com,203.0.113.11): Password mismatch",
         "Nov 25 16:42:18 bf1 dovecot[1909]: auth: passwd-file(info@example.com,2001:db8:203::a,<Ab+c>): "
         "Password mismatch",
+        # Dovecot 2.4 (Debian 13): the mechanism in the parenthesis, the session after it; SMTP AUTH without one.
+        "Dec 05 18:36:05 bf1 dovecot[1727]: auth(info@example.com,203.0.113.12,sasl:plain)<UUHJQ+dhzMfGEgAK>: "
+        "passwd-file: Password mismatch",
+        "Dec 05 18:36:12 bf1 dovecot[1727]: auth(info@example.com,2001:db8:203::b,sasl:login): passwd-file: "
+        "Password mismatch",
         # No client address (doveadm auth test, a client that passed none): never counted.
         "Nov 25 16:42:22 bf1 dovecot[1909]: auth: passwd-file(info@example.com): Password mismatch",
+        "Dec 05 18:36:12 bf1 dovecot[1727]: auth(info@example.com,sasl:plain): passwd-file: Password mismatch",
+        "Dec 05 18:36:12 bf1 dovecot[1727]: auth(info@example.com): passwd-file: Password mismatch",
         "Nov 25 16:42:22 bf1 dovecot[1909]: auth: passwd-file(info@example.com,<4ZbfgRxhsI7LAHEK>): Password mismatch",
         # A name that is no mailbox, a host name instead of an address, a login name carrying an address.
         "Nov 25 16:42:14 bf1 dovecot[1909]: auth: passwd-file(nobody@example.com,198.18.0.10,<crY+g>): unknown user",
@@ -417,7 +414,38 @@ def test_the_filter_reads_dovecots_passwd_file_lines(host):
     found = host.check_output(f"fail2ban-regex -o '<F-ID> <ip>' {sample} "
                               "/etc/fail2ban/filter.d/hostguard-accounts.conf").splitlines()
     assert found == ["info@example.com 203.0.113.10", "info@example.com 203.0.113.11",
-                     "info@example.com 2001:db8:203::a", "customer1 203.0.113.10"]
+                     "info@example.com 2001:db8:203::a", "info@example.com 203.0.113.12",
+                     "info@example.com 2001:db8:203::b", "customer1 203.0.113.10"]
+
+
+def test_the_dovecot_filter_reads_dovecot_23_and_24_failed_logins(host):
+    """fail2ban-regex with the role's dovecot filter: a failed login's end of connection, as Dovecot 2.3 and 2.4
+    write it, counts for the client's address, also where the login name carries another one."""
+    lines = [
+        "Nov 25 16:42:08 bf1 dovecot[1909]: imap-login: Aborted login (auth failed, 1 attempts in 2 secs): "
+        "user=<info@example.com>, method=PLAIN, rip=203.0.113.10, lip=10.0.0.11, TLS, session=<4ZbfgRxhsI7LAHEK>",
+        "Dec 05 18:36:07 bf1 dovecot[1727]: imap-login: Login aborted: Connection closed (auth failed, 1 attempts in "
+        "5 secs) (auth_failed): user=<info@example.com>, method=PLAIN, rip=203.0.113.11, lip=10.213.1.11, "
+        "TLS: Connection closed, session=<UUHJQ+dhzMfGEgAK>",
+        "Dec 05 18:36:07 bf1 dovecot[1727]: pop3-login: Login aborted: Logged out (auth failed, 3 attempts in "
+        "9 secs) (auth_failed): user=<info@example.com>, method=PLAIN, rip=2001:db8:203::a, lip=fdbb::b, "
+        "session=<UUHJQ+dhzMfGEgAL>",
+        # The login name is the client's: it may spell out another address, which must never be the one counted.
+        "Dec 05 18:36:07 bf1 dovecot[1727]: imap-login: Login aborted: Connection closed (auth failed, 1 attempts in "
+        "5 secs) (auth_failed): user=<x>, rip=198.18.0.77, lip=10.0.0.1, x>, method=PLAIN, rip=203.0.113.12, "
+        "lip=10.213.1.11, session=<UUHJQ+dhzMfGEgAM>",
+        # A login that succeeded, and a client that gave up before trying: not failures.
+        "Dec 05 18:36:09 bf1 dovecot[1727]: imap-login: Login: user=<info@example.com>, method=PLAIN, "
+        "rip=198.18.0.10, lip=10.213.1.11, mpid=1830, TLS, session=<UUHJQ+dhzMfGEgAN>",
+        "Dec 05 18:36:09 bf1 dovecot[1727]: imap-login: Login aborted: Connection closed (no auth attempts in 0 secs) "
+        "(no_auth_attempts): user=<>, rip=198.18.0.10, lip=10.213.1.11, session=<UUHJQ+dhzMfGEgAO>",
+    ]
+    sample = "/tmp/hostguard-dovecot-samples.log"
+    host.check_output(f"printf '%s\\n' {' '.join(repr(line) for line in lines)} > {sample}")
+    found = host.check_output(f"fail2ban-regex -o '<ip>' {sample} /etc/fail2ban/filter.d/hostguard-dovecot.conf")
+    assert found.splitlines() == ["203.0.113.10", "203.0.113.11", "2001:db8:203::a", "203.0.113.12"]
+    assert host.check_output("fail2ban-client get dovecot journalmatch").splitlines()[-1] == (
+        "_SYSTEMD_UNIT=dovecot.service _UID=0")
 
 
 def test_dovecot_logs_failed_logins_per_mailbox_only_while_the_account_jail_is_on(host):
@@ -435,7 +463,6 @@ def virtual_mailbox_attacked(host, mailbox_attacked_from_many):
     yield
 
 
-@gap_on_debian_13("hostguard-accounts counts no failed login of a Dovecot 2.4 passwd-file mailbox yet")
 def test_a_virtual_mailbox_attacked_from_many_addresses_gets_them_banned(host, virtual_mailbox_attacked):
     assert set(banned_addresses(host, "hostguard-account-ban")) == {ABROAD.ipv6, ABROAD2.ipv6, JP.ipv6}
     # Each address alone stayed below the per-address maxretry.
@@ -477,7 +504,6 @@ except ftplib.all_errors:
 """
 
 
-@gap_on_debian_13("hostguard-accounts counts no failed login of a Dovecot 2.4 passwd-file mailbox yet")
 def test_report_mode_reports_an_attacked_account_and_bans_nobody(host, mailbox_attacked_from_many):
     """converge.yml again with bruteforce_account_action=report; a second account, failed once over FTP from each
     of office, abroad, abroad2 and jp, and the virtual mailbox, attacked again, are reported and nobody is banned."""

@@ -32,10 +32,13 @@ except ImportError:  # loaded outside fail2ban, as the collection's unit tests d
 MODES = ("report", "ban")
 # The same end-anchored shapes as the filter's two failregex: PAM's pam_unix line (what a client chooses, ruser,
 # comes before rhost and cannot fake it) and the line of a Dovecot passwd-file mailbox (the address, which Dovecot
-# writes after the login name, only where it is an IP address; a line without one names no address).
+# writes after the login name, only where it is an IP address; a line without one names no address), as Dovecot 2.3
+# and 2.4 write it.
 FAILURE_ADDRESS = re.compile(
     r"\srhost=(?P<address>\S+)\s+user=[^\s=]+\s*$"
-    r"|\sauth: passwd-file\([^\s,()<>]+,(?P<dovecot_address>[0-9A-Fa-f.:]+)(?:,<[^\s<>]*>)?\): Password mismatch\s*$")
+    r"|\sauth: passwd-file\([^\s,()<>]+,(?P<dovecot_address>[0-9A-Fa-f.:]+)(?:,<[^\s<>]*>)?\): Password mismatch\s*$"
+    r"|\sauth\([^\s,()<>]+,(?P<dovecot24_address>[0-9A-Fa-f.:]+),sasl:[\w-]+\)(?:<[^\s<>]*>)?: "
+    r"passwd-file: Password mismatch\s*$")
 
 
 def normalized(address):
@@ -54,7 +57,8 @@ def addresses_in(matches):
         found = FAILURE_ADDRESS.search(line)
         if not found:
             continue
-        address = normalized(found.group("address") or found.group("dovecot_address"))
+        address = normalized(found.group("address") or found.group("dovecot_address")
+                             or found.group("dovecot24_address"))
         if address not in addresses:
             addresses.append(address)
     return addresses

@@ -10,11 +10,13 @@ import json
 import time
 
 import pytest
-from labtools import ansible_playbook_stats
+from labtools import ansible_playbook_stats, changed_tasks
 from mail_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
-from mail_checks import OUTSIDE_ADDRESS, MailScenario, assert_refused_unchanged, converge_with, first_refusal, restore
+from mail_checks import (OUTSIDE_ADDRESS, MailScenario, assert_refused_unchanged, converge_with, failure_messages,
+                         first_refusal, restore)
 
 POLICYD_DB = "/var/lib/policyd-rate-limit/db.sqlite3"
+POLICYD_SOCKET = "/var/spool/postfix/ratelimit/policy"
 
 
 def postfix_files(host):
@@ -41,7 +43,13 @@ def test_dovecot_gives_postfix_its_auth_socket_inside_the_chroot(host):
     socket = host.file("/var/spool/postfix/private/auth")
     assert socket.is_socket
     assert (socket.user, socket.group, socket.mode) == ("postfix", "postfix", 0o660)
-    assert host.run("doveconf -n").rc == 0
+    # The installed Dovecot's own parser (2.3 on Debian 12, 2.4 on 13) reads the role's file without a word of
+    # complaint, and its listener and mechanisms are in force.
+    doveconf = host.run("doveconf -n")
+    assert (doveconf.rc, doveconf.stderr) == (0, ""), doveconf.stderr
+    assert "auth_mechanisms = plain login" in doveconf.stdout
+    listener = doveconf.stdout.split("unix_listener /var/spool/postfix/private/auth {", 1)[1].split("}", 1)[0]
+    assert listener.split() == ["group", "=", "postfix", "mode", "=", "0660", "user", "=", "postfix"], listener
 
 
 def test_postfix_passes_its_own_check_and_runs(host):
@@ -77,7 +85,7 @@ def forget_counts(host):
 def test_the_policy_daemon_runs_with_the_roles_limit(host):
     assert host.service("policyd-rate-limit").is_running
     assert host.service("policyd-rate-limit").is_enabled
-    assert host.file("/var/spool/postfix/ratelimit/policy").is_socket
+    assert host.file(POLICYD_SOCKET).is_socket
     config = host.check_output("python3 -c \"import yaml; print(yaml.safe_load(open('/etc/policyd-rate-limit.yaml'))"
                                "['limits'])\"")
     assert config == "[[100, 3600]]"
@@ -145,6 +153,46 @@ def test_a_killed_policy_daemon_comes_back_and_answers_again(host, mail):
             break
         time.sleep(1)
     assert first_refusal(report) is None, report
+
+
+# Every run asks the daemon a real policy query (about a login whose limit is 0) and requires its refusal.
+
+POLICYD_REPAIR = "hostguard.hosting.mail_relay : Restart policyd-rate-limit where it did not answer as configured"
+
+
+def test_a_hung_policy_daemon_is_restarted_by_the_next_run_and_answers_again(host, mail):
+    # Stopped, not dead: systemd sees it running, its socket accepts, and it answers nothing.
+    host.check_output("systemctl kill -s STOP policyd-rate-limit")
+    try:
+        run = ansible_playbook_stats(mail.converge)
+        assert run["rc"] == 0, run["stats"]
+        changed = changed_tasks(run["plays"])
+        assert changed == [f"{mail.host_name}: {POLICYD_REPAIR}"], changed
+    finally:
+        host.run("systemctl kill -s CONT policyd-rate-limit")
+    forget_counts(host)
+    report = submit(mail, "jp", mail.user)
+    assert (report["auth"], first_refusal(report)) == (235, None), report
+
+
+def test_a_policy_daemon_a_restart_does_not_mend_fails_the_run_naming_what_it_answered(host, mail):
+    # Its database cannot be opened: it answers every query with its database-error action, restart or not.
+    host.check_output(f"mv {POLICYD_DB} {POLICYD_DB}.saved && mkdir {POLICYD_DB}"
+                      " && systemctl restart policyd-rate-limit")
+    try:
+        run = ansible_playbook_stats(mail.converge)
+        assert run["rc"] != 0
+        messages = failure_messages(run["plays"])
+        assert any(f"policyd-rate-limit on {POLICYD_SOCKET} does not answer as its configuration" in message
+                   and '"451 4.3.5 Sending limit unavailable, try again later"' in message
+                   for message in messages), messages
+    finally:
+        host.run(f"rmdir {POLICYD_DB} && mv {POLICYD_DB}.saved {POLICYD_DB}")
+        host.run("systemctl restart policyd-rate-limit")
+    restore(mail)
+    forget_counts(host)
+    report = submit(mail, "jp", mail.user)
+    assert (report["auth"], first_refusal(report)) == (235, None), report
 
 
 def test_check_mode_shows_the_edit_it_would_make_and_makes_none(host, mail):

@@ -1,0 +1,1 @@
+../../mail/tests/test_mail.py

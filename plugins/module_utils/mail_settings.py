@@ -360,7 +360,7 @@ class Dovecot:
                 path = name[len("unix_listener "):]
                 result[name] = _setting(listeners.get(path), "doveconf -n" if path in listeners else "none")
                 continue
-            asked, convert = name, (lambda value: value)
+            asked, convert = name, str
             if is_24 and name in DOVECOT_24_NAMES:
                 asked, convert = DOVECOT_24_NAMES[name]
             if "/" in asked:

@@ -24,8 +24,8 @@ description:
   - Dovecot (C(doveconf -n), C(doveconf -h)), 2.3 and 2.4 alike; 2.3 names (C(ssl_cert),
     C(disable_plaintext_auth)) are read under their 2.4 names on 2.4. C(unix_listener PATH) gives the listener's
     mode, user and group.
-  - With O(daemons.expect), reports each setting that differs from the expected value in RV(differences),
-    naming the live value and where it comes from. With O(daemons.pending) (for check mode), the pending edits
+  - With an C(expect), reports each setting that differs from the expected value in RV(differences),
+    naming the live value and where it comes from. With C(pending) edits (for check mode), the pending edits
     are made on a temporary copy of the configuration, which is read instead of the live one; nothing on the
     host changes.
 author:

@@ -277,8 +277,8 @@ def test_an_unknown_daemon_fails_naming_it():
 def test_what_a_postconf_edit_must_read_back_per_service():
     expected = mail_settings.postfix_expected(
         {"smtpd_sasl_type": "dovecot", "smtpd_tls_auth_only": True},
-        {"submission/inet": {"fields": "n  -  y - - smtpd", "options": {"smtpd_tls_auth_only": "yes",
-                                                                       "syslog_name": "postfix/submission"}},
+        {"submission/inet": {"fields": "n  -  y - - smtpd",
+                             "options": {"smtpd_tls_auth_only": "yes", "syslog_name": "postfix/submission"}},
          "smtps/inet": {"state": "absent", "fields": "n - y - - smtpd"}},
         ["smtp/inet"])
     assert expected == {

@@ -34,8 +34,8 @@ def submission_logged(host, data_reply, user):
 def mail():
     return MailScenario(mta="postfix", service="postfix", relay_refusal=(554, "Relay access denied"),
                         config_files=postfix_files, submission_logged=submission_logged,
-                       # Debian 12's postfix.service is a oneshot that stays active when the master is gone.
-                       kill="postfix stop")
+                        # Debian 12's postfix.service is a oneshot that stays active when the master is gone.
+                        kill="postfix stop")
 
 
 # The configuration on the host.
@@ -169,7 +169,8 @@ def test_an_open_relay_override_in_master_cf_fails_the_next_run_naming_it_in_che
     host.check_output("postconf -P smtp/inet/smtpd_relay_restrictions=permit && postfix reload")
     try:
         # The override is live: port 25 relays for anyone.
-        report = mail.speak("abroad", 25, "--mail-from", "spammer@abroad.example", "--rcpt", OUTSIDE_ADDRESS)
+        report = mail.speak_when_up("abroad", 25, "rcpt", "--mail-from", "spammer@abroad.example",
+                                    "--rcpt", OUTSIDE_ADDRESS)
         assert report["rcpt"] == 250, report
         for options in ((), ("--check", "--diff")):
             run = ansible_playbook_stats(mail.converge, *options)
@@ -181,14 +182,16 @@ def test_an_open_relay_override_in_master_cf_fails_the_next_run_naming_it_in_che
             assert task_results(run["plays"], VERIFY_TASK)["mail_relay"]["failed"]
     finally:
         host.check_output("postconf -PX smtp/inet/smtpd_relay_restrictions && postfix reload")
-    report = mail.speak("abroad", 25, "--mail-from", "spammer@abroad.example", "--rcpt", OUTSIDE_ADDRESS)
+    report = mail.speak_when_up("abroad", 25, "rcpt", "--mail-from", "spammer@abroad.example",
+                                "--rcpt", OUTSIDE_ADDRESS)
     assert report["rcpt"] == mail.relay_refusal[0], report
 
 
 def test_an_override_on_the_submission_service_the_role_owns_is_repaired_and_reported_changed(host, mail):
     host.check_output("postconf -P submission/inet/smtpd_sasl_auth_enable=no && postfix reload")
     try:
-        assert mail.speak("jp", 587, "--starttls")["auth_offered_after_tls"] == []
+        offered = mail.speak_when_up("jp", 587, "auth_offered_after_tls", "--starttls")
+        assert offered["auth_offered_after_tls"] == [], offered
         run = ansible_playbook_stats(mail.converge)
         assert run["rc"] == 0, (run["stats"], failure_messages(run["plays"]))
         assert run["stats"][mail.host_name]["changed"] >= 1, run["stats"]

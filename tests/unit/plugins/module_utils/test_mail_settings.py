@@ -322,3 +322,24 @@ def test_pending_postfix_edits_are_read_on_a_copy_and_the_live_configuration_is_
     assert edits == [["postconf", "-c", staged.config_dir, "-e", "smtpd_sasl_auth_enable=no"]]
     assert staged.settings(["smtp/inet/smtpd_sasl_auth_enable"])["smtp/inet/smtpd_sasl_auth_enable"]["value"] == "no"
     assert (live / "main.cf").read_text() == "smtpd_sasl_auth_enable = yes\n"
+
+
+def test_pending_dovecot_files_are_read_on_a_copy_and_never_outside_it(tmp_path):
+    live = tmp_path / "dovecot"
+    (live / "conf.d").mkdir(parents=True)
+    (live / "dovecot.conf").write_text("!include conf.d/*.conf\n")
+    ran = []
+
+    def run(argv):
+        ran.append(argv)
+        return 0, "", ""
+
+    daemon = mail_settings.Dovecot(run, str(live / "dovecot.conf"))
+    target = str(live / "conf.d" / "99-hostguard-mta-auth.conf")
+    staged = daemon.staged({"files": {target: "auth_mechanisms = plain login\n"}}, str(tmp_path / "staging"))
+    assert staged.config == str(tmp_path / "staging" / "dovecot" / "dovecot.conf")
+    assert (tmp_path / "staging" / "dovecot" / "conf.d" / "99-hostguard-mta-auth.conf").read_text() == (
+        "auth_mechanisms = plain login\n")
+    assert not (live / "conf.d" / "99-hostguard-mta-auth.conf").exists()
+    with pytest.raises(SettingsError, match="outside"):
+        daemon.staged({"files": {"/etc/passwd": "x"}}, str(tmp_path / "staging2"))

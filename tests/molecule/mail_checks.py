@@ -270,7 +270,12 @@ def test_a_second_run_on_a_clean_host_changes_nothing_and_reads_every_setting_ba
 @pytest.mark.parametrize("how", ["killed behind systemd's back", "stopped with systemctl"])
 def test_a_stopped_mta_is_started_by_the_next_run_and_reported_changed(host, mail, how):
     host.check_output(mail.kill if how.startswith("killed") else f"systemctl stop {mail.service}")
-    closed = mail.lab.clients["abroad"].tcp(mail.lab.hosts[mail.host_name]["ipv4"], 25)
+    # The daemon takes a moment to close its listening socket after the signal.
+    for _attempt in range(20):
+        closed = mail.lab.clients["abroad"].tcp(mail.lab.hosts[mail.host_name]["ipv4"], 25)
+        if closed["state"] != "open":
+            break
+        time.sleep(1)
     assert closed["state"] != "open", closed
     run = ansible_playbook_stats(mail.converge)
     assert run["rc"] == 0, (run["stats"], failure_messages(run["plays"]))

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pytest
 import yaml
-from labtools import Lab, ansible_playbook_stats, smtp
+from labtools import Lab, ansible_playbook_stats, changed_tasks, smtp
 
 OUTSIDE_ADDRESS = "someone@outside.example"
 
@@ -30,6 +31,7 @@ class MailScenario:
     relay_refusal: tuple[int, str]  # the reply to a relay attempt: code, and a phrase of its text
     config_files: Callable  # host -> {path: content} of every file the roles may write
     submission_logged: Callable  # (host, data_reply, user) -> whether the MTA logged it as from that user
+    kill: str  # a shell command that ends the MTA's daemon behind systemd's back (its unit stays "active")
     host_name: str = "mail1"
     lab: Lab = field(default_factory=Lab.from_env)
 
@@ -43,6 +45,15 @@ class MailScenario:
 
     def speak(self, client, port, *options):
         return smtp(self.lab.clients[client], self.lab.hosts[self.host_name]["ipv4"], port, *options)
+
+    def speak_when_up(self, client, port, step, *options):
+        """speak(), once the MTA a reload or restart brought back answers as far as STEP (a reply key)."""
+        for _attempt in range(20):
+            report = self.speak(client, port, *options)
+            if step in report:
+                return report
+            time.sleep(1)
+        raise AssertionError(f"no {step} reply on port {port} after the MTA was reloaded: {report}")
 
     def auth(self):
         return ("--starttls", "--user", self.user, "--password", self.password)
@@ -66,6 +77,17 @@ def first_refusal(report):
         if report.get(step, 250) != 250:
             return report[step]
     return None
+
+
+def task_results(plays, name):
+    """The results of the role tasks called NAME, as {role: result} for the one host (names are "ROLE : NAME")."""
+    results = {}
+    for play in plays:
+        for task in play["tasks"]:
+            role, _sep, task_name = task["task"]["name"].rpartition(" : ")
+            if task_name == name:
+                results.update({role.rsplit(".", 1)[-1]: result for result in task["hosts"].values()})
+    return results
 
 
 def converge_with(mail, extra_vars):
@@ -224,3 +246,44 @@ def test_an_mta_a_control_panel_manages_is_left_to_the_panel(host, mail, panel, 
         assert_refused_unchanged(host, mail, {}, f"{panel} manages the MTA on this host")
     finally:
         host.run(f"rm -rf {top}")
+
+
+# Every run proves the settings are in force (tasks/verify.yml of both roles).
+
+VERIFY_TASK = "Fail on a setting that is not in force, naming it, its live value and where that comes from"
+START_TASK = "Start a daemon that does not run"
+
+
+def test_a_second_run_on_a_clean_host_changes_nothing_and_reads_every_setting_back(mail):
+    run = ansible_playbook_stats(mail.converge)
+    assert run["rc"] == 0, (run["stats"], failure_messages(run["plays"]))
+    assert run["stats"][mail.host_name]["changed"] == 0, changed_tasks(run["plays"])
+    verified = task_results(run["plays"], VERIFY_TASK)
+    assert set(verified) == {"mail_submission", "mail_relay"}, verified
+    assert all(not result.get("skipped") and not result.get("failed") for result in verified.values()), verified
+    reads = task_results(run["plays"], "Read back what the MTA and Dovecot run with")
+    settings = reads["mail_submission"]["daemons"][mail.mta]["settings"]
+    # What was read is the live configuration, not an echo of the expectation.
+    assert len(settings) >= 5 and all("source" in value for value in settings.values()), settings
+
+
+@pytest.mark.parametrize("how", ["killed behind systemd's back", "stopped with systemctl"])
+def test_a_stopped_mta_is_started_by_the_next_run_and_reported_changed(host, mail, how):
+    host.check_output(mail.kill if how.startswith("killed") else f"systemctl stop {mail.service}")
+    # The daemon takes a moment to close its listening socket after the signal.
+    for _attempt in range(20):
+        closed = mail.lab.clients["abroad"].tcp(mail.lab.hosts[mail.host_name]["ipv4"], 25)
+        if closed["state"] != "open":
+            break
+        time.sleep(1)
+    assert closed["state"] != "open", closed
+    run = ansible_playbook_stats(mail.converge)
+    assert run["rc"] == 0, (run["stats"], failure_messages(run["plays"]))
+    assert run["stats"][mail.host_name]["changed"] >= 1, run["stats"]
+    if how.startswith("killed"):
+        # systemd still calls the unit active: only the read-back sees the daemon gone, and restarts it.
+        started = task_results(run["plays"], START_TASK)
+        assert started["mail_submission"].get("changed"), started
+    # Back, and with the role's settings: the relay is closed from abroad.
+    report = mail.speak_when_up("abroad", 25, "rcpt", "--mail-from", "spammer@abroad.example", "--rcpt", OUTSIDE_ADDRESS)
+    assert report["rcpt"] == mail.relay_refusal[0], report

@@ -12,8 +12,8 @@ import time
 import pytest
 from labtools import ansible_playbook_stats, changed_tasks
 from mail_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
-from mail_checks import (OUTSIDE_ADDRESS, MailScenario, assert_refused_unchanged, converge_with, failure_messages,
-                         first_refusal, restore)
+from mail_checks import (OUTSIDE_ADDRESS, VERIFY_TASK, MailScenario, assert_refused_unchanged, converge_with,
+                         failure_messages, first_refusal, restore, task_results)
 
 POLICYD_DB = "/var/lib/policyd-rate-limit/db.sqlite3"
 POLICYD_SOCKET = "/var/spool/postfix/ratelimit/policy"
@@ -34,7 +34,9 @@ def submission_logged(host, data_reply, user):
 @pytest.fixture(scope="module")
 def mail():
     return MailScenario(mta="postfix", service="postfix", relay_refusal=(554, "Relay access denied"),
-                        config_files=postfix_files, submission_logged=submission_logged)
+                        config_files=postfix_files, submission_logged=submission_logged,
+                        # Debian 12's postfix.service is a oneshot that stays active when the master is gone.
+                        kill="postfix stop")
 
 
 # The configuration on the host.
@@ -206,3 +208,42 @@ def test_check_mode_shows_the_edit_it_would_make_and_makes_none(host, mail):
     assert main_cf == [{"before_header": "/etc/postfix/main.cf", "after_header": "/etc/postfix/main.cf",
                         "before": "smtpd_sasl_auth_enable = yes\n", "after": "smtpd_sasl_auth_enable = no\n"}]
     assert postfix_files(host) == before
+
+
+# Overrides behind the roles' back, read back by the next run.
+
+def test_an_open_relay_override_in_master_cf_fails_the_next_run_naming_it_in_check_mode_too(host, mail):
+    host.check_output("postconf -P smtp/inet/smtpd_relay_restrictions=permit && postfix reload")
+    try:
+        # The override is live: port 25 relays for anyone.
+        report = mail.speak_when_up("abroad", 25, "rcpt", "--mail-from", "spammer@abroad.example",
+                                    "--rcpt", OUTSIDE_ADDRESS)
+        assert report["rcpt"] == 250, report
+        for options in ((), ("--check", "--diff")):
+            run = ansible_playbook_stats(mail.converge, *options)
+            assert run["rc"] != 0, options
+            messages = failure_messages(run["plays"])
+            assert any("smtp/inet/smtpd_relay_restrictions is 'permit' (master.cf: smtp/inet -o "
+                       "smtpd_relay_restrictions), the role set 'permit_mynetworks, permit_sasl_authenticated, "
+                       "reject_unauth_destination'" in message for message in messages), (options, messages)
+            assert task_results(run["plays"], VERIFY_TASK)["mail_relay"]["failed"]
+    finally:
+        host.check_output("postconf -PX smtp/inet/smtpd_relay_restrictions && postfix reload")
+    report = mail.speak_when_up("abroad", 25, "rcpt", "--mail-from", "spammer@abroad.example",
+                                "--rcpt", OUTSIDE_ADDRESS)
+    assert report["rcpt"] == mail.relay_refusal[0], report
+
+
+def test_an_override_on_the_submission_service_the_role_owns_is_repaired_and_reported_changed(host, mail):
+    host.check_output("postconf -P submission/inet/smtpd_sasl_auth_enable=no && postfix reload")
+    try:
+        offered = mail.speak_when_up("jp", 587, "auth_offered_after_tls", "--starttls")
+        assert offered["auth_offered_after_tls"] == [], offered
+        run = ansible_playbook_stats(mail.converge)
+        assert run["rc"] == 0, (run["stats"], failure_messages(run["plays"]))
+        assert run["stats"][mail.host_name]["changed"] >= 1, run["stats"]
+        assert not task_results(run["plays"], VERIFY_TASK)["mail_submission"].get("failed")
+        assert host.check_output("postconf -P submission/inet/smtpd_sasl_auth_enable").endswith("= yes")
+        assert "PLAIN" in mail.speak("jp", 587, "--starttls")["auth_offered_after_tls"]
+    finally:
+        restore(mail)

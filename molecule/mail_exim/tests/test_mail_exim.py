@@ -14,7 +14,8 @@ import re
 import pytest
 from labtools import ansible_playbook_stats
 from mail_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
-from mail_checks import OUTSIDE_ADDRESS, MailScenario, assert_refused_unchanged, converge_with, restore
+from mail_checks import (OUTSIDE_ADDRESS, VERIFY_TASK, MailScenario, assert_refused_unchanged, converge_with,
+                         failure_messages, restore, task_results)
 
 OUR_FILES = ["main/00_hostguard_mail_submission", "acl/50_hostguard_mail_submission",
              "auth/50_hostguard_mail_submission", "main/00_hostguard_mail_relay", "acl/50_hostguard_mail_relay"]
@@ -40,7 +41,9 @@ def submission_logged(host, data_reply, user):
 @pytest.fixture(scope="module")
 def mail():
     return MailScenario(mta="exim", service="exim4", relay_refusal=(550, "relay not permitted"),
-                        config_files=exim_files, submission_logged=submission_logged)
+                        config_files=exim_files, submission_logged=submission_logged,
+                        # The init script's unit stays active when the daemon is gone.
+                        kill="kill $(cat /run/exim4/exim.pid)")
 
 
 # The configuration on the host.
@@ -145,3 +148,26 @@ def test_a_key_exims_user_cannot_read_fails_before_any_change(host, mail):
         assert_refused_unchanged(host, mail, {"mail_submission_tls_key": key}, f"{key} is not readable by Exim's user")
     finally:
         host.run(f"rm -f {key}")
+
+
+# An override behind the roles' back, read back by the next run.
+
+def test_a_file_that_redefines_the_roles_macro_fails_the_next_run_naming_it_in_check_mode_too(host, mail):
+    # Sorted after the role's main/00_ file and before Debian's 02_ file that uses the macro: with "==" it
+    # redefines MAIL's ACL to Debian's, without the role's TLS-and-AUTH check on 587.
+    local = "/etc/exim4/conf.d/main/01_local_acl"
+    host.check_output(f"echo 'MAIN_ACL_CHECK_MAIL == acl_check_mail' > {local} && systemctl reload exim4")
+    try:
+        assert host.check_output("exim4 -bP acl_smtp_mail") == "acl_smtp_mail = acl_check_mail"
+        for options in ((), ("--check", "--diff")):
+            run = ansible_playbook_stats(mail.converge, *options)
+            assert run["rc"] != 0, options
+            messages = failure_messages(run["plays"])
+            assert any("exim: acl_smtp_mail is 'acl_check_mail' (" in message
+                       and "main/01_local_acl: MAIN_ACL_CHECK_MAIL == acl_check_mail" in message
+                       and "the role set 'hostguard_submission_check_mail'" in message
+                       for message in messages), (options, messages)
+            assert task_results(run["plays"], VERIFY_TASK)["mail_submission"]["failed"]
+    finally:
+        host.check_output(f"rm -f {local} && systemctl reload exim4")
+    assert host.check_output("exim4 -bP acl_smtp_mail") == "acl_smtp_mail = hostguard_submission_check_mail"

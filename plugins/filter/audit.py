@@ -9,7 +9,6 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report import (
     AuditInputError,
     build_result,
-    firewall_record,
     report_lines,
 )
 
@@ -27,4 +26,4 @@ def audit_lines(result):
 
 class FilterModule:
     def filters(self):
-        return {"audit_result": audit_result, "audit_lines": audit_lines, "audit_firewall_record": firewall_record}
+        return {"audit_result": audit_result, "audit_lines": audit_lines}

@@ -52,31 +52,14 @@ def _slurped(result):
     return base64.b64decode(result["content"]).decode("utf-8", "replace")
 
 
-def firewall_record(record_file):
-    """The policy the firewall role recorded (its slurped JSON file), or {} where there is none."""
-    text = _slurped(record_file)
-    try:
-        record = json.loads(text) if text else {}
-    except ValueError:
-        return {}  # a record cut short proves no policy
-    return record if isinstance(record, dict) else {}
-
-
 def services_facet(data):
     services = data.get("services") or {}
     watched = data.get("watched") or []
     running = sorted({re.sub(r"(@-)?\.service$", "", name) for name, state in services.items()
                       if name in watched and state.get("state") == "running"})
-    record = firewall_record(data.get("record_file"))
-    backend = record.get("backend")
-    nftables = _ran(data.get("nftables"))
-    zone = _ran(data.get("firewalld_zone"))
-    if backend == "nftables":
-        in_force = bool(nftables) and not nftables.get("failed") and not nftables.get("changed", True)
-    elif backend == "firewalld":
-        in_force = bool(zone) and zone.get("rc") == 0 and (zone.get("stdout") or "").strip() == "hostguard"
-    else:
-        in_force = False
+    policy = _ran(data.get("firewall")) or {}
+    record = policy.get("record") or {}
+    in_force = bool(policy.get("in_force"))
     known = {int(port): advice for port, advice in (data.get("known_ports") or {}).items()}
     ports = sorted({int(item["port"]) for item in data.get("tcp_listen") or [] if item.get("address") in EVERY_ADDRESS})
     exposed = exposure_findings([dict(known[port], port=port) for port in ports if port in known],
@@ -84,7 +67,7 @@ def services_facet(data):
     return {
         "running": running,
         "hostguard_firewall": (services.get("hostguard-firewall.service") or {}).get("status") == "enabled",
-        "firewall": {"recorded": bool(record), "backend": backend, "in_force": in_force},
+        "firewall": {"recorded": bool(policy.get("recorded")), "backend": policy.get("backend"), "in_force": in_force},
         "firewall_record_path": data.get("record_path"),
         "exposed_ports": ports,
         "exposed": exposed,

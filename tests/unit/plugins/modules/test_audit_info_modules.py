@@ -29,3 +29,19 @@ def test_mail_queue_info_on_a_host_without_an_mta_says_so(tmp_path):
     code, result = run_module("mail_queue_info", tmp_path, _ansible_check_mode=True)
     assert code != 0 and result["failed"] is True
     assert result["msg"] == "found neither Postfix (postsuper) nor Exim (exim4, exim) on this host"
+
+
+def test_account_cleanup_info_reports_and_changes_nothing_on_this_machine(tmp_path):
+    code, result = run_module("account_cleanup_info", tmp_path, state_dir=str(tmp_path / "state"),
+                              unused_days=100000)
+    assert code == 0, result
+    assert result["changed"] is False and "diff" not in result
+    # No account here is older than 270 years, and nothing was recorded: nothing to flag, no lock.
+    assert (result["accounts"], result["locks"]) == ([], [])
+    assert not (tmp_path / "state").exists()
+
+
+def test_account_cleanup_info_refuses_to_name_root_as_a_leaver(tmp_path):
+    code, result = run_module("account_cleanup_info", tmp_path, state_dir=str(tmp_path / "state"), remove=["root"])
+    assert code != 0 and result["failed"] is True
+    assert "root" in result["msg"]

@@ -9,8 +9,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import (
     PolicyError,
     build_plan,
+    exposure_findings,
     policy_record,
-    port_exposure,
 )
 
 
@@ -30,28 +30,8 @@ def firewall_record(plan, backend, ruleset_path=None):
 
 def firewall_exposure(findings, record):
     """Each audit finding (a dict with `port` and `advice`) with what the firewall policy in force does
-    with its port: `firewall` is open, restricted or closed (`none` when no policy of the role is in
-    force: record is empty), with `firewall_sources`, `firewall_countries`, `firewall_services`, and
-    `summary`, one line for the operator (the advice, unless the firewall already restricts the port)."""
-    exposed = []
-    for finding in findings:
-        exposure = port_exposure(finding["port"], record) if record else {
-            "firewall": "none", "sources": [], "countries": [], "services": []}
-        exposed.append(dict(finding, firewall=exposure["firewall"], firewall_sources=exposure["sources"],
-                            firewall_countries=exposure["countries"], firewall_services=exposure["services"],
-                            summary=_summary(finding.get("advice", ""), exposure)))
-    return exposed
-
-
-def _summary(advice, exposure):
-    if exposure["firewall"] == "closed":
-        return "the firewall lets nobody in"
-    if exposure["firewall"] == "restricted":
-        allowed = exposure["sources"] + ["addresses in %s" % code for code in exposure["countries"]]
-        return "the firewall lets in only " + ", ".join(allowed)
-    if exposure["firewall"] == "open":
-        return "%s (the firewall lets everyone in)" % advice
-    return advice
+    with its port (see exposure_findings in module_utils/firewall.py)."""
+    return exposure_findings(findings, record)
 
 
 class FilterModule:

@@ -486,3 +486,29 @@ def port_exposure(port, record):
     countries = sorted({code for service in services for code in service["countries"]})
     return {"firewall": "restricted" if sources or countries else "closed", "services": names,
             "sources": sources, "countries": countries}
+
+
+def exposure_findings(findings, record):
+    """Each audit finding (a dict with `port` and `advice`) with what the firewall policy in force does
+    with its port: `firewall` is open, restricted or closed (`none` when no policy of the role is in
+    force: record is empty), with `firewall_sources`, `firewall_countries`, `firewall_services`, and
+    `summary`, one line for the operator (the advice, unless the firewall already restricts the port)."""
+    exposed = []
+    for finding in findings:
+        exposure = port_exposure(finding["port"], record) if record else {
+            "firewall": "none", "sources": [], "countries": [], "services": []}
+        exposed.append(dict(finding, firewall=exposure["firewall"], firewall_sources=exposure["sources"],
+                            firewall_countries=exposure["countries"], firewall_services=exposure["services"],
+                            summary=_exposure_summary(finding.get("advice", ""), exposure)))
+    return exposed
+
+
+def _exposure_summary(advice, exposure):
+    if exposure["firewall"] == "closed":
+        return "the firewall lets nobody in"
+    if exposure["firewall"] == "restricted":
+        allowed = exposure["sources"] + ["addresses in %s" % code for code in exposure["countries"]]
+        return "the firewall lets in only " + ", ".join(allowed)
+    if exposure["firewall"] == "open":
+        return "%s (the firewall lets everyone in)" % advice
+    return advice

@@ -694,3 +694,44 @@ def export(messages, export_dir, now=None):
         for block in iter(lambda: written.read(1 << 20), b""):
             digest.update(block)
     return archive_path, digest.hexdigest()
+
+
+def find_mta(which, wanted="auto"):
+    """(mta, command): postsuper's path for Postfix, the exim command's for Exim. which(name): a path or None."""
+    if wanted in ("auto", "postfix"):
+        postsuper = which("postsuper")
+        if postsuper:
+            return "postfix", postsuper
+        if wanted == "postfix":
+            raise MailQueueError("found no postsuper command on this host: is Postfix installed?")
+    exim = which("exim4") or which("exim")
+    if exim:
+        return "exim", exim
+    raise MailQueueError("found neither Postfix (postsuper) nor Exim (exim4, exim) on this host"
+                         if wanted == "auto" else "found no exim4 or exim command on this host")
+
+
+def configured_queue_directory(run, which, mta, command):
+    """The queue directory the MTA is configured with, as its own configuration tool says."""
+    if mta == "postfix":
+        postconf = which("postconf")
+        if not postconf:
+            raise MailQueueError("found no postconf command on this host")
+        argv = [postconf, "-h", "queue_directory"]
+    else:
+        argv = [command, "-bP", "spool_directory"]
+    rc, out, err = run(argv)
+    if rc != 0:
+        raise MailQueueError("%s failed (rc=%d): %s" % (" ".join(argv), rc, (err or out).strip()))
+    # Exim answers "spool_directory = /var/spool/exim4".
+    return out.strip() if mta == "postfix" else out.partition("=")[2].strip()
+
+
+def queue_report(run, which, wanted="auto", directory=None, top=20):
+    """The queue as read from its files, and purged mail still waiting to be deleted. Reads only."""
+    mta, command = find_mta(which, wanted)
+    directory = directory or configured_queue_directory(run, which, mta, command)
+    messages, unreadable = (scan_queue if mta == "postfix" else scan_exim_spool)(directory)
+    return {"mta": mta, "service": "postfix" if mta == "postfix" else os.path.basename(command),
+            "queue_directory": directory, "queue": summarise(messages, top), "unreadable": unreadable,
+            "held_directories": held_directories(directory) if mta == "postfix" else []}

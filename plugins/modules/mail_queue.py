@@ -248,9 +248,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.mail_queue import (
     MailQueueError,
+    configured_queue_directory,
     exim_daemons,
     exim_removed,
     export,
+    find_mta as find_mta_command,
     held_directories,
     move_postfix_messages,
     normalise_patterns,
@@ -268,26 +270,19 @@ EXIM_BATCH = 1000
 
 def find_mta(module):
     """(mta, command): postsuper's path for Postfix, the exim command's for Exim."""
-    wanted = module.params["mta"]
-    if wanted in ("auto", "postfix"):
-        postsuper = module.get_bin_path("postsuper", required=wanted == "postfix")
-        if postsuper:
-            return "postfix", postsuper
-    exim = module.get_bin_path("exim4") or module.get_bin_path("exim")
-    if exim:
-        return "exim", exim
-    module.fail_json(msg="found neither Postfix (postsuper) nor Exim (exim4, exim) on this host"
-                     if wanted == "auto" else "found no exim4 or exim command on this host")
+    try:
+        return find_mta_command(module.get_bin_path, module.params["mta"])
+    except MailQueueError as error:
+        module.fail_json(msg=str(error))
 
 
 def queue_directory(module, mta, command):
     if module.params["queue_directory"]:
         return module.params["queue_directory"]
-    if mta == "postfix":
-        postconf = module.get_bin_path("postconf", required=True)
-        return module.run_command([postconf, "-h", "queue_directory"], check_rc=True)[1].strip()
-    # "spool_directory = /var/spool/exim4"
-    return module.run_command([command, "-bP", "spool_directory"], check_rc=True)[1].partition("=")[2].strip()
+    try:
+        return configured_queue_directory(module.run_command, module.get_bin_path, mta, command)
+    except MailQueueError as error:
+        module.fail_json(msg=str(error))
 
 
 def mta_running(module, mta):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 
 def host_results(report: dict, task_name: str) -> dict:
-    """Results of one named task, by host."""
+    """Results of one named task (in a role or not), by host."""
     for play in report["plays"]:
         for task in play["tasks"]:
-            if task["task"]["name"] == task_name:
+            if task["task"]["name"].rsplit(" : ", 1)[-1] == task_name:
                 return task["hosts"]
     return {}
 
@@ -39,41 +39,47 @@ def print_audit(title: str, report: dict) -> None:
         if audit is None:
             print(f"{host}: no audit result ({report['stats'][host]})")
             continue
-        policy = audit.get("firewall", {})
+        services = audit.get("services") or {}
+        policy = services.get("firewall", {})
         if policy.get("in_force"):
             firewall = f"hostguard firewall ({policy['backend']}) in force"
         elif policy.get("recorded"):
             firewall = f"hostguard firewall ({policy['backend']}) recorded but NOT in force"
         else:
             firewall = "no hostguard firewall"
-        print(f"{host} ({audit['os']}): running {', '.join(audit['services_running']) or 'none'}; {firewall}")
-        for finding in audit["findings"]:
+        summary = audit["summary"]
+        print(f"{host} ({audit['os']}): running {', '.join(services.get('running', [])) or 'none'}; {firewall}; "
+              f"findings: {summary['critical']} critical, {summary['warning']} warning, {summary['info']} info")
+        for finding in services.get("exposed", []):
             print(f"    port {finding['port']:>5} {finding['service']:<12} listening on every address: {finding['summary']}")
-        queue = audit.get("mail_queue")
+        queue = (audit.get("mail_queue") or {}).get("queue")
         if queue:
             senders = ", ".join(f"{sender['name']} {sender['count']}" for sender in queue["by_sender"])
             print(f"    mail queue: {queue['count']} messages" + (f"; busiest senders: {senders}" if senders else ""))
-        for check in audit.get("dnsbl", []):
+        dnsbl = audit.get("dnsbl") or {}
+        for check in dnsbl.get("checks", []):
             meanings = "; ".join(code["meaning"] for code in check.get("codes") or []) or check.get("error") or ""
             delist = f" (delist: {check['delist_url']})" if check.get("delist_url") else ""
             print(f"    blocklist {check['zone']:<22} {check['address']:<15} {check['status']:<8} {meanings}{delist}")
-        for zone in audit.get("dnsbl_unhealthy_zones", []):
+        for zone in dnsbl.get("unhealthy_zones", []):
             print(f"    blocklist {zone:<22} not trusted: failed its RFC 5782 test points")
-        for cms in audit.get("cms", []):
+        integrity = audit.get("integrity") or {}
+        for cms in integrity.get("cms", []):
             print(f"    site {cms['path']}: {cms['cms']} {cms['version']}")
-        for site, summary in zip(audit.get("integrity_sites", []), audit.get("integrity", [])):
-            print(f"    site {site}: {summary['added']} added, {summary['removed']} removed, "
-                  f"{summary['modified']} changed since the baseline; {summary['entries']} entries checked "
-                  f"in {summary['seconds']} s")
-        for path in audit.get("integrity_changes", []):
-            print(f"        changed: {path}")
-        for path in audit.get("integrity_added", []):
-            print(f"        added:   {path}")
-        for finding in audit.get("suspicious", []):
+        for site in integrity.get("sites", []):
+            counts = site["summary"] or {}
+            print(f"    site {site['name']}: {counts.get('added')} added, {counts.get('removed')} removed, "
+                  f"{counts.get('modified')} changed since the baseline; {counts.get('entries')} entries checked "
+                  f"in {counts.get('seconds')} s")
+            for path in site["modified"]:
+                print(f"        changed: {path}")
+            for path in site["added"]:
+                print(f"        added:   {path}")
+        for finding in integrity.get("suspicious", []):
             print(f"        looks planted: {finding['path']} ({finding['rule']}: {finding.get('line') or ''})")
-        for account in audit.get("accounts", []):
+        for account in (audit.get("accounts") or {}).get("flagged", []):
             print(f"    account {account['name']} ({account['kind']}) unused: {account['reason']}")
-        for attack in audit.get("account_attacks", []):
+        for attack in (audit.get("attacks") or {}).get("accounts", []):
             print(f"    account {attack['account']:<12} attacked from {', '.join(attack['addresses'])}")
 
 
@@ -110,7 +116,8 @@ def write_quarantine_vars(directory: str, audit_path: str) -> None:
     report = json.loads(Path(audit_path).read_text())
     facts = host_results(report, "Keep the findings with the audit")
     for host, result in facts.items():
-        planted = sorted({f["path"] for f in result.get("ansible_facts", {}).get("hostguard_audit", {}).get("suspicious", [])})
+        integrity = result.get("ansible_facts", {}).get("hostguard_audit", {}).get("integrity") or {}
+        planted = sorted({finding["path"] for finding in integrity.get("suspicious", [])})
         if planted:
             target = Path(directory) / host / "quarantine.yml"
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labtools import PROJECT_DIR, Lab, ansible_playbook_stats
+from labtools import PROJECT_DIR, Lab, ansible_playbook_stats, audit_results
 
 LAB = Lab.from_env()
 HOST = LAB.hosts["fw1"]
@@ -44,9 +44,8 @@ def audit():
     """hostguard.hosting.audit on the host, blocklists skipped: (its hostguard_audit fact, the lines it showed)."""
     run = ansible_playbook_stats(AUDIT, "-e", json.dumps({"audit_dnsbl_addresses": []}))
     assert run["rc"] == 0, run["stats"]
-    results = {task["task"]["name"]: task["hosts"].get("fw1", {}) for play in run["plays"] for task in play["tasks"]}
-    return (results["Keep the findings with the audit"]["ansible_facts"]["hostguard_audit"],
-            results["Show what the audit found"]["msg"])
+    facts, lines = audit_results(run["plays"])
+    return facts["fw1"], lines["fw1"]
 
 
 def probe(client, port, family=4):
@@ -106,8 +105,9 @@ def test_the_audit_says_what_the_firewall_lets_in_as_the_network_sees_it():
     """Each port listening on every address that the policy's clients were probed on: the audit's word
     (closed, restricted, open) agrees with what the office, jp and abroad clients reach."""
     report, lines = audit()
-    assert report["firewall"]["recorded"] and report["firewall"]["in_force"], report["firewall"]
-    findings = {finding["port"]: finding for finding in report["findings"]}
+    firewall = report["services"]["firewall"]
+    assert firewall["recorded"] and firewall["in_force"], firewall
+    findings = {finding["port"]: finding for finding in report["services"]["exposed"]}
     assert {22, 25} <= set(findings), findings
     for port, finding in findings.items():
         if port not in EXPECTED:

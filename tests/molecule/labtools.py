@@ -82,6 +82,24 @@ def changed_tasks(plays: list[dict]) -> list[str]:
     return names
 
 
+def task_name(task: dict) -> str:
+    """A task's own name, without the "role : " prefix Ansible gives the tasks of a role."""
+    return task["task"]["name"].rsplit(" : ", 1)[-1]
+
+
+def audit_results(plays: list[dict]) -> tuple[dict, dict]:
+    """hostguard.hosting.audit's result per host: ({host: hostguard_audit}, {host: the lines it printed})."""
+    facts, lines = {}, {}
+    for play in plays:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if task_name(task) == "Keep the findings with the audit" and "ansible_facts" in result:
+                    facts[host] = result["ansible_facts"]["hostguard_audit"]
+                elif task_name(task) == "Show what the audit found" and "msg" in result:
+                    lines[host] = result["msg"]
+    return facts, lines
+
+
 SMTP_PROBE = PROJECT_DIR / "tests" / "molecule" / "smtp_probe.py"
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from labtools import PROJECT_DIR, ansible_playbook_stats, changed_tasks
+from labtools import PROJECT_DIR, ansible_playbook_stats, audit_results, changed_tasks
 
 PURGE = str(PROJECT_DIR / "playbooks" / "purge_mail_queue.yml")
 AUDIT = str(PROJECT_DIR / "playbooks" / "audit.yml")
@@ -149,10 +149,9 @@ def audit():
     """hostguard.hosting.audit, blocklists skipped: (its hostguard_audit fact, the lines it showed)."""
     run = ansible_playbook_stats(AUDIT, "-e", json.dumps({"audit_dnsbl_addresses": []}))
     assert run["rc"] == 0, run["stats"]
-    results = {task["task"]["name"]: next(iter(task["hosts"].values()), {})
-               for play in run["plays"] for task in play["tasks"]}
-    return (results["Keep the findings with the audit"]["ansible_facts"]["hostguard_audit"],
-            results["Show what the audit found"]["msg"])
+    facts, lines = audit_results(run["plays"])
+    host = next(iter(facts))
+    return facts[host], lines[host]
 
 
 def debug_messages(plays):
@@ -275,7 +274,7 @@ def test_without_confirmation_it_reports_what_it_would_delete_and_deletes_nothin
 
 def test_the_audit_reports_the_queue_and_its_busiest_senders(host, mta, before):
     report, lines = audit()
-    queue = report["mail_queue"]
+    queue = report["mail_queue"]["queue"]
     assert queue["count"] == SPAM_COUNT + LEGITIMATE_COUNT
     assert queue["by_sender"] == [{"name": SPAMMER, "count": SPAM_COUNT}, {"name": LEGITIMATE, "count": LEGITIMATE_COUNT}]
     pattern = r"mail queue: %d messages \(the oldest queued \d+[.]\d h ago\); busiest senders: %s %d, %s %d$" % (

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from labtools import Lab, ansible_playbook_stats, changed_tasks, smtp
+from labtools import Lab, ansible_playbook_stats, changed_tasks, smtp, task_name
 
 LAB = Lab.from_env()
 AC1, AC2 = LAB.hosts["ac1"], LAB.hosts["ac2"]
@@ -275,7 +275,7 @@ def test_the_audit_reports_the_flagged_accounts_and_changes_nothing():
     reports = {}
     for play in run["plays"]:
         for task in play["tasks"]:
-            if task["task"]["name"] == "Find unused and leavers' accounts (report only)":
+            if task_name(task) == "Find unused and leavers' accounts (report only)":
                 for hostname, result in task["hosts"].items():
                     reports[hostname] = result["accounts"]
     flagged = {(item["kind"], item["name"]): item for item in reports["ac1"]}

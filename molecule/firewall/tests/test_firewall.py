@@ -62,8 +62,8 @@ def test_the_audit_notices_when_the_recorded_table_is_not_live(host):
         report, lines = audit()
     finally:
         host.check_output("systemctl restart hostguard-firewall")
-    assert report["firewall"] == {"recorded": True, "backend": "nftables", "in_force": False}
-    assert {finding["firewall"] for finding in report["findings"]} == {"none"}
+    assert report["services"]["firewall"] == {"recorded": True, "backend": "nftables", "in_force": False}
+    assert {finding["firewall"] for finding in report["services"]["exposed"]} == {"none"}
     assert "firewall: the policy recorded in /etc/hostguard/firewall-policy.json is not in force" in "\n".join(lines)
     assert live_digest(host)
 

@@ -191,7 +191,7 @@ def test_the_audit_notices_when_the_role_zone_is_not_the_default(host):
         report, lines = audit()
     finally:
         firewall_cmd(host, "--set-default-zone=hostguard")
-    assert report["firewall"] == {"recorded": True, "backend": "firewalld", "in_force": False}
-    assert {finding["firewall"] for finding in report["findings"]} == {"none"}
+    assert report["services"]["firewall"] == {"recorded": True, "backend": "firewalld", "in_force": False}
+    assert {finding["firewall"] for finding in report["services"]["exposed"]} == {"none"}
     assert "firewall: the policy recorded in /etc/hostguard/firewall-policy.json is not in force" in "\n".join(lines)
     assert firewall_cmd(host, "--get-default-zone") == "hostguard"

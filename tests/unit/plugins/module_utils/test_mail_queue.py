@@ -586,3 +586,71 @@ def test_a_spool_of_100000_exim_messages_is_read_one_open_per_message(tmp_path, 
     messages, unreadable = mail_queue.scan_exim_spool(str(tmp_path))
     assert (len(messages), unreadable) == (20000, [])
     assert len(opened) == len(set(opened)) == 20000
+
+
+# What mail_queue_info reports. Neither MTA runs here: which() and the MTA's configuration tool are stand-ins
+# answering as postconf and exim do; the queues read are real files (the lab's scenarios mail_queue and
+# mail_queue_exim read live ones).
+def which_of(*present):
+    return lambda name: f"/usr/sbin/{name}" if name in present else None
+
+
+@pytest.mark.parametrize("present,wanted,expected", [
+    (("postsuper", "exim4"), "auto", ("postfix", "/usr/sbin/postsuper")),
+    (("exim4",), "auto", ("exim", "/usr/sbin/exim4")),
+    (("exim",), "exim", ("exim", "/usr/sbin/exim")),
+    (("postsuper", "exim4"), "exim", ("exim", "/usr/sbin/exim4")),
+])
+def test_the_mta_is_found_by_its_commands(present, wanted, expected):
+    assert mail_queue.find_mta(which_of(*present), wanted) == expected
+
+
+@pytest.mark.parametrize("present,wanted,message", [
+    ((), "auto", "found neither Postfix (postsuper) nor Exim (exim4, exim)"),
+    (("exim4",), "postfix", "found no postsuper command"),
+    (("postsuper",), "exim", "found no exim4 or exim command"),
+])
+def test_a_missing_mta_is_named(present, wanted, message):
+    with pytest.raises(MailQueueError, match=re.escape(message)):
+        mail_queue.find_mta(which_of(*present), wanted)
+
+
+def test_the_queue_directory_is_the_one_the_mta_is_configured_with():
+    asked = []
+
+    def run(argv):
+        asked.append(argv)
+        return (0, "/var/spool/postfix\n", "") if argv[0].endswith("postconf") else (
+            0, "spool_directory = /var/spool/exim4\n", "")
+
+    which = which_of("postconf")
+    assert mail_queue.configured_queue_directory(run, which, "postfix", "/usr/sbin/postsuper") == "/var/spool/postfix"
+    assert mail_queue.configured_queue_directory(run, which, "exim", "/usr/sbin/exim4") == "/var/spool/exim4"
+    assert asked == [["/usr/sbin/postconf", "-h", "queue_directory"], ["/usr/sbin/exim4", "-bP", "spool_directory"]]
+    with pytest.raises(MailQueueError, match="exim4 -bP spool_directory failed"):
+        mail_queue.configured_queue_directory(lambda argv: (1, "", "no config"), which, "exim", "/usr/sbin/exim4")
+
+
+def test_the_report_of_a_postfix_queue_names_the_busiest_sender_and_purged_mail_left_behind(tmp_path):
+    spam_and_kept(tmp_path, ["A1", "A2", "A3"], ["B1"])
+    held = tmp_path / (mail_queue.HELD_PREFIX + "20261125T000000Z-interrupted")
+    held.mkdir()
+    before = queue_tree(tmp_path)
+    report = mail_queue.queue_report(lambda argv: (0, str(tmp_path) + "\n", ""), which_of("postsuper", "postconf"))
+    assert (report["mta"], report["service"], report["queue_directory"]) == ("postfix", "postfix", str(tmp_path))
+    assert report["queue"]["count"] == 4
+    assert report["queue"]["by_sender"] == [{"name": "spammer@site1.example", "count": 3},
+                                            {"name": "info@site1.example", "count": 1}]
+    assert report["held_directories"] == [str(held)]
+    assert queue_tree(tmp_path) == before and held.is_dir()
+
+
+@pytest.mark.parametrize("version", ["exim-4.96", "exim-4.98"])
+def test_the_report_of_an_exim_spool_written_by_exim(version):
+    def never_run(argv):
+        raise AssertionError(f"the directory was given: nothing to ask ({argv})")
+
+    report = mail_queue.queue_report(never_run, which_of("exim4"), directory=str(FIXTURES / version), top=3)
+    assert (report["mta"], report["service"], report["held_directories"]) == ("exim", "exim4", [])
+    assert report["queue"]["count"] == len(mail_queue.scan_exim_spool(str(FIXTURES / version))[0]) > 0
+    assert len(report["queue"]["by_sender"]) <= 3

@@ -1,0 +1,29 @@
+# Copyright: hostguard.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the audit role: its result (hostguard_audit) and the lines it prints, from module_utils/audit_report.py."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report import (
+    AuditInputError,
+    build_result,
+    report_lines,
+)
+
+
+def audit_result(facets, host, time, system=None):
+    try:
+        return build_result(facets, host, time, system)
+    except AuditInputError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
+def audit_lines(result):
+    return report_lines(result)
+
+
+class FilterModule:
+    def filters(self):
+        return {"audit_result": audit_result, "audit_lines": audit_lines}

@@ -1,0 +1,403 @@
+# Copyright: hostguard.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The audit's result: one document per host (``hostguard_audit``) built from what each facet read.
+
+Pure Python, no Ansible. The audit role's facets register what the read-only modules returned; the role's
+filter (plugins/filter/audit.py) hands those results here, and this module shapes them into the documented
+result (roles/audit/files/hostguard_audit.schema.json), derives the findings with their severity, evidence
+and remedy, and renders the lines the audit prints.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import exposure_findings
+
+SCHEMA_VERSION = 1
+FACETS = ("services", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")
+SEVERITIES = ("critical", "warning", "info")
+EVERY_ADDRESS = ("0.0.0.0", "::", "*")
+
+RUNBOOK_BLOCKLISTED = "docs/runbooks/blocklisted-ip.md"
+RUNBOOK_PLANTED = "docs/runbooks/planted-files.md"
+RUNBOOK_SPAM = "docs/runbooks/spam-outbreak.md"
+RUNBOOK_PASSWORD = "docs/runbooks/leaked-password.md"
+REMEDY_UPDATES = ("apt-get update && apt-get upgrade on the host; install unattended-upgrades so that security "
+                  "updates install themselves")
+
+
+class AuditInputError(ValueError):
+    """A facet's input is not what the role registers."""
+
+
+def _ran(result):
+    """A registered task result, or None when the task was skipped or never ran."""
+    if not isinstance(result, dict) or result.get("skipped"):
+        return None
+    return result
+
+
+def _finding(facet, severity, summary, evidence, remedy):
+    return {"facet": facet, "severity": severity, "summary": summary, "evidence": evidence, "remedy": remedy}
+
+
+def _slurped(result):
+    """The text of a slurp result, or None when the file could not be read."""
+    result = _ran(result)
+    if not result or result.get("failed") or "content" not in result:
+        return None
+    return base64.b64decode(result["content"]).decode("utf-8", "replace")
+
+
+def services_facet(data):
+    services = data.get("services") or {}
+    watched = data.get("watched") or []
+    running = sorted({re.sub(r"(@-)?\.service$", "", name) for name, state in services.items()
+                      if name in watched and state.get("state") == "running"})
+    policy = _ran(data.get("firewall")) or {}
+    record = policy.get("record") or {}
+    in_force = bool(policy.get("in_force"))
+    known = {int(port): advice for port, advice in (data.get("known_ports") or {}).items()}
+    ports = sorted({int(item["port"]) for item in data.get("tcp_listen") or [] if item.get("address") in EVERY_ADDRESS})
+    exposed = exposure_findings([dict(known[port], port=port) for port in ports if port in known],
+                                record if in_force else {})
+    return {
+        "running": running,
+        "hostguard_firewall": (services.get("hostguard-firewall.service") or {}).get("status") == "enabled",
+        "firewall": {"recorded": bool(policy.get("recorded")), "backend": policy.get("backend"), "in_force": in_force},
+        "firewall_record_path": data.get("record_path"),
+        "exposed_ports": ports,
+        "exposed": exposed,
+    }
+
+
+def services_findings(facet):
+    findings = []
+    firewall = facet["firewall"]
+    if firewall["recorded"] and not firewall["in_force"]:
+        findings.append(_finding(
+            "services", "critical", "the firewall policy recorded in %s is not in force (the %s rules live differ)"
+            % (facet["firewall_record_path"], firewall["backend"]), dict(firewall), "roles/firewall"))
+    for port in facet["exposed"]:
+        severity = "warning" if port["firewall"] in ("none", "open") else "info"
+        findings.append(_finding("services", severity, "port %s (%s) listens on every address: %s"
+                                 % (port["port"], port["service"], port["summary"]),
+                                 {key: port[key] for key in ("port", "service", "firewall", "firewall_sources",
+                                                             "firewall_countries")}, "roles/firewall"))
+    return findings
+
+
+def dnsbl_facet(data):
+    result = _ran(data.get("result")) or {}
+    return {
+        "addresses": list(data.get("addresses") or []),
+        "checks": [check for check in result.get("checks") or [] if check.get("status") != "not_listed"],
+        "unhealthy_zones": sorted(zone for zone, state in (result.get("zones") or {}).items()
+                                  if not state.get("healthy", True)),
+    }
+
+
+def dnsbl_findings(facet):
+    findings = []
+    for check in facet["checks"]:
+        meaning = "; ".join(code.get("meaning") or "" for code in check.get("codes") or []) or check.get("error") or ""
+        evidence = {key: check.get(key) for key in ("address", "zone", "status", "delist_url")}
+        evidence["meaning"] = meaning
+        if check["status"] == "listed":
+            findings.append(_finding("dnsbl", "critical", "%s is listed on %s" % (check["address"], check["zone"]),
+                                     evidence, RUNBOOK_BLOCKLISTED))
+        elif check["status"] == "policy":
+            findings.append(_finding("dnsbl", "info", "%s has a policy listing on %s (not an abuse listing)"
+                                     % (check["address"], check["zone"]), evidence, RUNBOOK_BLOCKLISTED))
+        else:
+            findings.append(_finding("dnsbl", "warning", "%s could not be checked on %s (%s)"
+                                     % (check["address"], check["zone"], check["status"]), evidence,
+                                     RUNBOOK_BLOCKLISTED))
+    for zone in facet["unhealthy_zones"]:
+        findings.append(_finding("dnsbl", "warning", "blocklist %s failed its RFC 5782 test points: its answers are "
+                                 "not trusted" % zone, {"zone": zone}, RUNBOOK_BLOCKLISTED))
+    return findings
+
+
+def integrity_facet(data):
+    databases = [item for item in data.get("databases") or [] if _ran(item)]
+    checks = [item for item in data.get("checks") or [] if _ran(item)]
+    dropped = _ran(data.get("temp_dirs"))
+    sites = []
+    for check in checks:
+        site = check.get("item", {}).get("item", {})
+        sites.append({"name": site.get("name"), "database": check.get("database"), "summary": check.get("summary"),
+                      "added": [entry["path"] for entry in check.get("added") or []],
+                      "removed": [entry["path"] for entry in check.get("removed") or []],
+                      "modified": [entry["path"] for entry in check.get("modified") or []]})
+    return {
+        "sites": sites,
+        "suspicious": [finding for check in checks for finding in check.get("suspicious") or []],
+        "cms": [install for check in checks for install in check.get("cms") or []],
+        "no_baseline": [item["item"]["name"] for item in databases if not item.get("stat", {}).get("exists")],
+        "temp_dirs": list(data.get("temp_dir_paths") or []),
+        "dropped": (dropped or {}).get("files") or [],
+    }
+
+
+def integrity_findings(facet):
+    findings = []
+    for finding in facet["suspicious"]:
+        findings.append(_finding("integrity", "critical", "%s looks planted (%s)" % (finding["path"], finding["rule"]),
+                                 finding, RUNBOOK_PLANTED))
+    for item in facet["dropped"]:
+        rules = [match["rule"] for match in item.get("findings") or []]
+        findings.append(_finding(
+            "integrity", "critical" if rules else "warning",
+            "%s file %s dropped in a temporary directory by %s%s"
+            % (item["kind"], item["path"], item["owner"], " (%s)" % ", ".join(rules) if rules else ""),
+            item, RUNBOOK_PLANTED))
+    for site in facet["sites"]:
+        for kind, severity in (("modified", "warning"), ("removed", "warning"), ("added", "info")):
+            for path in site[kind]:
+                findings.append(_finding("integrity", severity, "%s %s since the baseline of site %s"
+                                         % (path, "changed" if kind == "modified" else kind, site["name"]),
+                                         {"site": site["name"], "path": path, "change": kind}, RUNBOOK_PLANTED))
+    for name in facet["no_baseline"]:
+        findings.append(_finding("integrity", "info", "site %s has no integrity baseline yet" % name,
+                                 {"site": name}, "playbooks/integrity_baseline.yml"))
+    return findings
+
+
+def accounts_facet(data):
+    result = _ran(data.get("result")) or {}
+    return {
+        "unused_days": data.get("unused_days"),
+        "flagged": result.get("accounts") or [],
+        "locks_not_in_force": [lock for lock in result.get("locks") or []
+                               if lock.get("state") == "undone" and not lock.get("protected")],
+    }
+
+
+def accounts_findings(facet):
+    findings = [_finding("accounts", "warning", "%s account %s: %s" % (item["kind"], item["name"], item["reason"]),
+                         item, "roles/account_cleanup")
+                for item in facet["flagged"] if "undone" not in item]
+    findings += [_finding("accounts", "critical", "the lock of %s account %s is not in force: %s"
+                          % (lock["kind"], lock["name"], ", ".join(lock.get("undone") or [])), lock,
+                          "roles/account_cleanup")
+                 for lock in facet["locks_not_in_force"]]
+    return findings
+
+
+def mail_queue_facet(data):
+    result = _ran(data.get("result"))
+    return {
+        "mta": (result or {}).get("mta"),
+        "queue": (result or {}).get("queue"),
+        "held_directories": (result or {}).get("held_directories") or [],
+        "alert_count": data.get("alert_count"),
+    }
+
+
+def mail_queue_findings(facet):
+    findings = []
+    queue = facet["queue"]
+    if queue and queue.get("count"):
+        alert = facet.get("alert_count")
+        severity = "critical" if alert and queue["count"] >= alert else "info"
+        evidence = {key: queue.get(key) for key in ("count", "by_sender", "oldest")}
+        findings.append(_finding("mail_queue", severity, "%d messages in the mail queue%s" % (
+            queue["count"], "; the busiest sender: %s (%d)" % (queue["by_sender"][0]["name"],
+                                                               queue["by_sender"][0]["count"])
+            if queue.get("by_sender") else ""), evidence, RUNBOOK_SPAM))
+    for directory in facet["held_directories"]:
+        findings.append(_finding("mail_queue", "warning", "purged mail not deleted yet: %s" % directory,
+                                 {"path": directory}, "hostguard.hosting.mail_queue state=cleaned"))
+    return findings
+
+
+def attacks_facet(data):
+    text = _slurped(data.get("file")) or ""
+    attacks = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a full disk or a crash says nothing
+        if isinstance(entry, dict) and entry.get("account"):
+            attacks.append(entry)
+    keep = int(data.get("keep") or 0)
+    return {"report_path": data.get("report_path"), "accounts": attacks[-keep:] if keep else []}
+
+
+def attacks_findings(facet):
+    return [_finding("attacks", "warning", "account %s attacked from %d addresses (%s failed logins)"
+                     % (attack["account"], len(attack.get("addresses") or []), attack.get("failures")), attack,
+                     RUNBOOK_PASSWORD)
+            for attack in facet["accounts"]]
+
+
+def updates_facet(data):
+    result = _ran(data.get("result")) or {}
+    return {key: result.get(key) for key in ("security", "summary", "held", "lists_age_days", "unattended_upgrades",
+                                             "reboot_required")}
+
+
+def updates_findings(facet):
+    findings = []
+    summary = facet.get("summary") or {}
+    security = facet.get("security") or []
+    if security:
+        findings.append(_finding("updates", "critical", "%d security updates not installed" % len(security),
+                                 {"packages": security, "lists_age_days": facet.get("lists_age_days")}, REMEDY_UPDATES))
+    others = (summary.get("upgrades") or 0) - len(security)
+    if others > 0:
+        findings.append(_finding("updates", "info", "%d other updates not installed" % others,
+                                 {"upgrades": summary.get("upgrades")}, REMEDY_UPDATES))
+    if facet.get("lists_age_days") is None and facet.get("summary") is not None:
+        findings.append(_finding("updates", "warning", "no package lists: pending updates cannot be known",
+                                 {"lists_age_days": None}, REMEDY_UPDATES))
+    unattended = facet.get("unattended_upgrades") or {}
+    if facet.get("unattended_upgrades") is not None and not unattended.get("enabled"):
+        findings.append(_finding("updates", "warning", "unattended-upgrades is not on", unattended, REMEDY_UPDATES))
+    if facet.get("reboot_required"):
+        findings.append(_finding("updates", "warning", "a reboot is pending (/run/reboot-required)",
+                                 {"reboot_required": True}, "reboot the host to run the updated kernel and libraries"))
+    return findings
+
+
+def disks_facet(data):
+    result = _ran(data.get("result")) or {}
+    return {
+        "summary": result.get("summary"),
+        "smartctl": result.get("smartctl"),
+        "arrays": [array for array in result.get("arrays") or [] if not array.get("healthy")],
+        "failing": [disk for disk in result.get("disks") or [] if disk.get("passed") is False],
+    }
+
+
+def disks_findings(facet):
+    findings = []
+    for array in facet["arrays"]:
+        degraded = array.get("degraded")
+        findings.append(_finding("disks", "critical" if degraded else "warning", "software RAID %s is %s (%s)" % (
+            array["name"], "degraded" if degraded else "rebuilding", array.get("map")), array,
+            "replace the failed member and add it back with mdadm --manage; the array has no redundancy until then"))
+    for disk in facet["failing"]:
+        findings.append(_finding("disks", "critical", "disk %s fails its SMART health check" % disk["device"], disk,
+                                 "back up now and replace the disk"))
+    return findings
+
+
+SHAPERS = {
+    "services": (services_facet, services_findings),
+    "dnsbl": (dnsbl_facet, dnsbl_findings),
+    "integrity": (integrity_facet, integrity_findings),
+    "accounts": (accounts_facet, accounts_findings),
+    "mail_queue": (mail_queue_facet, mail_queue_findings),
+    "attacks": (attacks_facet, attacks_findings),
+    "updates": (updates_facet, updates_findings),
+    "disks": (disks_facet, disks_findings),
+}
+
+
+def build_result(facets, host, time, system=None):
+    """The host's ``hostguard_audit``: each facet that ran shaped from its raw results, null for the others."""
+    if not isinstance(facets, dict):
+        raise AuditInputError("the audit's facets must be a dict of facet name to its results, got %r" % (facets,))
+    unknown = sorted(set(facets) - set(FACETS))
+    if unknown:
+        raise AuditInputError("unknown audit facets: %s (known: %s)" % (", ".join(unknown), ", ".join(FACETS)))
+    result = {"schema_version": SCHEMA_VERSION, "host": str(host), "time": str(time), "os": system,
+              "facets": [name for name in FACETS if name in facets]}
+    findings = []
+    for name in FACETS:
+        if name not in facets:
+            result[name] = None
+            continue
+        shape, derive = SHAPERS[name]
+        result[name] = shape(facets[name] or {})
+        findings += derive(result[name])
+    order = {severity: index for index, severity in enumerate(SEVERITIES)}
+    findings.sort(key=lambda finding: order[finding["severity"]])
+    result["findings"] = findings
+    counts = {severity: sum(1 for finding in findings if finding["severity"] == severity) for severity in SEVERITIES}
+    result["summary"] = dict(counts, worst=next((severity for severity in SEVERITIES if counts[severity]), "ok"))
+    return result
+
+
+def _hours(seconds):
+    return round(seconds / 3600, 1)
+
+
+def report_lines(result):
+    """What the audit prints for one host, one line per item, in the order an operator reads it."""
+    lines = []
+    services = result.get("services")
+    if services:
+        lines.append("running: " + (", ".join(services["running"]) or "none of the watched services"))
+        firewall = services["firewall"]
+        if firewall["recorded"] and not firewall["in_force"]:
+            lines.append("firewall: the policy recorded in %s is not in force (the %s rules live differ): run the "
+                         "firewall role again" % (services["firewall_record_path"], firewall["backend"]))
+        lines += ["listening on every address: port %s %s %s" % (port["port"], port["service"], port["summary"])
+                  for port in services["exposed"]]
+    dnsbl = result.get("dnsbl")
+    if dnsbl:
+        lines += ["blocklist: %s %s %s" % (check["address"], check["status"], check["zone"]) for check in dnsbl["checks"]]
+    integrity = result.get("integrity")
+    if integrity:
+        lines += ["looks planted: %s %s" % (finding["path"], finding["rule"]) for finding in integrity["suspicious"]]
+        lines += ["dropped in a temporary directory (path kind owner rules): %s %s %s %s" % (
+            item["path"], item["kind"], item["owner"], ",".join(match["rule"] for match in item.get("findings") or []))
+            for item in integrity["dropped"]]
+        lines += ["changed since the baseline: %s" % path for site in integrity["sites"] for path in site["modified"]]
+    queue_facet = result.get("mail_queue")
+    if queue_facet:
+        queue = queue_facet["queue"]
+        if queue:
+            line = "mail queue: %s messages" % queue["count"]
+            if queue["count"]:
+                line += " (the oldest queued %s h ago); busiest senders: %s" % (
+                    _hours(queue["oldest"]["age_seconds"]),
+                    ", ".join("%s %s" % (sender["name"], sender["count"]) for sender in queue["by_sender"]))
+            lines.append(line)
+        lines += ["purged mail not deleted yet (mail_queue state=cleaned deletes it): %s" % directory
+                  for directory in queue_facet["held_directories"]]
+    updates = result.get("updates")
+    if updates and updates.get("summary") is not None:
+        summary = updates["summary"]
+        if summary.get("upgrades"):
+            line = "updates: %s pending, %s of them security updates" % (summary["upgrades"], summary["security"])
+            if updates["security"]:
+                line += ": " + ", ".join(updates["security"][:10]) + (", ..." if summary["security"] > 10 else "")
+            line += (" (package lists %s days old)" % updates["lists_age_days"]
+                     if updates["lists_age_days"] is not None else " (no package lists)")
+            lines.append(line)
+        if not (updates.get("unattended_upgrades") or {}).get("enabled"):
+            lines.append("unattended-upgrades is not on: security updates wait for someone to install them")
+        if updates.get("reboot_required"):
+            lines.append("a reboot is pending (/run/reboot-required)")
+    disks = result.get("disks")
+    if disks:
+        lines += ["software RAID not healthy (array, members up, failed): %s %s %s"
+                  % (array["name"], array.get("map"), ",".join(array.get("failed") or [])) for array in disks["arrays"]]
+        lines += ["disk failing its SMART health check: %s" % disk["device"] for disk in disks["failing"]]
+    accounts = result.get("accounts")
+    if accounts:
+        lines += ["unused or leaver account: %s %s %s" % (item["kind"], item["name"], item["reason"])
+                  for item in accounts["flagged"] if "undone" not in item]
+        lines += ["lock not in force: %s %s (locked %s): %s"
+                  % (lock["kind"], lock["name"], lock.get("locked_at"), ", ".join(lock.get("undone") or []))
+                  for lock in accounts["locks_not_in_force"]]
+    if integrity:
+        lines += ["no integrity baseline yet (playbooks/integrity_baseline.yml): %s" % name
+                  for name in integrity["no_baseline"]]
+    attacks = result.get("attacks")
+    if attacks:
+        lines += ["account attacked from many addresses: %s at %s, %s failed logins from %s (banned: %s)" % (
+            attack["account"], attack.get("time"), attack.get("failures"), ", ".join(attack.get("addresses") or []),
+            ", ".join(attack.get("banned") or []) or "none") for attack in attacks["accounts"]]
+    summary = result.get("summary") or {}
+    lines.append("findings: %s critical, %s warning, %s info" % (
+        summary.get("critical", 0), summary.get("warning", 0), summary.get("info", 0)))
+    return lines

@@ -1,0 +1,251 @@
+"""The audit's result: facets shaped from the modules' results, findings derived, lines rendered, and the result
+valid against the schema the role ships (roles/audit/files/hostguard_audit.schema.json).
+
+The facet inputs are what the audit role registers: module results in the shape of each module's RETURN
+documentation (the molecule scenario baseline validates the result of a real lab host against the same schema).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report import (
+    FACETS,
+    AuditInputError,
+    build_result,
+    report_lines,
+)
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[4] / "roles" / "audit" / "files"
+                     / "hostguard_audit.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+TIME = "2026-12-05T08:00:00Z"
+KNOWN_PORTS = {22: {"service": "ssh", "advice": "restrict SSH to the admin networks, or close it if nobody uses it"},
+               25: {"service": "smtp", "advice": "keep open for other servers"}}
+RECORD = {"backend": "nftables", "digest": "0" * 64, "ruleset_path": "/etc/hostguard/firewall.nft",
+          "admin_sources": ["198.51.100.0/24"], "guard": None,
+          "services": [{"name": "ssh", "ports": ["22"], "proto": "tcp", "open_to_all": False, "sources": [],
+                        "countries": []},
+                       {"name": "smtp", "ports": ["25"], "proto": "tcp", "open_to_all": True, "sources": [],
+                        "countries": []}]}
+
+
+def slurped(text):
+    return {"changed": False, "content": base64.b64encode(text.encode()).decode(), "source": "/x", "encoding": "base64"}
+
+
+SKIPPED = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+NO_POLICY = {"changed": False, "recorded": False, "backend": None, "in_force": False, "live": None, "record": {}}
+UNREADABLE = {"changed": False, "failed": False, "msg": "file not found: /etc/hostguard/firewall-policy.json"}
+
+
+def services(firewall=None):
+    return {
+        "services": {"ssh.service": {"state": "running", "status": "enabled"},
+                     "postfix@-.service": {"state": "running", "status": "enabled"},
+                     "postfix.service": {"state": "stopped", "status": "enabled"},
+                     "cron.service": {"state": "running", "status": "enabled"},
+                     "hostguard-firewall.service": {"state": "stopped", "status": "enabled"}},
+        "tcp_listen": [{"address": "0.0.0.0", "port": 22}, {"address": "::", "port": 22},
+                       {"address": "0.0.0.0", "port": 25}, {"address": "127.0.0.1", "port": 3306},
+                       {"address": "0.0.0.0", "port": 8080}],
+        "watched": ["ssh.service", "postfix.service", "postfix@-.service"],
+        # Ansible hands YAML's integer keys over as strings once templated.
+        "known_ports": {str(port): advice for port, advice in KNOWN_PORTS.items()},
+        "record_path": "/etc/hostguard/firewall-policy.json",
+        "firewall": firewall or NO_POLICY}
+
+
+DNSBL = {"addresses": ["203.0.113.25"], "result": {"changed": False, "listed": True, "checks": [
+    {"address": "203.0.113.25", "zone": "zen.spamhaus.org", "status": "listed", "delist_url": "https://check.spamhaus.org/",
+     "codes": [{"code": "127.0.0.2", "class": "listed", "meaning": "SBL: Spamhaus-verified spam source"}], "error": None},
+    {"address": "203.0.113.25", "zone": "bl.spamcop.net", "status": "not_listed", "codes": [], "error": None},
+    {"address": "203.0.113.25", "zone": "timeout.dnsbl.test", "status": "timeout", "codes": [], "error": "no answer"}],
+    "zones": {"zen.spamhaus.org": {"healthy": True}, "timeout.dnsbl.test": {"healthy": False}}}}
+SITE = {"name": "site1", "paths": ["/var/www/site1"]}
+INTEGRITY = {
+    "databases": [{"item": SITE, "stat": {"exists": True, "path": "/var/lib/hostguard/integrity/site1.db"}},
+                  {"item": {"name": "site2", "paths": ["/var/www/site2"]}, "stat": {"exists": False}}],
+    "checks": [{"item": {"item": SITE}, "database": "/var/lib/hostguard/integrity/site1.db",
+                "summary": {"entries": 12, "added": 1, "removed": 1, "modified": 1, "seconds": 0.1},
+                "added": [{"path": "/var/www/site1/wp-content/uploads/cache.php"}],
+                "removed": [{"path": "/var/www/site1/wp-includes/cron.php"}],
+                "modified": [{"path": "/var/www/site1/wp-includes/load.php"}],
+                "suspicious": [{"path": "/var/www/site1/wp-content/uploads/cache.php", "rule": "eval_decoded",
+                                "line": "<?php @eval(base64_decode($_POST['z']));", "line_number": 1}],
+                "cms": [{"cms": "wordpress", "path": "/var/www/site1", "version": "6.4.2"}]}],
+    "temp_dir_paths": ["/tmp", "/dev/shm"],
+    "temp_dirs": {"changed": False, "files": [
+        {"path": "/dev/shm/.sess.php", "kind": "php", "owner": "www-data", "uid": 33,
+         "findings": [{"rule": "eval_request", "line": "<?php eval($_POST['x']);", "line_number": 1}]},
+        {"path": "/tmp/build.php", "kind": "php", "owner": "customer1", "uid": 2001, "findings": []}]}}
+ACCOUNTS = {"unused_days": 180, "result": {"changed": False, "accounts": [
+    {"name": "oldssh", "kind": "system", "last_used": None, "reason": "no login for 400 days", "action": "reported"},
+    {"name": "tanaka", "kind": "system", "reason": "the lock was undone", "action": "reported", "undone": ["x"]}],
+    "locks": [{"name": "tanaka", "kind": "system", "locked_at": "2026-11-02T03:00:00Z", "state": "undone",
+               "undone": ["password unlocked in /etc/shadow"], "protected": None},
+              {"name": "deploy", "kind": "system", "locked_at": "2026-11-02T03:00:00Z", "state": "undone",
+               "undone": ["password unlocked in /etc/shadow"], "protected": "in account_cleanup_keep"},
+              {"name": "old2", "kind": "mail", "locked_at": "2026-11-02T03:00:00Z", "state": "in_force",
+               "undone": [], "protected": None}]}}
+QUEUE = {"alert_count": 100, "result": {"changed": False, "mta": "postfix", "held_directories": [
+    "/var/spool/postfix/hostguard-purged-20261125T000000Z-interrupted"], "queue": {
+    "count": 220, "by_sender": [{"name": "spammer@site1.example", "count": 200}, {"name": "info@site1.example", "count": 20}],
+    "oldest": {"queue_id": "9E1F91A603F", "sender": "spammer@site1.example", "age_seconds": 7200}}}}
+ATTACK = {"account": "info@site1.example", "failures": 12, "addresses": ["203.0.113.10", "203.0.113.11"],
+          "banned": [], "action": "report", "time": "2026-12-05T07:00:00Z"}
+ATTACKS = {"report_path": "/var/lib/hostguard/bruteforce/accounts.jsonl", "keep": 20,
+           "file": slurped(json.dumps(ATTACK) + "\n{\"account\": \"cut sho\n")}
+UPDATES = {"result": {"changed": False, "security": ["openssl", "libssl3"], "held": [], "lists_age_days": 2,
+                      "summary": {"upgrades": 3, "security": 2}, "reboot_required": True,
+                      "unattended_upgrades": {"installed": False, "enabled": False, "last_run": None}}}
+DISKS = {"result": {"changed": False, "smartctl": True,
+                    "summary": {"arrays": 2, "degraded": ["md1"], "rebuilding": [], "failing_disks": ["/dev/sdb"]},
+                    "arrays": [{"name": "md0", "healthy": True, "degraded": False, "map": "UU", "failed": []},
+                               {"name": "md1", "healthy": False, "degraded": True, "map": "U_", "failed": ["sdb2"]}],
+                    "disks": [{"device": "/dev/sda", "passed": True}, {"device": "/dev/sdb", "passed": False}]}}
+FACETS_INPUT = {"services": services(), "dnsbl": DNSBL, "integrity": INTEGRITY, "accounts": ACCOUNTS,
+                "mail_queue": QUEUE, "attacks": ATTACKS, "updates": UPDATES, "disks": DISKS}
+
+
+def result(facets=None):
+    return build_result(copy.deepcopy(FACETS_INPUT if facets is None else facets), "web1", TIME, "Debian 12.8")
+
+
+def assert_valid(document):
+    errors = sorted(VALIDATOR.iter_errors(json.loads(json.dumps(document))), key=str)
+    assert not errors, [f"{list(error.path)}: {error.message}" for error in errors]
+
+
+def test_a_result_with_every_facet_is_valid_against_the_schema():
+    document = result()
+    assert_valid(document)
+    assert (document["schema_version"], document["host"], document["time"]) == (1, "web1", TIME)
+    assert document["facets"] == list(FACETS)
+
+
+def test_a_result_with_no_facet_is_valid_and_says_every_facet_is_null():
+    document = result({})
+    assert_valid(document)
+    assert [document[name] for name in FACETS] == [None] * len(FACETS)
+    assert document["findings"] == [] and document["summary"]["worst"] == "ok"
+
+
+@pytest.mark.parametrize("broken", [
+    lambda doc: doc.pop("findings"),
+    lambda doc: doc["findings"][0].update(severity="urgent"),
+    lambda doc: doc["findings"][0].pop("remedy"),
+    lambda doc: doc.update(schema_version=2),
+    lambda doc: doc.update(time="yesterday"),
+])
+def test_the_schema_refuses_a_result_that_breaks_the_contract(broken):
+    document = json.loads(json.dumps(result()))
+    broken(document)
+    assert list(VALIDATOR.iter_errors(document))
+
+
+def test_findings_come_most_severe_first_each_naming_its_facet_evidence_and_remedy():
+    findings = result()["findings"]
+    severities = [finding["severity"] for finding in findings]
+    assert severities == sorted(severities, key=["critical", "warning", "info"].index)
+    by_summary = {finding["summary"]: finding for finding in findings}
+    listed = by_summary["203.0.113.25 is listed on zen.spamhaus.org"]
+    assert (listed["severity"], listed["remedy"]) == ("critical", "docs/runbooks/blocklisted-ip.md")
+    assert listed["evidence"]["meaning"] == "SBL: Spamhaus-verified spam source"
+    planted = by_summary["/var/www/site1/wp-content/uploads/cache.php looks planted (eval_decoded)"]
+    assert (planted["severity"], planted["remedy"]) == ("critical", "docs/runbooks/planted-files.md")
+    assert by_summary["the lock of system account tanaka is not in force: password unlocked in /etc/shadow"][
+        "remedy"] == "roles/account_cleanup"
+    assert by_summary["220 messages in the mail queue; the busiest sender: spammer@site1.example (200)"][
+        "severity"] == "critical"
+    assert by_summary["software RAID md1 is degraded (U_)"]["severity"] == "critical"
+    assert by_summary["2 security updates not installed"]["evidence"]["packages"] == ["openssl", "libssl3"]
+    attacked = by_summary["account info@site1.example attacked from 2 addresses (12 failed logins)"]
+    assert attacked["remedy"] == "docs/runbooks/leaked-password.md"
+    # A PHP file in /tmp no rule matched is worth a look, not an alarm.
+    assert by_summary["php file /tmp/build.php dropped in a temporary directory by customer1"]["severity"] == "warning"
+    assert {finding["facet"] for finding in findings} == set(FACETS)
+    summary = result()["summary"]
+    assert summary["worst"] == "critical" and sum(summary[key] for key in ("critical", "warning", "info")) == len(findings)
+
+
+def test_without_a_policy_in_force_the_exposed_ports_get_the_plain_advice():
+    services_facet = result()["services"]
+    assert services_facet["running"] == ["postfix", "ssh"]
+    assert services_facet["exposed_ports"] == [22, 25, 8080]
+    assert services_facet["firewall"] == {"recorded": False, "backend": None, "in_force": False}
+    assert [(port["port"], port["firewall"]) for port in services_facet["exposed"]] == [(22, "none"), (25, "none")]
+
+
+def test_a_recorded_policy_counts_only_when_the_live_rules_are_the_recorded_ones():
+    policy = {"changed": False, "recorded": True, "backend": "nftables", "in_force": True, "live": "0" * 64,
+              "record": RECORD}
+    live = result(dict(FACETS_INPUT, services=services(policy)))
+    assert live["services"]["firewall"] == {"recorded": True, "backend": "nftables", "in_force": True}
+    assert [(port["port"], port["firewall"]) for port in live["services"]["exposed"]] == [(22, "restricted"), (25, "open")]
+    assert "listening on every address: port 22 ssh the firewall lets in only 198.51.100.0/24" in report_lines(live)
+    stale = result(dict(FACETS_INPUT, services=services(dict(policy, in_force=False, live=None))))
+    assert stale["services"]["firewall"]["in_force"] is False
+    assert stale["findings"][0]["summary"].startswith("the firewall policy recorded in /etc/hostguard/firewall-policy.json"
+                                                      " is not in force")
+    assert_valid(stale)
+
+
+def test_the_attack_report_keeps_whole_lines_only_and_the_latest_ones():
+    assert result()["attacks"]["accounts"] == [ATTACK]
+    lines = "".join(json.dumps(dict(ATTACK, account=f"user{number}")) + "\n" for number in range(30))
+    attacks = result(dict(FACETS_INPUT, attacks=dict(ATTACKS, file=slurped(lines))))["attacks"]["accounts"]
+    assert [attack["account"] for attack in attacks] == [f"user{number}" for number in range(10, 30)]
+    assert result(dict(FACETS_INPUT, attacks=dict(ATTACKS, file=UNREADABLE)))["attacks"]["accounts"] == []
+
+
+def test_the_lines_say_what_the_audit_always_said():
+    lines = report_lines(result())
+    assert lines[0] == "running: postfix, ssh"
+    assert "blocklist: 203.0.113.25 listed zen.spamhaus.org" in lines
+    assert "blocklist: 203.0.113.25 timeout timeout.dnsbl.test" in lines
+    assert "looks planted: /var/www/site1/wp-content/uploads/cache.php eval_decoded" in lines
+    assert ("dropped in a temporary directory (path kind owner rules): /dev/shm/.sess.php php www-data eval_request"
+            in lines)
+    assert "changed since the baseline: /var/www/site1/wp-includes/load.php" in lines
+    assert ("mail queue: 220 messages (the oldest queued 2.0 h ago); busiest senders: spammer@site1.example 200, "
+            "info@site1.example 20") in lines
+    assert ("purged mail not deleted yet (mail_queue state=cleaned deletes it): "
+            "/var/spool/postfix/hostguard-purged-20261125T000000Z-interrupted") in lines
+    assert "updates: 3 pending, 2 of them security updates: openssl, libssl3 (package lists 2 days old)" in lines
+    assert "unattended-upgrades is not on: security updates wait for someone to install them" in lines
+    assert "a reboot is pending (/run/reboot-required)" in lines
+    assert "software RAID not healthy (array, members up, failed): md1 U_ sdb2" in lines
+    assert "disk failing its SMART health check: /dev/sdb" in lines
+    assert "unused or leaver account: system oldssh no login for 400 days" in lines
+    # An account whose lock was undone is told as such, not as unused; a protected account's lock is left alone.
+    assert not [line for line in lines if "unused or leaver account: system tanaka" in line]
+    assert "lock not in force: system tanaka (locked 2026-11-02T03:00:00Z): password unlocked in /etc/shadow" in lines
+    assert not [line for line in lines if "deploy" in line]
+    assert "no integrity baseline yet (playbooks/integrity_baseline.yml): site2" in lines
+    assert ("account attacked from many addresses: info@site1.example at 2026-12-05T07:00:00Z, 12 failed logins from "
+            "203.0.113.10, 203.0.113.11 (banned: none)") in lines
+    summary = result()["summary"]
+    counts = (summary["critical"], summary["warning"], summary["info"])
+    assert lines[-1] == "findings: %d critical, %d warning, %d info" % counts
+
+
+def test_a_host_without_an_mta_has_no_queue_and_an_empty_queue_is_said_once():
+    no_mta = result(dict(FACETS_INPUT, mail_queue={"alert_count": 100, "result": SKIPPED}))
+    assert no_mta["mail_queue"]["queue"] is None
+    assert not [line for line in report_lines(no_mta) if line.startswith("mail queue")]
+    empty = dict(QUEUE["result"], held_directories=[], queue={"count": 0, "by_sender": [], "oldest": None})
+    lines = report_lines(result(dict(FACETS_INPUT, mail_queue={"alert_count": 100, "result": empty})))
+    assert "mail queue: 0 messages" in lines
+    assert_valid(no_mta)
+
+
+def test_an_unknown_facet_is_refused_naming_it():
+    with pytest.raises(AuditInputError, match="unknown audit facets: webcam"):
+        build_result({"webcam": {}}, "web1", TIME)

@@ -2,7 +2,8 @@
 # `make test`: every check of the collection, each stage run even when an
 # earlier one failed, then one summary. Exits non-zero when any stage failed.
 #   scripts/test.sh [STAGE...]   stages: lint sanity unit molecule (default: all)
-# MOLECULE_SCENARIOS="baseline firewall" limits the molecule stage.
+# MOLECULE_SCENARIOS="baseline firewall" limits the molecule stage; MOLECULE_JOBS=N runs N
+# scenarios side by side (default 2).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -18,6 +19,9 @@ export PYTHONDONTWRITEBYTECODE=1 ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 NO_COLOR=1
 STARTED_LABS=()
 cleanup() {
   local lab
+  # Scenarios still running side by side (an interrupted run) stop before their labs go.
+  # shellcheck disable=SC2046
+  kill $(jobs -p) 2>/dev/null && wait
   for lab in "${STARTED_LABS[@]}"; do python tests/lab/lab.py down --name "$lab" >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
@@ -49,17 +53,52 @@ unit() {
   python -m pytest -p no:cacheprovider -q tests/unit tests/lab
 }
 
+molecule_scenario() {
+  local scenario=$1
+  # Forget molecule's record of an earlier run in a checkout at this path (say one that was killed):
+  # it would skip create and converge against a host that is gone.
+  molecule reset -s "$scenario" >/dev/null 2>&1 || true
+  molecule test -s "$scenario"
+}
+
 molecule_scenarios() {
   # molecule/default is only the stub molecule reads first (see its molecule.yml).
   local scenarios=${MOLECULE_SCENARIOS:-$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done | grep -vx default)}
+  # Scenarios spend most of their time waiting on their lab's hosts, each its own lab: MOLECULE_JOBS of
+  # them run side by side (2 by default; 1 runs them one after another, printing as they go).
+  local jobs=${MOLECULE_JOBS:-2}
   local scenario
   for scenario in $scenarios; do
     # The name tests/molecule/create.yml gives the scenario's lab.
     STARTED_LABS+=("molecule-$scenario-$(printf %s "$ROOT" | sha1sum | cut -c1-6)")
-    # Forget molecule's record of an earlier run in a checkout at this path (say one that was killed):
-    # it would skip create and converge against a host that is gone.
-    molecule reset -s "$scenario" >/dev/null 2>&1 || true
-    stage "molecule $scenario" molecule test -s "$scenario"
+  done
+  if [ "$jobs" -le 1 ]; then
+    for scenario in $scenarios; do stage "molecule $scenario" molecule_scenario "$scenario"; done
+    return
+  fi
+  # Each scenario's output goes to its own log, printed whole when it ends; the summary keeps their order.
+  local logs=.build/molecule-logs
+  rm -rf "$logs" && mkdir -p "$logs"
+  local running=0
+  for scenario in $scenarios; do
+    if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+    (
+      started=$SECONDS
+      if molecule_scenario "$scenario" >"$logs/$scenario.log" 2>&1; then result=ok; else result=FAILED; fi
+      echo "$result $((SECONDS - started))" >"$logs/$scenario.result"
+      # One log printed at a time, whole.
+      # shellcheck disable=SC2016
+      flock "$logs/.print" sh -c 'printf "\n=== molecule %s: %s after %ss\n" "$1" "$2" "$3"; cat "$4"' \
+        _ "$scenario" "$result" "$((SECONDS - started))" "$logs/$scenario.log"
+    ) &
+    running=$((running + 1))
+  done
+  wait
+  local result seconds
+  for scenario in $scenarios; do
+    read -r result seconds <"$logs/$scenario.result" 2>/dev/null || { result=FAILED; seconds=0; }
+    SUMMARY+=("$(printf '%-28s %-7s %4ds' "molecule $scenario" "$result" "$seconds")")
+    if [ "$result" = ok ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
   done
 }
 

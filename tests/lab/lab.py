@@ -641,8 +641,11 @@ def lab_up(name: str, host_specs: list[dict], inventory: Path | None, json_out: 
     if len(set(names)) != len(names):
         raise LabError(f"host names must be unique: {' '.join(names)}")
     lowers = {spec["flavour"]: ensure_rootfs(spec["flavour"]) for spec in host_specs}
-    state = plan_lab(name, host_specs)
-    save_state(state)
+    STATE_ROOT.mkdir(parents=True, exist_ok=True)
+    with open(STATE_ROOT / ".allocate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two labs booting at once take different slots
+        state = plan_lab(name, host_specs)
+        save_state(state)
     started = time.monotonic()
     try:
         create_bridge(state)

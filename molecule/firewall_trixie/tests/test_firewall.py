@@ -1,0 +1,1 @@
+../../firewall/tests/test_firewall.py

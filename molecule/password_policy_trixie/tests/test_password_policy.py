@@ -1,0 +1,1 @@
+../../password_policy/tests/test_password_policy.py

@@ -9,6 +9,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report import (
     AuditInputError,
     build_result,
+    enforcement_records,
     report_lines,
 )
 
@@ -26,4 +27,5 @@ def audit_lines(result):
 
 class FilterModule:
     def filters(self):
-        return {"audit_result": audit_result, "audit_lines": audit_lines}
+        return {"audit_result": audit_result, "audit_lines": audit_lines,
+                "audit_enforcement_records": enforcement_records}

@@ -17,7 +17,7 @@ import re
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import exposure_findings
 
 SCHEMA_VERSION = 1
-FACETS = ("services", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")
+FACETS = ("services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")
 SEVERITIES = ("critical", "warning", "info")
 EVERY_ADDRESS = ("0.0.0.0", "::", "*")
 
@@ -88,6 +88,63 @@ def services_findings(facet):
                                  {key: port[key] for key in ("port", "service", "firewall", "firewall_sources",
                                                              "firewall_countries")}, "roles/firewall"))
     return findings
+
+
+# The kinds of check a hardening role records (<role>_record_path) and the read-only module that reads each back.
+ENFORCEMENT_CHECKS = ("mail_settings", "fail2ban", "pwquality")
+
+
+def enforcement_records(slurped):
+    """The records the hardening roles left, from the audit's slurp loop: {role: {path, checks} or {path, error}}.
+
+    A record that is missing means the role never ran here (nothing to prove); one that is not the roles' JSON
+    is kept with its error, so that the audit says so rather than trusting nothing silently.
+    """
+    records = {}
+    for result in (slurped or {}).get("results") or []:
+        role, path = result["item"]["key"], result["item"]["value"]
+        text = _slurped(result)
+        if text is None:
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or record.get("role") != role or not isinstance(record.get("checks"), dict):
+            records[role] = {"path": path, "error": "%s is not the %s role's record" % (path, role)}
+            continue
+        records[role] = {"path": path, "checks": {kind: check for kind, check in record["checks"].items()
+                                                  if kind in ENFORCEMENT_CHECKS}}
+    return records
+
+
+def _check_problems(kind, result):
+    """One sentence per way what a check read back is not what the role put in force."""
+    # The audit registers these checks with failed_when: false, so a failure shows as the answer's missing key.
+    if result.get("failed") or ("differences" if kind == "mail_settings" else "problems") not in result:
+        return ["the %s check failed: %s" % (kind, result.get("msg") or "no message")]
+    if kind == "mail_settings":
+        return (["%s does not run" % daemon for daemon in result.get("not_running") or []]
+                + [difference["message"] for difference in result.get("differences") or []])
+    return list(result.get("problems") or [])
+
+
+def enforcement_facet(data):
+    records = data.get("records") or {}
+    problems = {role: [record["error"]] for role, record in records.items() if "error" in record}
+    for kind in ENFORCEMENT_CHECKS:
+        for result in (_ran(data.get(kind)) or {}).get("results") or []:
+            if _ran(result):
+                problems.setdefault(result["item"]["key"], []).extend(_check_problems(kind, result))
+    roles = [{"role": role, "record_path": records[role]["path"], "in_force": not problems.get(role),
+              "problems": problems.get(role, [])} for role in sorted(records)]
+    return {"roles": roles}
+
+
+def enforcement_findings(facet):
+    return [_finding("enforcement", "critical", "%s is configured but not in force: %s"
+                     % (role["role"], "; ".join(role["problems"])), role, "roles/%s" % role["role"])
+            for role in facet["roles"] if not role["in_force"]]
 
 
 def dnsbl_facet(data):
@@ -290,6 +347,7 @@ def disks_findings(facet):
 
 SHAPERS = {
     "services": (services_facet, services_findings),
+    "enforcement": (enforcement_facet, enforcement_findings),
     "dnsbl": (dnsbl_facet, dnsbl_findings),
     "integrity": (integrity_facet, integrity_findings),
     "accounts": (accounts_facet, accounts_findings),
@@ -341,6 +399,10 @@ def report_lines(result):
                          "firewall role again" % (services["firewall_record_path"], firewall["backend"]))
         lines += ["listening on every address: port %s %s %s" % (port["port"], port["service"], port["summary"])
                   for port in services["exposed"]]
+    enforcement = result.get("enforcement")
+    if enforcement:
+        lines += ["not in force (run the role again): %s: %s" % (role["role"], "; ".join(role["problems"]))
+                  for role in enforcement["roles"] if not role["in_force"]]
     dnsbl = result.get("dnsbl")
     if dnsbl:
         lines += ["blocklist: %s %s %s" % (check["address"], check["status"], check["zone"]) for check in dnsbl["checks"]]

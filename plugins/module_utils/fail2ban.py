@@ -149,6 +149,23 @@ def probe_ban(run, jail, address):
             "blocked": True, "lifted": True}
 
 
+def _check_expected(expected):
+    for name in expected:
+        if expected[name] not in BACKEND_KINDS.values():
+            raise Fail2banError(f"jail {name}: backend must be one of {sorted(BACKEND_KINDS.values())}, "
+                                f"not {expected[name]!r}")
+
+
+def inspect(run, expected, timeout=0, sleep=time.sleep, clock=time.monotonic):
+    """Read only: each expected jail as the server reports it, and one sentence per jail not in force.
+
+    Waits up to TIMEOUT seconds for a fail2ban that is still starting its jails; restarts nothing.
+    """
+    _check_expected(expected)
+    live, problems = settle(run, expected, timeout, sleep, clock)
+    return {"jails": live, "problems": [f"jail {name} {problem}" for name, problem in sorted(problems.items())]}
+
+
 def enforce(run, expected, probe_jail=None, probe_address=None, check_mode=False, timeout=30,
             sleep=time.sleep, clock=time.monotonic):
     """Prove that every expected jail runs with its backend and actions, restarting fail2ban once if not.
@@ -156,10 +173,7 @@ def enforce(run, expected, probe_jail=None, probe_address=None, check_mode=False
     Returns {changed, restarted, jails, probe}; raises Fail2banError naming each jail still wrong, or the probe's
     failure. In check mode nothing is restarted or banned: a needed restart is reported as a change.
     """
-    for name in expected:
-        if expected[name] not in BACKEND_KINDS.values():
-            raise Fail2banError(f"jail {name}: backend must be one of {sorted(BACKEND_KINDS.values())}, "
-                                f"not {expected[name]!r}")
+    _check_expected(expected)
     if probe_address is not None:
         try:
             ipaddress.ip_address(probe_address)

@@ -100,6 +100,20 @@ def audit_results(plays: list[dict]) -> tuple[dict, dict]:
     return facts, lines
 
 
+AUDIT_PLAYBOOK = str(PROJECT_DIR / "playbooks" / "audit.yml")
+# The audit with only its enforcement facet on: the others are proven by their own scenarios.
+ONLY_ENFORCEMENT = {f"audit_{facet}_enabled": False
+                    for facet in ("services", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")}
+
+
+def audit_enforcement(host: str) -> dict:
+    """hostguard.hosting.audit's enforcement facet on one host: {role: its entry (in_force, problems, ...)}."""
+    run = ansible_playbook_stats(AUDIT_PLAYBOOK, "--limit", host, "-e", json.dumps(ONLY_ENFORCEMENT))
+    assert run["rc"] == 0, run["stats"]
+    facts, _lines = audit_results(run["plays"])
+    return {entry["role"]: entry for entry in facts[host]["enforcement"]["roles"]}
+
+
 SMTP_PROBE = PROJECT_DIR / "tests" / "molecule" / "smtp_probe.py"
 
 

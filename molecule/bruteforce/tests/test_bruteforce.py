@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from labtools import SMTP_PROBE, Lab, ansible_playbook_stats, changed_tasks
+from labtools import SMTP_PROBE, Lab, ansible_playbook_stats, audit_enforcement, changed_tasks
 
 LAB = Lab.from_env()
 HOST = LAB.hosts["bf1"]
@@ -571,8 +571,14 @@ def jail_actions(host, jail):
     "fail2ban-client stop sshd",
 ])
 def test_the_next_run_restarts_fail2ban_where_a_jail_is_not_in_force(host, breakage):
+    assert audit_enforcement("bf1")["bruteforce"]["in_force"] is True
     host.check_output(breakage)
     # "; true": fail2ban-client exits 255 for a jail that is gone, which the SSH backend takes for its own failure.
+    assert "nftables-multiport" not in host.run("fail2ban-client get sshd actions 2>&1; true").stdout
+    # The audit names it, and repairs nothing.
+    problems = audit_enforcement("bf1")["bruteforce"]["problems"]
+    assert problems == ["jail sshd " + ("runs without any action (it would ban nobody)" if "delaction" in breakage
+                                        else "not running")], problems
     assert "nftables-multiport" not in host.run("fail2ban-client get sshd actions 2>&1; true").stdout
     run = ansible_playbook_stats(CONVERGE)
     assert run["rc"] == 0, run["stats"]

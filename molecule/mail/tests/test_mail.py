@@ -10,7 +10,7 @@ import json
 import time
 
 import pytest
-from labtools import ansible_playbook_stats, changed_tasks
+from labtools import ansible_playbook_stats, audit_enforcement, changed_tasks
 from mail_checks import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
 from mail_checks import (OUTSIDE_ADDRESS, VERIFY_TASK, MailScenario, assert_refused_unchanged, converge_with,
                          failure_messages, first_refusal, restore, task_results)
@@ -227,11 +227,19 @@ def test_an_open_relay_override_in_master_cf_fails_the_next_run_naming_it_in_che
                        "smtpd_relay_restrictions), the role set 'permit_mynetworks, permit_sasl_authenticated, "
                        "reject_unauth_destination'" in message for message in messages), (options, messages)
             assert task_results(run["plays"], VERIFY_TASK)["mail_relay"]["failed"]
+        # The audit says so too: configured (the role's record) but not in force, naming the override.
+        enforcement = audit_enforcement(mail.host_name)
+        assert enforcement["mail_relay"]["in_force"] is False, enforcement
+        assert any("smtp/inet/smtpd_relay_restrictions is 'permit' (master.cf: smtp/inet -o" in problem
+                   for problem in enforcement["mail_relay"]["problems"]), enforcement
+        assert enforcement["mail_submission"]["in_force"] is True, enforcement
     finally:
         host.check_output("postconf -PX smtp/inet/smtpd_relay_restrictions && postfix reload")
     report = mail.speak_when_up("abroad", 25, "rcpt", "--mail-from", "spammer@abroad.example",
                                 "--rcpt", OUTSIDE_ADDRESS)
     assert report["rcpt"] == mail.relay_refusal[0], report
+    assert audit_enforcement(mail.host_name)["mail_relay"] == {
+        "role": "mail_relay", "record_path": "/etc/hostguard/mail_relay.json", "in_force": True, "problems": []}
 
 
 def test_an_override_on_the_submission_service_the_role_owns_is_repaired_and_reported_changed(host, mail):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labtools import PROJECT_DIR, ansible_playbook_stats, changed_tasks
+from labtools import PROJECT_DIR, ansible_playbook_stats, audit_enforcement, changed_tasks
 
 SCENARIO = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
 CONVERGE = str(SCENARIO / "converge.yml")
@@ -237,6 +237,9 @@ def test_an_override_the_role_does_not_own_fails_the_run_naming_it(host, undo, n
     stack = host.file(COMMON_PASSWORD).content_string
     host.check_output(undo)
     try:
+        # The audit reports it: configured but not in force, named as the role names it.
+        entry = audit_enforcement("pw1")["password_policy"]
+        assert entry["in_force"] is False and any(named in problem for problem in entry["problems"]), entry
         run = ansible_playbook_stats(CONVERGE)
         assert run["rc"] != 0, run["stats"]
         failed = role_tasks(run)["Fail unless every rule is in force, naming each one that is not"]

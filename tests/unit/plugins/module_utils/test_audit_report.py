@@ -19,6 +19,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report imp
     FACETS,
     AuditInputError,
     build_result,
+    enforcement_records,
     report_lines,
 )
 
@@ -110,7 +111,38 @@ DISKS = {"result": {"changed": False, "smartctl": True,
                     "arrays": [{"name": "md0", "healthy": True, "degraded": False, "map": "UU", "failed": []},
                                {"name": "md1", "healthy": False, "degraded": True, "map": "U_", "failed": ["sdb2"]}],
                     "disks": [{"device": "/dev/sda", "passed": True}, {"device": "/dev/sdb", "passed": False}]}}
-FACETS_INPUT = {"services": services(), "dnsbl": DNSBL, "integrity": INTEGRITY, "accounts": ACCOUNTS,
+
+
+def record_read(role, text=None):
+    """One item of the audit's slurp loop over the roles' records: the record's text, or a missing file."""
+    item = {"key": role, "value": "/etc/hostguard/%s.json" % role}
+    if text is None:
+        return {"item": item, "changed": False, "failed": False, "msg": "file not found: %s" % item["value"]}
+    return dict(slurped(text), item=item)
+
+
+def check_read(role, **returned):
+    return dict({"changed": False, "item": {"key": role, "value": {}}}, **returned)
+
+
+RELAY_EXPECT = {"smtpd_relay_restrictions": "permit_mynetworks permit_sasl_authenticated defer_unauth_destination"}
+RECORDS = {"results": [
+    record_read("mail_relay", json.dumps({"role": "mail_relay", "checks": {"mail_settings": {"postfix": RELAY_EXPECT}}})),
+    record_read("bruteforce", json.dumps({"role": "bruteforce", "checks": {"fail2ban": {"jails": {"sshd": "journal"}}}})),
+    record_read("password_policy", json.dumps({"role": "password_policy",
+                                               "checks": {"pwquality": {"expected": {"minlen": 8}}}})),
+    record_read("mail_submission", "{\"role\": \"mail_relay\", \"checks\": {}}"),
+    record_read("firewall_never_ran")]}
+ENFORCEMENT = {
+    "records": enforcement_records(RECORDS),
+    "mail_settings": {"results": [check_read("mail_relay", not_running=[], differences=[
+        {"setting": "smtp/inet/smtpd_relay_restrictions", "message": "smtp/inet/smtpd_relay_restrictions is permit "
+         "(master.cf smtp/inet -o), not permit_mynetworks permit_sasl_authenticated defer_unauth_destination"}])]},
+    "fail2ban": {"results": [check_read("bruteforce", jails={}, problems=[
+        "jail sshd runs without any action (it would ban nobody)"])]},
+    "pwquality": {"results": [check_read("password_policy", problems=[])]},
+}
+FACETS_INPUT = {"services": services(), "enforcement": ENFORCEMENT, "dnsbl": DNSBL, "integrity": INTEGRITY, "accounts": ACCOUNTS,
                 "mail_queue": QUEUE, "attacks": ATTACKS, "updates": UPDATES, "disks": DISKS}
 
 
@@ -249,3 +281,47 @@ def test_a_host_without_an_mta_has_no_queue_and_an_empty_queue_is_said_once():
 def test_an_unknown_facet_is_refused_naming_it():
     with pytest.raises(AuditInputError, match="unknown audit facets: webcam"):
         build_result({"webcam": {}}, "web1", TIME)
+
+
+def test_the_records_the_roles_left_are_read_and_one_that_is_not_the_roles_is_named():
+    records = enforcement_records(RECORDS)
+    assert sorted(records) == ["bruteforce", "mail_relay", "mail_submission", "password_policy"]
+    assert records["mail_relay"] == {"path": "/etc/hostguard/mail_relay.json",
+                                     "checks": {"mail_settings": {"postfix": RELAY_EXPECT}}}
+    assert records["mail_submission"] == {"path": "/etc/hostguard/mail_submission.json",
+                                          "error": "/etc/hostguard/mail_submission.json is not the mail_submission "
+                                                   "role's record"}
+
+
+def test_each_role_configured_but_not_in_force_is_a_critical_finding_naming_what_is_not():
+    document = result()
+    roles = {role["role"]: role for role in document["enforcement"]["roles"]}
+    assert (roles["password_policy"]["in_force"], roles["password_policy"]["problems"]) == (True, [])
+    assert roles["bruteforce"]["problems"] == ["jail sshd runs without any action (it would ban nobody)"]
+    by_role = {finding["evidence"]["role"]: finding for finding in document["findings"]
+               if finding["facet"] == "enforcement"}
+    assert sorted(by_role) == ["bruteforce", "mail_relay", "mail_submission"]
+    relay = by_role["mail_relay"]
+    assert (relay["severity"], relay["remedy"]) == ("critical", "roles/mail_relay")
+    assert relay["summary"].startswith("mail_relay is configured but not in force: smtp/inet/smtpd_relay_restrictions "
+                                       "is permit (master.cf smtp/inet -o)")
+    assert ("not in force (run the role again): bruteforce: jail sshd runs without any action (it would ban nobody)"
+            in report_lines(document))
+
+
+def test_a_stopped_daemon_and_a_check_that_failed_are_named():
+    facets = dict(FACETS_INPUT, enforcement=dict(
+        ENFORCEMENT, mail_settings={"results": [check_read("mail_relay", not_running=["postfix"], differences=[])]},
+        pwquality={"results": [check_read("password_policy", failed=False, failed_when_result=False,
+                                          msg="libpwquality: cannot load")]}))
+    roles = {role["role"]: role for role in result(facets)["enforcement"]["roles"]}
+    assert roles["mail_relay"]["problems"] == ["postfix does not run"]
+    assert roles["password_policy"]["problems"] == ["the pwquality check failed: libpwquality: cannot load"]
+
+
+def test_a_host_no_hardening_role_ran_on_has_nothing_to_prove():
+    facets = dict(FACETS_INPUT, enforcement={"records": {}, "mail_settings": SKIPPED, "fail2ban": SKIPPED,
+                                             "pwquality": SKIPPED})
+    document = result(facets)
+    assert document["enforcement"] == {"roles": []}
+    assert not [finding for finding in document["findings"] if finding["facet"] == "enforcement"]

@@ -124,6 +124,20 @@ def test_check_mode_reports_the_restart_and_makes_none():
     assert not any(call[0] in ("systemctl", "nft") or "banip" in call for call in fake.calls)
 
 
+def test_inspect_reads_the_jails_and_names_each_one_not_in_force_without_restarting():
+    fake = FakeFail2ban({"sshd": NO_ACTIONS["sshd"]}, restart_gives=LIVE)
+    result = fail2ban.inspect(fake, EXPECTED, timeout=0, sleep=lambda _s: None)
+    assert result["problems"] == ["jail recidive not running", "jail sshd runs without any action (it would ban nobody)"]
+    assert result["jails"]["sshd"] == {"running": True, "backend": "journal", "actions": []}
+    assert all(call[0] == "fail2ban-client" and call[1] in ("status", "get") for call in fake.calls)
+
+
+def test_inspect_of_live_jails_finds_nothing_and_of_a_stopped_fail2ban_names_every_jail():
+    assert fail2ban.inspect(FakeFail2ban(LIVE), EXPECTED)["problems"] == []
+    problems = fail2ban.inspect(FakeFail2ban(LIVE, running=False), EXPECTED)["problems"]
+    assert [problem.split(" does not answer")[0] for problem in problems] == ["jail recidive fail2ban", "jail sshd fail2ban"]
+
+
 @pytest.mark.parametrize(("address", "set_name"), [("203.0.113.254", "addr-set-recidive"),
                                                    ("2001:db8::f2b", "addr6-set-recidive")])
 def test_the_test_ban_is_seen_in_nftables_and_lifted(address, set_name):

@@ -45,3 +45,11 @@ def test_account_cleanup_info_refuses_to_name_root_as_a_leaver(tmp_path):
     code, result = run_module("account_cleanup_info", tmp_path, state_dir=str(tmp_path / "state"), remove=["root"])
     assert code != 0 and result["failed"] is True
     assert "root" in result["msg"]
+
+
+@pytest.mark.skipif(shutil.which("fail2ban-client") is not None, reason="this machine has fail2ban")
+def test_fail2ban_jails_info_on_a_host_without_fail2ban_says_no_jail_is_in_force(tmp_path):
+    code, result = run_module("fail2ban_jails_info", tmp_path, jails={"sshd": "journal"}, _ansible_check_mode=True)
+    assert code == 0, result
+    assert result["changed"] is False and result["jails"] == {}
+    assert result["problems"] == ["fail2ban is not installed (no fail2ban-client): none of the jails is in force"]

@@ -359,7 +359,7 @@ class Dovecot23(object):
     default_key = "last-login/%u"
 
     @staticmethod
-    def passdb(_name, settings):
+    def passdb(_name, settings, _defaults):
         paths = [token for token in settings.get("args", "").split() if "=" not in token]
         return {"driver": settings.get("driver", ""), "path": paths[-1] if paths else "",
                 "deny": settings.get("deny") == "yes"}
@@ -381,9 +381,11 @@ class Dovecot24(object):
     default_key = "last-login/%{user}"
 
     @staticmethod
-    def passdb(name, settings):
-        return {"driver": settings.get("driver") or name, "path": settings.get("passwd_file_path") or "",
-                "deny": settings.get("deny") == "yes"}
+    def passdb(name, settings, defaults):
+        # A setting outside the section is every section's default (passwd_file_path set once for all).
+        return {"driver": settings.get("driver") or name,
+                "path": settings.get("passwd_file_path") or defaults.get("passwd_file_path") or "",
+                "deny": settings.get("deny", defaults.get("deny")) == "yes"}
 
     @staticmethod
     def last_login(tree):
@@ -404,7 +406,8 @@ def parse_doveconf(text, setting=None):
     newer = version is not None and tuple(int(part) for part in version.split(".")) >= (2, 4) or \
         "dovecot_config_version" in tree["settings"]
     generation = Dovecot24() if newer else Dovecot23()
-    passdbs = [generation.passdb(name, settings) for name, settings, _section in _sections(tree, "passdb")]
+    passdbs = [generation.passdb(name, settings, tree["settings"])
+               for name, settings, _section in _sections(tree, "passdb")]
     last_login = generation.last_login(tree)
     if last_login["path"] and not last_login["key"]:
         last_login["key"] = (setting(generation.key_setting) if setting else None) or generation.default_key

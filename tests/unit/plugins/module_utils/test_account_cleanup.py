@@ -806,6 +806,12 @@ def test_a_dovecot_24_passdb_takes_its_driver_from_its_name_unless_set():
     assert config["last_login"]["path"] is None
 
 
+def test_a_dovecot_24_passwd_file_path_set_outside_the_passdb_is_its_path():
+    text = ("# 2.4.1-4 (7d8c0e5759): /etc/dovecot/dovecot.conf\ndovecot_config_version = 2.4.0\n"
+            "passwd_file_path = /etc/dovecot/users\npassdb passwd-file {\n}\n")
+    assert core.dovecot_passwd_files(core.parse_doveconf(text)) == ["/etc/dovecot/users"]
+
+
 def test_dovecot_24_login_lines_count_as_logins():
     journal = ("%d.0 h1 dovecot[417]: imap-login: Logged in: user=<mailold>, method=PLAIN, rip=198.18.0.10, "
                "lip=10.213.0.11, mpid=426, TLS, session=<9H5KxethKLd/AAAB>\n" % (NOW - 3 * DAY)

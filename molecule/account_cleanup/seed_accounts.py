@@ -76,8 +76,10 @@ with open("/var/spool/cron/crontabs/busy", "w") as crontab:
 sh("useradd", "--system", "--uid", "991", "--home-dir", "/var/vmail", "--shell", "/usr/sbin/nologin", "vmail")
 DOVECOT_24 = subprocess.run(["dovecot", "--version"], capture_output=True, text=True,
                             check=True).stdout.split(".")[:2] >= ["2", "4"]
-# The mail location as a passwd-file extra field: 2.4 names its parts.
-MAIL_FIELDS = "userdb_mail_driver=maildir userdb_mail_path=~/Maildir" if DOVECOT_24 else "userdb_mail=maildir:~/Maildir"
+# The mail location as passwd-file extra fields: 2.4 names its parts, and its INBOX (Debian's default is the spool
+# /var/mail/%{user}).
+MAIL_FIELDS = ("userdb_mail_driver=maildir userdb_mail_path=~/Maildir userdb_mail_inbox_path=~/Maildir" if DOVECOT_24
+               else "userdb_mail=maildir:~/Maildir")
 users = []
 for user in ("mailold", "mailactive"):
     home = "/var/vmail/" + user

@@ -1,6 +1,7 @@
 """Lab fixture: accounts with old login records, as a shared hosting server has them.
 
-Run once on each lab host by converge.yml (before the role). Login records are
+Run once on each lab host by prepare.yml. Dovecot's settings are written in the syntax of the installed
+Dovecot: 2.3 on Debian 12, 2.4 on Debian 13. Login records are
 written as the binary records sshd writes (lastlog), with the times a real
 host would have after months of disuse; Dovecot's last_login plugin writes
 its file dict, seeded here with an old login for mailold; vsftpd's virtual users
@@ -73,6 +74,12 @@ with open("/var/spool/cron/crontabs/busy", "w") as crontab:
 
 # Dovecot passwd-file users beside the system ones, under a vmail account.
 sh("useradd", "--system", "--uid", "991", "--home-dir", "/var/vmail", "--shell", "/usr/sbin/nologin", "vmail")
+DOVECOT_24 = subprocess.run(["dovecot", "--version"], capture_output=True, text=True,
+                            check=True).stdout.split(".")[:2] >= ["2", "4"]
+# The mail location as passwd-file extra fields: 2.4 names its parts, and its INBOX (Debian's default is the spool
+# /var/mail/%{user}).
+MAIL_FIELDS = ("userdb_mail_driver=maildir userdb_mail_path=~/Maildir userdb_mail_inbox_path=~/Maildir" if DOVECOT_24
+               else "userdb_mail=maildir:~/Maildir")
 users = []
 for user in ("mailold", "mailactive"):
     home = "/var/vmail/" + user
@@ -81,7 +88,7 @@ for user in ("mailold", "mailactive"):
     os.makedirs(home + "/Maildir/tmp")
     with open(home + "/Maildir/cur/1700000000.M1P1.lab:2,S", "w") as message:
         message.write("Subject: for %s\n\nkept mail\n" % user)
-    users.append("%s:{PLAIN}%s:991:991::%s::userdb_mail=maildir:~/Maildir" % (user, PASSWORD, home))
+    users.append("%s:{PLAIN}%s:991:991::%s::%s" % (user, PASSWORD, home, MAIL_FIELDS))
 sh("chown", "-R", "vmail:vmail", "/var/vmail")
 with open("/etc/dovecot/users", "w") as stream:
     stream.write("\n".join(users) + "\n")
@@ -90,9 +97,27 @@ os.chmod("/etc/dovecot/users", 0o640)
 with open("/var/lib/dovecot/last-login", "w") as stream:
     stream.write("shared/last-login/mailold\n%d\n" % (NOW - 500 * DAY))
 sh("chown", "vmail:vmail", "/var/lib/dovecot/last-login")
-with open("/etc/dovecot/conf.d/99-lab-virtual-users.conf", "w") as stream:
-    stream.write("""# Lab: virtual mail users in a passwd-file, after the system users (PAM).
-passdb {
+# Lab: virtual mail users in a passwd-file, after the system users (PAM); last_login writes to a file dict.
+DOVECOT_CONF_24 = """passdb passwd-file {
+  auth_username_format = %{user}
+  passwd_file_path = /etc/dovecot/users
+}
+userdb passwd-file {
+  auth_username_format = %{user}
+  passwd_file_path = /etc/dovecot/users
+}
+protocol imap {
+  mail_plugins {
+    last_login = yes
+  }
+}
+last_login {
+  dict file {
+    dict_file_path = /var/lib/dovecot/last-login
+  }
+}
+"""
+DOVECOT_CONF_23 = """passdb {
   driver = passwd-file
   args = username_format=%u /etc/dovecot/users
 }
@@ -106,7 +131,9 @@ protocol imap {
 plugin {
   last_login_dict = file:/var/lib/dovecot/last-login
 }
-""")
+"""
+with open("/etc/dovecot/conf.d/99-lab-virtual-users.conf", "w") as stream:
+    stream.write(DOVECOT_CONF_24 if DOVECOT_24 else DOVECOT_CONF_23)
 sh("doveconf", "-n")
 sh("systemctl", "restart", "dovecot")
 

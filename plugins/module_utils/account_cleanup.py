@@ -67,7 +67,8 @@ SHARED_DIRS = frozenset([
 LOCK_FIELDS = ("nologin=y", "fail=y")
 SYSTEM_PASSDB_DRIVERS = ("pam", "shadow", "passwd")
 
-DOVECOT_LOGIN = re.compile(r"\b(?:imap|pop3|submission|managesieve)-login: Login: user=<([^>]*)>")
+# Dovecot 2.3 logs "Login: user=<...>", 2.4 "Logged in: user=<...>".
+DOVECOT_LOGIN = re.compile(r"\b(?:imap|pop3|submission|managesieve)-login: (?:Login|Logged in): user=<([^>]*)>")
 PUREFTPD_LOGIN = re.compile(r"\[INFO\] (\S+) is now logged in")
 SSHD_LOGIN = re.compile(r"\bAccepted \S+ for (\S+) from ")
 # vsftpd names the login as typed: a virtual user's own name, not its guest_username.
@@ -313,42 +314,113 @@ def vsftpd_allows(name, settings, ftpusers, user_list):
     return True
 
 
-def parse_doveconf(text):
-    """`doveconf -n` output: {'passdbs': [{driver, args}], 'plugin': {...}}."""
-    config = {"passdbs": [], "plugin": {}}
-    stack, current = [], {}
+# `doveconf -n` prints a sensitive value (last_login_key among them) as this comment; `doveconf -h` prints it.
+HIDDEN = "# hidden"
+
+
+def doveconf_tree(text):
+    """`doveconf -n` as (version, tree); a tree is {"settings": {name: value}, "sections": [(header, tree)]}, the
+    sections in order (2.3's passdb sections have no name to tell them apart)."""
+    version, root = None, {"settings": {}, "sections": []}
+    stack = [root]
     for raw in (text or "").splitlines():
         line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("{"):
-            stack.append((line[:-1].strip(), current))
-            current = {}
+        if line.startswith("#"):
+            match = re.match(r"#\s*(\d+\.\d+)", line)
+            if match and version is None:
+                version = match.group(1)
+        elif line.endswith("{"):
+            section = {"settings": {}, "sections": []}
+            stack[-1]["sections"].append((" ".join(line[:-1].split()), section))
+            stack.append(section)
         elif line == "}":
-            if not stack:
-                continue
-            section, parent = stack.pop()
-            if section.split()[0] == "passdb" and not stack:
-                config["passdbs"].append({"driver": current.get("driver", ""), "args": current.get("args", ""),
-                                          "deny": current.get("deny", "no") == "yes"})
-            elif section == "plugin" and not stack:
-                config["plugin"].update(current)
-            current = parent
+            if len(stack) > 1:
+                stack.pop()
         elif "=" in line:
             key, value = line.split("=", 1)
-            current[key.strip()] = value.strip()
-    return config
+            value = value.strip()
+            stack[-1]["settings"][key.strip()] = None if value.startswith(HIDDEN) else value
+    return version, root
+
+
+def _sections(tree, kind):
+    """(name, settings, tree) of the sections of ``tree`` whose header starts with ``kind``."""
+    for header, section in tree["sections"]:
+        words = header.split(None, 1)
+        if words[0] == kind:
+            yield (words[1] if len(words) > 1 else ""), section["settings"], section
+
+
+class Dovecot23(object):
+    """Dovecot 2.3 (Debian 12): passdb { driver, args = [options] PATH, deny }; the last_login plugin's settings
+    in plugin { last_login_dict = file:PATH, last_login_key }."""
+
+    key_setting = "plugin/last_login_key"
+    default_key = "last-login/%u"
+
+    @staticmethod
+    def passdb(_name, settings, _defaults):
+        paths = [token for token in settings.get("args", "").split() if "=" not in token]
+        return {"driver": settings.get("driver", ""), "path": paths[-1] if paths else "",
+                "deny": settings.get("deny") == "yes"}
+
+    @staticmethod
+    def last_login(tree):
+        plugin = {}
+        for _name, settings, _section in _sections(tree, "plugin"):
+            plugin.update(settings)
+        uri = plugin.get("last_login_dict") or ""
+        return {"path": uri[len("file:"):] if uri.startswith("file:") else None, "key": plugin.get("last_login_key")}
+
+
+class Dovecot24(object):
+    """Dovecot 2.4 (Debian 13): passdb NAME { driver (the name unless set), passwd_file_path, deny }; the
+    last_login plugin's last_login_key and its named filter last_login { dict file { path } }."""
+
+    key_setting = "last_login_key"
+    default_key = "last-login/%{user}"
+
+    @staticmethod
+    def passdb(name, settings, defaults):
+        # A setting outside the section is every section's default (passwd_file_path set once for all).
+        return {"driver": settings.get("driver") or name,
+                "path": settings.get("passwd_file_path") or defaults.get("passwd_file_path") or "",
+                "deny": settings.get("deny", defaults.get("deny")) == "yes"}
+
+    @staticmethod
+    def last_login(tree):
+        found = {"path": None, "key": tree["settings"].get("last_login_key")}
+        for _name, settings, section in _sections(tree, "last_login"):
+            if "key" in settings:
+                found["key"] = settings["key"]
+            for driver, dict_settings, _dict in _sections(section, "dict"):
+                if driver == "file":
+                    found["path"] = dict_settings.get("path") or dict_settings.get("dict_file_path")
+        return found
+
+
+def parse_doveconf(text, setting=None):
+    """`doveconf -n` output of Dovecot 2.3 or 2.4: {'version', 'passdbs': [{driver, path, deny}], 'last_login':
+    {path (of its file dict, or None), key}}. ``setting(name)`` gives `doveconf -h NAME` (a hidden or default key)."""
+    version, tree = doveconf_tree(text)
+    newer = version is not None and tuple(int(part) for part in version.split(".")) >= (2, 4) or \
+        "dovecot_config_version" in tree["settings"]
+    generation = Dovecot24() if newer else Dovecot23()
+    passdbs = [generation.passdb(name, settings, tree["settings"])
+               for name, settings, _section in _sections(tree, "passdb")]
+    last_login = generation.last_login(tree)
+    if last_login["path"] and not last_login["key"]:
+        last_login["key"] = (setting(generation.key_setting) if setting else None) or generation.default_key
+    return {"version": version, "passdbs": passdbs, "last_login": last_login}
 
 
 def dovecot_passwd_files(config):
     """The literal file paths of Dovecot's passwd-file passdbs (deny lists and %-variable paths left out)."""
     files = []
     for passdb in config["passdbs"]:
-        if passdb["driver"] != "passwd-file" or passdb["deny"]:
-            continue
-        paths = [token for token in passdb["args"].split() if "=" not in token]
-        if paths and "%" not in paths[-1] and paths[-1] not in files:
-            files.append(paths[-1])
+        if passdb["driver"] == "passwd-file" and not passdb["deny"] and passdb["path"] and \
+                "%" not in passdb["path"] and passdb["path"] not in files:
+            files.append(passdb["path"])
     return files
 
 
@@ -397,7 +469,7 @@ def parse_file_dict(text, key_pattern="last-login/%u"):
 # A customer's program can call itself sshd and log "Accepted ... for leaver" (PHP's syslog() can too), but it
 # cannot run as root, nor inside the units of daemons that run no customer program. ssh.service is not one of
 # those: where pam_systemd does not move logins into session scopes, a customer's shell stays in it.
-JOURNAL_GREP = "Login: user=<|is now logged in|Accepted |OK LOGIN: "
+JOURNAL_GREP = "Login: user=<|Logged in: user=<|is now logged in|Accepted |OK LOGIN: "
 JOURNAL_SOURCES = (
     ("_UID=0", "_COMM=sshd", "_COMM=sshd-session"),
     ("_SYSTEMD_UNIT=dovecot.service",),
@@ -495,21 +567,21 @@ def processes_by_uid(proc):
     return counts
 
 
-def collect(paths, min_uid=1000, doveconf_text=None, journal_text=None, now=None, userdb_dump=None):
+def collect(paths, min_uid=1000, doveconf_text=None, journal_text=None, now=None, userdb_dump=None,
+            doveconf_setting=None):
     """Every candidate account with its kind, services, last use and creation evidence.
 
-    userdb_dump(path) gives the `db_dump -p` text of a pam_userdb database (vsftpd's virtual users).
+    userdb_dump(path) gives the `db_dump -p` text of a pam_userdb database (vsftpd's virtual users);
+    doveconf_setting(name) the value `doveconf -h NAME` prints, or None.
     """
     now = int(now if now is not None else time.time())
     passwd = parse_passwd(read_text(paths.passwd))
     shadow = parse_shadow(read_text(paths.shadow))
-    dovecot = parse_doveconf(doveconf_text)
+    dovecot = parse_doveconf(doveconf_text, doveconf_setting)
     journal = parse_journal_logins(journal_text)
-    plugin = dovecot["plugin"]
     last_login = {}
-    dict_uri = plugin.get("last_login_dict", "")
-    if dict_uri.startswith("file:"):
-        last_login = parse_file_dict(read_text(dict_uri[len("file:"):]), plugin.get("last_login_key", "last-login/%u"))
+    if dovecot["last_login"]["path"]:
+        last_login = parse_file_dict(read_text(dovecot["last_login"]["path"]), dovecot["last_login"]["key"])
     vsftpd_text = read_text(paths.vsftpd_conf)
     vsftpd = parse_vsftpd_conf(vsftpd_text) if vsftpd_text is not None else None
     ftpusers = name_list(read_text(paths.ftpusers))
@@ -713,6 +785,11 @@ class Host:
         if rc != 0:
             raise AccountCleanupError("%s failed (rc %d): %s" % (" ".join(argv), rc, (err or out).strip()))
         return out
+
+    def doveconf_setting(self, name):
+        """What `doveconf -h NAME` prints, or None where Dovecot is missing or does not know the setting."""
+        rc, out, _err = self.run(["doveconf", "-h", name])
+        return (out.strip() or None) if rc == 0 else None
 
     # ---- lock / unlock
 
@@ -1318,7 +1395,8 @@ def run(paths, runner, mode="report", unused_days=180, min_uid=1000, keep=(), re
     connection_users.add("root")
     host = Host(paths, runner, check_mode=check_mode, now=now)
     accounts = collect(paths, min_uid=min_uid, doveconf_text=doveconf_text, journal_text=journal_text, now=now,
-                       userdb_dump=lambda path: host.command("db_dump", "-p", path))
+                       userdb_dump=lambda path: host.command("db_dump", "-p", path),
+                       doveconf_setting=host.doveconf_setting)
     check_removals(accounts, remove, keep, connection_users, min_uid)
     for account in accounts:
         if account["home"] and account["kind"] != "ftp":

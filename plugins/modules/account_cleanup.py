@@ -16,7 +16,7 @@ description:
     authenticates system users). V(ftp) accounts are pure-ftpd virtual users (its C(pureftpd.passwd) file) and
     vsftpd virtual users (with C(guest_enable=YES), the keys of the C(pam_userdb) database of its PAM service,
     read with C(db_dump); a host with such a database and no C(db_dump) fails before any change).
-    V(mail) accounts are the users of Dovecot's passwd-file passdbs (read from C(doveconf -n)).
+    V(mail) accounts are the users of Dovecot's passwd-file passdbs (read from C(doveconf -n), Dovecot 2.3 and 2.4).
   - The last use of an account is the newest of its lastlog record, its wtmp and C(wtmp.1) records (read as the
     binary records they are), the login lines of sshd, Dovecot, pure-ftpd and vsftpd in the journal (only those the
     daemons logged themselves, matched by their units or by root's sshd, never lines another process forged), vsftpd's own

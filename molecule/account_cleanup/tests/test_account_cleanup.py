@@ -4,7 +4,7 @@ seed_accounts.py gave both hosts the same accounts: oldssh (last login 400 days 
 leaver (yesterday, named in account_cleanup_remove), kept (400 days, in account_cleanup_keep), busy (400 days,
 with a crontab), never (never logged in, password set 400 days ago), svc (uid 990, 400 days), and the Dovecot
 passwd-file users mailold (last_login 500 days ago) and mailactive, and the vsftpd virtual users ftpold (last login
-400 days ago in vsftpd's log) and ftpactive (yesterday) in a pam_userdb database. converge.yml locks on ac1,
+400 days ago in vsftpd's log) and ftpactive (yesterday) in a pam_userdb database (prepare.yml). converge.yml locks on ac1,
 removes on ac2.
 """
 
@@ -45,6 +45,8 @@ except imaplib.IMAP4.error as error:
 else:
     print("ok")
 """
+# The same, then the number of messages in INBOX.
+IMAP_INBOX = IMAP_LOGIN.replace('print("ok")', 'print(imap.select("INBOX")[1][0].decode())')
 FTP_LOGIN = """
 import ftplib, sys
 ftp = ftplib.FTP(sys.argv[1], timeout=10)
@@ -91,6 +93,14 @@ def on(name):
                               ansible_inventory=str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent))
 
 
+def mail_fields(testinfra_host):
+    """The mail location as seed_accounts.py writes it in a passwd-file line, by the host's Dovecot: 2.4 on Debian
+    13 names its parts."""
+    if int(testinfra_host.system_info.release.split(".")[0]) >= 13:
+        return "userdb_mail_driver=maildir userdb_mail_path=~/Maildir userdb_mail_inbox_path=~/Maildir"
+    return "userdb_mail=maildir:~/Maildir"
+
+
 def shadow(testinfra_host, user):
     entry = testinfra_host.run("getent shadow %s", user)
     return entry.stdout.strip().split(":") if entry.rc == 0 else None
@@ -133,7 +143,8 @@ def test_a_locked_dovecot_passwd_file_user_can_no_longer_read_mail():
     # The file keeps the owner and mode Dovecot reads it with.
     assert (users.user, users.group, users.mode) == ("root", "dovecot", 0o640)
     assert login(JP, IMAP_LOGIN, AC1, "mailold").startswith("refused")
-    assert login(JP, IMAP_LOGIN, AC1, "mailactive") == "ok"
+    # The other one reads its mail: the seeded message in its Maildir's INBOX.
+    assert login(JP, IMAP_INBOX, AC1, "mailactive") == "1"
 
 
 def test_a_locked_dovecot_passwd_file_user_can_no_longer_send_mail_with_smtp_auth():
@@ -319,7 +330,7 @@ def test_a_lock_is_undone_exactly_and_the_role_locks_again():
     assert "!" + unlocked[1] == locked[1] and unlocked[7] == ""
     mailold = [line for line in ac1.file("/etc/dovecot/users").content_string.splitlines()
                if line.startswith("mailold:")][0]
-    assert mailold.endswith("::userdb_mail=maildir:~/Maildir")
+    assert mailold.endswith("::" + mail_fields(ac1))
     assert not ac1.file("/var/lib/hostguard/account_cleanup/locks/system-never.json").exists
     # The virtual user is back in vsftpd's database with its password, and logs in again.
     assert userdb(ac1) == dict(virtual_locked, ftpold=PASSWORD)
@@ -350,6 +361,26 @@ def test_the_login_records_sshd_writes_are_read():
     assert kept["last_used_source"] in ("wtmp", "lastlog"), kept
     last = on("ac1").check_output("date -d %s +%%s", kept["last_used"])
     assert started - 120 <= int(last) <= started, kept
+
+
+def test_a_mailbox_used_over_imap_is_in_use_by_dovecot_s_login_line():
+    # Dovecot 2.3 logs "Login: user=<...>", 2.4 "Logged in: user=<...>". With last_login unable to write its file
+    # meanwhile, the journal's login line is the only evidence of this login.
+    ac1 = on("ac1")
+    ac1.check_output("chown root:root /var/lib/dovecot/last-login")
+    try:
+        started = int(ac1.check_output("date +%s"))
+        assert login(JP, IMAP_LOGIN, AC1, "mailactive") == "ok"
+        run = ansible_playbook_stats(REPORT, "-e", json.dumps({"account_cleanup_remove": ["mailactive"]}))
+    finally:
+        ac1.check_output("chown vmail:vmail /var/lib/dovecot/last-login")
+    assert run["rc"] == 0 and run["stats"]["ac1"]["changed"] == 0, run["stats"]
+    accounts = next(task["hosts"]["ac1"]["accounts"] for play in run["plays"] for task in play["tasks"]
+                    if task["task"]["name"] == "Report the named accounts with their last login")
+    mailactive = next(item for item in accounts if (item["kind"], item["name"]) == ("mail", "mailactive"))
+    assert mailactive["last_used_source"] == "journal (dovecot)", mailactive
+    last = int(ac1.check_output("date -d %s +%%s", mailactive["last_used"]))
+    assert started - 5 <= last <= started + 120, mailactive
 
 
 def test_a_removal_that_fails_midway_names_what_was_done_and_still_reports():

@@ -22,6 +22,11 @@ from hostile_account import Attacker
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import account_cleanup as core
 
+# `doveconf -n` of the lab's hosts with a deny passdb, the passwd-file of the virtual users, one with a %-variable
+# path, and last_login writing to a file dict: Dovecot 2.3.19 (Debian 12) and 2.4.1 (Debian 13).
+FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "account_cleanup"
+DOVECONF_23 = (FIXTURES / "doveconf-n-2.3-bookworm.txt").read_text()
+DOVECONF_24 = (FIXTURES / "doveconf-n-2.4-trixie.txt").read_text()
 NOW = 1_780_000_000
 DAY = 86400
 
@@ -68,10 +73,15 @@ class FakeTools:
         self.paths = paths
         self.calls = []
 
+    # What `doveconf -h NAME` printed on the lab's hosts for the last_login key (2.3 on Debian 12, 2.4 on 13).
+    DOVECONF_H = {"plugin/last_login_key": "last-login/%u", "last_login_key": "last-login/%{user}"}
+
     def __call__(self, argv):
         if argv[0] in ("db_dump", "db_load"):  # Berkeley DB's own tools, for real
             done = subprocess.run(argv, capture_output=True, text=True, check=False)
             return done.returncode, done.stdout, done.stderr
+        if argv[:2] == ["doveconf", "-h"]:  # a read, not a change: not among the calls
+            return 0, self.DOVECONF_H.get(argv[2], "") + "\n", ""
         self.calls.append(argv)
         tool, name = argv[0], argv[-1]
         if tool == "usermod":
@@ -749,3 +759,121 @@ def test_a_vsftpd_virtual_user_put_back_into_the_database_is_locked_out_again(vs
     result = run(host, mode="lock", unused_days=200)
     assert by_name(result)[("ftp", "ftpold")]["action"] == "relocked"
     assert "ftpold" not in dump(db)
+
+
+# --- Dovecot 2.3 (Debian 12) and 2.4 (Debian 13) ----------------------------------------------------------
+
+@pytest.mark.parametrize("text, users, key_setting, key", [
+    (DOVECONF_23, "/etc/dovecot/%d/passwd", "plugin/last_login_key", "last-login/%u"),
+    (DOVECONF_24, "/etc/dovecot/%{user | domain}/passwd", "last_login_key", "last-login/%{user}"),
+])
+def test_doveconf_of_both_generations_gives_the_passdbs_and_the_last_login_dict(text, users, key_setting, key):
+    asked = []
+
+    def setting(name):
+        asked.append(name)
+        return FakeTools.DOVECONF_H.get(name)
+
+    config = core.parse_doveconf(text, setting)
+    assert config["passdbs"] == [
+        {"driver": "pam", "path": "", "deny": False},
+        {"driver": "passwd-file", "path": "/etc/dovecot/deny-users", "deny": True},
+        {"driver": "passwd-file", "path": "/etc/dovecot/users", "deny": False},
+        {"driver": "passwd-file", "path": users, "deny": False},
+    ]
+    # doveconf -n hides the key ("# hidden, use -P to show it"): it is asked for by its name in that generation.
+    assert config["last_login"] == {"path": "/var/lib/dovecot/last-login", "key": key}
+    assert asked == [key_setting]
+    assert core.dovecot_passwd_files(config) == ["/etc/dovecot/users"]
+    assert core.dovecot_serves_system_users(config)
+
+
+@pytest.mark.parametrize("text, key", [(DOVECONF_23, "last-login/%u"), (DOVECONF_24, "last-login/%{user}")])
+def test_a_last_login_key_doveconf_does_not_print_is_the_default_of_its_generation(text, key):
+    assert core.parse_doveconf(text, lambda name: None)["last_login"]["key"] == key
+
+
+def test_a_dovecot_24_passdb_takes_its_driver_from_its_name_unless_set():
+    text = ("# 2.4.1-4 (7d8c0e5759): /etc/dovecot/dovecot.conf\npassdb static {\n}\npassdb users {\n"
+            "  driver = passwd-file\n  passwd_file_path = /srv/users\n}\npassdb passwd-file {\n  deny = yes\n"
+            "  passwd_file_path = /etc/dovecot/deny\n}\n")
+    config = core.parse_doveconf(text)
+    assert config["passdbs"] == [{"driver": "static", "path": "", "deny": False},
+                                 {"driver": "passwd-file", "path": "/srv/users", "deny": False},
+                                 {"driver": "passwd-file", "path": "/etc/dovecot/deny", "deny": True}]
+    assert core.dovecot_passwd_files(config) == ["/srv/users"]
+    assert not core.dovecot_serves_system_users(config)
+    assert config["last_login"]["path"] is None
+
+
+def test_a_dovecot_24_passwd_file_path_set_outside_the_passdb_is_its_path():
+    text = ("# 2.4.1-4 (7d8c0e5759): /etc/dovecot/dovecot.conf\ndovecot_config_version = 2.4.0\n"
+            "passwd_file_path = /etc/dovecot/users\npassdb passwd-file {\n}\n")
+    assert core.dovecot_passwd_files(core.parse_doveconf(text)) == ["/etc/dovecot/users"]
+
+
+def test_dovecot_24_login_lines_count_as_logins():
+    journal = ("%d.0 h1 dovecot[417]: imap-login: Logged in: user=<mailold>, method=PLAIN, rip=198.18.0.10, "
+               "lip=10.213.0.11, mpid=426, TLS, session=<9H5KxethKLd/AAAB>\n" % (NOW - 3 * DAY)
+               + "%d.0 h1 dovecot[417]: pop3-login: Login: user=<mailactive>, method=PLAIN, rip=198.18.0.10\n"
+               % (NOW - 4 * DAY))
+    assert core.parse_journal_logins(journal)["mail"] == {"mailold": NOW - 3 * DAY, "mailactive": NOW - 4 * DAY}
+    assert "Logged in: user=<" in core.JOURNAL_GREP.split("|")
+
+
+@pytest.fixture(params=["2.3", "2.4"])
+def dovecot_host(request, host):
+    """The host with the doveconf -n of a real Dovecot of that generation, and its passwd-file in that syntax
+    (2.4 names the mail location's parts in userdb_mail_driver and userdb_mail_path)."""
+    users = pathlib.Path(host.root) / "etc/dovecot/users"
+    lastlogin = pathlib.Path(host.root) / "var/lib/dovecot-last-login"
+    text = DOVECONF_23 if request.param == "2.3" else DOVECONF_24
+    host.doveconf = text.replace("/etc/dovecot/users", str(users)).replace("/var/lib/dovecot/last-login",
+                                                                           str(lastlogin))
+    mail = "userdb_mail=maildir:~/Maildir" if request.param == "2.3" else \
+        "userdb_mail_driver=maildir userdb_mail_path=~/Maildir"
+    vmail = pathlib.Path(host.root) / "var/vmail"
+    users.write_text("mailold:{PLAIN}secret:5000:5000::%s::%s\nmailactive:{PLAIN}secret:5000:5000::%s::%s\n"
+                     % (vmail / "mailold", mail, vmail / "mailactive", mail))
+    # The file dict as each generation's last_login writes it, with its default key.
+    lastlogin.write_text("shared/last-login/mailold\n%d\nshared/last-login/mailactive\n%d\n"
+                         % (NOW - 500 * DAY, NOW - 2 * DAY))
+    host.users, host.mail_fields = str(users), mail
+    return host
+
+
+def collect_with_setting(paths):
+    accounts = core.collect(paths, doveconf_text=paths.doveconf, now=NOW, doveconf_setting=FakeTools.DOVECONF_H.get)
+    return {(a["kind"], a["name"]): a for a in accounts}
+
+
+def test_passwd_file_users_and_their_last_login_are_read_on_both_generations(dovecot_host):
+    accounts = collect_with_setting(dovecot_host)
+    assert accounts[("mail", "mailold")]["last_used"] == NOW - 500 * DAY
+    assert accounts[("mail", "mailold")]["last_used_source"] == "dovecot last_login"
+    assert accounts[("mail", "mailactive")]["last_used"] == NOW - 2 * DAY
+    assert accounts[("mail", "mailold")]["source"] == dovecot_host.users
+    assert accounts[("system", "oldssh")]["services"] == ["ssh", "ftp", "mail"]  # the pam passdb
+
+
+def test_a_passwd_file_mailbox_is_locked_read_back_and_unlocked_exactly_on_both_generations(dovecot_host):
+    before = open(dovecot_host.users).read()
+    result = run(dovecot_host, mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    assert by_name(result)[("mail", "mailold")]["action"] == "locked"
+    lines = dict(line.split(":", 1) for line in open(dovecot_host.users).read().splitlines())
+    # fail=y is what refuses the login on 2.4 (nologin=y alone lets the password pass there); both are written.
+    assert lines["mailold"].endswith("::%s nologin=y fail=y" % dovecot_host.mail_fields)
+    assert lines["mailactive"].endswith("::%s" % dovecot_host.mail_fields)
+    assert states(dovecot_host)[("mail", "mailold")]["state"] == "in_force"
+    # fail=y deleted by hand is named, and the next run applies the lock again.
+    locked = open(dovecot_host.users).read()
+    with open(dovecot_host.users, "w") as stream:
+        stream.write(locked.replace(" fail=y", ""))
+    assert states(dovecot_host)[("mail", "mailold")]["undone"] == [
+        "fail=y missing from its line in %s" % dovecot_host.users]
+    again = run(dovecot_host, mode="lock", keep=["kept"], journal=FTP_JOURNAL)
+    assert by_name(again)[("mail", "mailold")]["action"] == "relocked"
+    assert open(dovecot_host.users).read() == locked
+    run(dovecot_host, mode="unlock", unlock=["mailold"])
+    assert open(dovecot_host.users).read() == before
+    assert ("mail", "mailold") not in states(dovecot_host)

@@ -1,0 +1,1 @@
+../account_cleanup/seed_accounts.py

@@ -1,0 +1,1 @@
+../../account_cleanup/tests/test_account_cleanup.py

@@ -1,0 +1,1 @@
+../../mail_exim/tests/test_mail_exim.py

@@ -81,6 +81,9 @@ _JOIN = re.compile(rb"'[ \t]*\.[ \t]*'|\"[ \t]*\.[ \t]*\"")
 _DECODE_CALL = re.compile(
     rb"\b(strrev|str_rot13|base64_decode|hex2bin)\s*\(\s*(?:'([^'\\]{1,80})'|\"([^\"\\$]{1,80})\")\s*\)",
     re.IGNORECASE)
+_DECODER_NAMES = (b"strrev", b"str_rot13", b"base64_decode", b"hex2bin")
+# What every match of _STR_REPLACE_CALL holds: an empty string as a middle argument.
+_STR_REPLACE_HINT = re.compile(rb",\s*(?:''|\"\")\s*,")
 # Also through a variable that holds str_replace ($r = 'str_replace'; $r('x', '', 'axsxsxexrxt')): a
 # three-argument call that removes a short junk string from a literal is folded whatever its name.
 _STR_REPLACE_CALL = re.compile(
@@ -336,10 +339,19 @@ def php_view(data):
         view = _CHR.sub(_chr, view)
     if b"'" in view or b'"' in view:
         # Twice: a folded call can complete a concatenation and the other way round ("ev".strrev('la')).
+        # A round that changed nothing would change nothing the second time. The two call patterns are
+        # costly searches over every variable and word of a file, so each runs only where the text it
+        # cannot match without ("," '' "," or a decoder's name) is there.
         for _round in range(2):
+            before = view
             view = _JOIN.sub(b"", view)
-            view = _STR_REPLACE_CALL.sub(_str_replace, view)
-            view = _DECODE_CALL.sub(_decode, view)
+            if _STR_REPLACE_HINT.search(view):
+                view = _STR_REPLACE_CALL.sub(_str_replace, view)
+            folded = view.lower()
+            if any(name in folded for name in _DECODER_NAMES):
+                view = _DECODE_CALL.sub(_decode, view)
+            if view == before:
+                break
     if b"$_" in view or b"getenv" in lowered or b"getallheaders" in lowered:
         view = _taint(view)
     return view

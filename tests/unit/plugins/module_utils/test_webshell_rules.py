@@ -213,6 +213,26 @@ def test_the_php_view_drops_comments_keeps_lines_and_folds_pieces():
     assert b"'http://x'" in view and b"//" not in view.replace(b"http://", b"")
 
 
+def test_the_php_view_folds_in_a_second_round_what_the_first_completes():
+    # The decoder makes 'al' in the first round; only then is 'ev'.'al' a concatenation to join.
+    assert b"$f = 'eval';" in php_view(b"<?php $f = 'ev'.strrev('la');")
+    assert b"$g = 'assert';" in php_view(b"<?php $g = BASE64_DECODE('YXNzZXJ0');")
+    assert b"$h = 'system';" in php_view(b'<?php $h = str_replace("#", "" , "sy#st#em");')
+    assert b"$i = 'assert';" in php_view(b"<?php $r = 'str_replace'; $i = $r('x', '', 'axsxsxexrxt');")
+
+
+def test_the_php_view_of_code_with_nothing_to_fold_is_the_code_without_comments():
+    code = b"<?php\n$a = array( 'x' => '', 'y' => \"\" ); // c\necho esc_html( $a['x'] . 'z' );\n"
+    assert php_view(code) == code.replace(b"// c", b" ")
+
+
+def test_php_after_a_large_media_header_is_found(scanner):
+    noise = bytes(range(256)) * (3 << 12)
+    found = scanner.scan_bytes("/var/www/site1/img.jpg", b"\xff\xd8\xff\xe0" + noise + b"<?php system($_GET['c']); ?>")
+    assert "php_after_image_magic" in rule_names(found)
+    assert "php_in_image_file" not in rule_names(found)
+
+
 def test_html_outside_php_blocks_is_left_alone():
     view = php_view(b"<p>don't /* stop</p><?php /* gone */ $a = 1; // gone\n?><p>it's // here</p>")
     assert view == b"<p>don't /* stop</p><?php   $a = 1;  \n?><p>it's // here</p>"

@@ -29,7 +29,8 @@ demo:
 	@scripts/demo.sh
 
 lab-up: setup
-	@$(VENV)/bin/python tests/lab/lab.py up --name demo --host web1:web --host mail1:mail --host mixed1:web,mail \
+	@$(VENV)/bin/python tests/lab/lab.py up --name demo --host web1:web@postfix-trixie --host mail1:mail@postfix-trixie \
+		--host mixed1:web,mail@postfix-trixie \
 		--inventory .build/demo-inventory.yml
 
 lab-down:

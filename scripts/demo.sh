@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: boot a three-host lab fleet (a shared web host, a mail host and
+# `make demo`: boot a three-host lab fleet on Debian 13 (a shared web host, a mail host and
 # a mixed one) with a customer's site on the web hosts, let the seeds' incidents
 # happen to it (a backdoor planted through a leaked password, the mail host's
 # address on the blocklists), then audit, harden, quarantine what looks
@@ -22,7 +22,8 @@ mkdir -p "$REPORTS"
 
 echo "demo: booting the fleet (a fresh machine first builds the hosts' root file system, about a minute)"
 python tests/lab/lab.py down --name "$LAB" >/dev/null 2>&1 || true
-python tests/lab/lab.py up --name "$LAB" --host web1:web --host mail1:mail --host mixed1:web,mail \
+python tests/lab/lab.py up --name "$LAB" --host web1:web@postfix-trixie --host mail1:mail@postfix-trixie \
+  --host mixed1:web,mail@postfix-trixie \
   --inventory "$INVENTORY" --json "$REPORTS/lab.json"
 # The example inventory's settings (inventories/example/group_vars) applied to the lab fleet.
 rm -rf "$REPORTS/group_vars" "$REPORTS/host_vars" "$REPORTS/files"

@@ -77,7 +77,8 @@ molecule_scenarios() {
     return
   fi
   # Each scenario's output goes to its own log, printed whole when it ends; the summary keeps their order.
-  local logs=.build/molecule-logs
+  # One directory per run: two runs in one checkout (say `make molecule` twice) keep their own logs.
+  local logs=.build/molecule-logs/run-$$
   rm -rf "$logs" && mkdir -p "$logs"
   local running=0
   for scenario in $scenarios; do

@@ -1,0 +1,1 @@
+../../firewall_firewalld/tests/test_firewalld.py

@@ -80,14 +80,17 @@ class Postfix(object):
         if uid not in uids:
             write_hold_map(self.map_path, uids + [uid])
         self._reload()  # also when the rule is there already: an earlier reload may have failed
-        held = 0
-        if queue_ids:
-            rc, out, err = self.run(["postsuper", "-h", "-"], stdin="".join(f"{q}\n" for q in queue_ids))
-            if rc != 0:
-                raise RuntimeError(f"postsuper -h failed: {(err or out).strip()}")
-            match = re.search(r"Placed on hold: (\d+) message", err + out)
-            held = int(match.group(1)) if match else 0
-        return held
+        return self.hold_queued(queue_ids)
+
+    def hold_queued(self, queue_ids):
+        """postsuper -h: the number of messages put on hold (ids no longer queued are skipped)."""
+        if not queue_ids:
+            return 0
+        rc, out, err = self.run(["postsuper", "-h", "-"], stdin="".join(f"{q}\n" for q in queue_ids))
+        if rc != 0:
+            raise RuntimeError(f"postsuper -h failed: {(err or out).strip()}")
+        match = re.search(r"Placed on hold: (\d+) message", err + out)
+        return int(match.group(1)) if match else 0
 
     def release_uid(self, uid, queue_ids):
         uids = read_held_uids(self.map_path)
@@ -113,14 +116,19 @@ def held_ids_path(state_dir, uid):
     return os.path.join(state_dir, f"held-uid-{int(uid)}.ids")
 
 
+def held_queue_ids(state_dir, uid):
+    """The ids of the messages the watch held for `uid` (some may be gone from the queue since)."""
+    try:
+        with open(held_ids_path(state_dir, uid), encoding="ascii") as stream:
+            return sorted({line.strip() for line in stream if line.strip()})
+    except FileNotFoundError:
+        return []
+
+
 def release(state_dir, map_path, uid, run):
     """Let a held uid's mail go: the HOLD rule out of the map, its held messages back in the queue."""
     path = held_ids_path(state_dir, uid)
-    try:
-        with open(path, encoding="ascii") as stream:
-            queue_ids = sorted({line.strip() for line in stream if line.strip()})
-    except FileNotFoundError:
-        queue_ids = []
+    queue_ids = held_queue_ids(state_dir, uid)
     was_held = uid in read_held_uids(map_path)
     released = Postfix(run, map_path).release_uid(uid, queue_ids)
     if os.path.exists(path):
@@ -220,6 +228,8 @@ class MailFacet(object):
         source["minutes"][minute] = source["minutes"].get(minute, 0) + 1
         source["last"] = line.time
         self.queue_ids[queue_id] = key
+        if source.get("held"):
+            source.setdefault("unheld", []).append(queue_id)  # held at submission, unless cleanup says otherwise
         while len(self.queue_ids) > MAX_QUEUE_IDS:
             del self.queue_ids[next(iter(self.queue_ids))]
         self.context.changed()
@@ -238,6 +248,9 @@ class MailFacet(object):
             held = HELD_UID_RE.search(value)
             if held:
                 self._remember_held(int(held.group("uid")), [queue_id])
+                seen = self.context.state.setdefault("held_at_submission", [])
+                seen.append(queue_id)
+                del seen[:-MAX_QUEUE_IDS]
 
     def _recipient(self, queue_id, address):
         key = self.queue_ids.get(queue_id)
@@ -312,6 +325,17 @@ class MailFacet(object):
                         f"-e release_mail_uid={uid}",
                 "kind": "hold", "uid": uid, "held": held}
 
+    def _hold_stragglers(self, source):
+        """Hold what the account submitted between the decision and Postfix's reload of the map."""
+        seen = set(self.context.state.get("held_at_submission", ()))
+        stragglers = [qid for qid in source.pop("unheld") if qid not in seen]
+        if stragglers:
+            try:
+                self.mta.hold_queued(stragglers)
+            except (OSError, RuntimeError) as exc:
+                self.context.log(f"mail: could not hold uid {source['uid']}'s latest messages: {exc}")
+            self._remember_held(source["uid"], stragglers)
+
     def _remember_held(self, uid, queue_ids):
         path = held_ids_path(self.context.service.config["state_dir"], uid)
         with open(path, "a", encoding="ascii") as stream:
@@ -325,7 +349,10 @@ class MailFacet(object):
         for key in list(sources):
             source = sources[key]
             if source.get("held") and source.get("uid") not in held_uids:
-                source["held"] = False  # released: a new flood holds it again
+                # released: counting starts again, and a new flood holds it again
+                source.update(held=False, minutes={}, unheld=[])
+            elif source.get("held") and source.get("unheld"):
+                self._hold_stragglers(source)
             for minute in [m for m in source["minutes"] if int(m) <= now - 3660]:
                 del source["minutes"][minute]
             if source["hour"] != hour:

@@ -189,3 +189,37 @@ def test_a_hold_that_fails_is_said_once_not_on_every_message(tmp_path):
     assert len(found) == 1 and found[0]["action"]["failed"] is True
     assert "Address family not supported" in found[0]["action"]["done"]
     assert [call[0] for call in runner.calls] == [["postfix", "reload"]]
+
+
+def test_mail_submitted_before_postfix_read_the_hold_rule_is_held_at_the_next_check(tmp_path):
+    journal, clock = FakeJournal(), Clock(START)
+    runner = Runner({("postsuper", "-h"): (0, "", "postsuper: Placed on hold: 1 message\n")})
+    service = make_service(tmp_path, journal, runner, clock, contain="hold")
+    service.read_journal()
+    for number in range(21):
+        send(journal, START + number, f"AB{number:06d}")
+    send(journal, START + 22, "LATE00001")  # cleanup had not read the new rule yet
+    send(journal, START + 23, "HELD00001")
+    journal.add(START + 23, "postfix/cleanup", "HELD00001: hold: header Received: by watch1 (Postfix, from userid "
+                "1001)??id HELD00001; from local; from=<user1001@watch1>: held")
+    clock.now = START + 30
+    service.read_journal()
+    service.tick()
+    stragglers = [call for call in runner.calls if call[0][:2] == ["postsuper", "-h"]][-1]
+    assert stragglers[1] == "LATE00001\n"
+
+
+def test_a_released_account_counts_again_from_zero(tmp_path):
+    journal, clock = FakeJournal(), Clock(START)
+    service = make_service(tmp_path, journal, Runner(), clock, contain="hold")
+    service.read_journal()
+    for number in range(21):
+        send(journal, START + number, f"AB{number:06d}")
+    clock.now = START + 30
+    service.read_journal()
+    assert service.state.facet("mail")["sources"]["uid:1001"]["held"] is True
+    watch_mail.write_hold_map(str(tmp_path / "hold.regexp"), [])  # what a release does
+    clock.now = START + 100
+    service.tick()
+    # nothing counted and not held: a source with nothing left is forgotten
+    assert "uid:1001" not in service.state.facet("mail")["sources"]

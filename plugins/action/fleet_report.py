@@ -1,0 +1,59 @@
+# Copyright: (c) 2026, hostguard.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Write the audit's fleet report on the controller (documented in plugins/modules/fleet_report.py).
+
+Runs in the controller's process, not on a host: the report is the controller's file, and the hosts' results
+are already here as their hostguard_audit facts. The logic is in module_utils/fleet_report.py.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.hostguard.hosting.plugins.module_utils.fleet_report import (
+    FleetReportError,
+    build_report,
+    changed_since,
+    directory_problem,
+    finding_lines,
+    read_previous,
+    summary_lines,
+    write_report,
+)
+
+ARGUMENT_SPEC = {
+    "dir": {"type": "path", "required": True},
+    "results": {"type": "dict", "required": True},
+    "inventory_sources": {"type": "list", "elements": "str", "default": []},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        directory = args["dir"]
+        problem = directory_problem(directory, args["inventory_sources"])
+        if problem:
+            return dict(result, failed=True, msg=problem)
+        generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        previous = read_previous(directory)
+        try:
+            report = build_report(args["results"], generated, previous)
+        except FleetReportError as error:
+            return dict(result, failed=True, msg=str(error))
+        changed = changed_since(report)
+        if self._task.diff and changed:
+            result["diff"] = {"before_header": "%s/report.json" % directory, "after_header": "%s/report.json" % directory,
+                              "before": "".join(line + "\n" for line in finding_lines(previous)),
+                              "after": "".join(line + "\n" for line in finding_lines(report))}
+        paths = [] if self._task.check_mode else write_report(directory, report)
+        return dict(result, changed=changed, dir=directory, paths=paths, written=bool(paths),
+                    summary=summary_lines(report), changes=report["changes"],
+                    msg=("fleet report written to %s" % directory if paths
+                         else "check mode: the fleet report would be written to %s" % directory))

@@ -25,7 +25,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.fleet_report imp
 
 ARGUMENT_SPEC = {
     "dir": {"type": "path", "required": True},
-    "results": {"type": "dict", "required": True},
+    "hosts": {"type": "list", "elements": "str", "required": True},
     "inventory_sources": {"type": "list", "elements": "str", "default": []},
 }
 
@@ -41,10 +41,13 @@ class ActionModule(ActionBase):
         problem = directory_problem(directory, args["inventory_sources"])
         if problem:
             return dict(result, failed=True, msg=problem)
+        hostvars = task_vars.get("hostvars") or {}
+        # A host without the fact (unreachable, or the audit failed on it) is in the report without a result.
+        results = {name: (hostvars[name].get("hostguard_audit") if name in hostvars else None) for name in args["hosts"]}
         generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         previous = read_previous(directory)
         try:
-            report = build_report(args["results"], generated, previous)
+            report = build_report(results, generated, previous)
         except FleetReportError as error:
             return dict(result, failed=True, msg=str(error))
         changed = changed_since(report)
@@ -55,5 +58,5 @@ class ActionModule(ActionBase):
         paths = [] if self._task.check_mode else write_report(directory, report)
         return dict(result, changed=changed, dir=directory, paths=paths, written=bool(paths),
                     summary=summary_lines(report), changes=report["changes"],
-                    msg=("fleet report written to %s" % directory if paths
-                         else "check mode: the fleet report would be written to %s" % directory))
+                    msg=("the fleet report: %s" % paths[-1] if paths
+                         else "check mode: nothing written; the fleet report goes to %s" % directory))

@@ -12,6 +12,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report imp
     enforcement_records,
     report_lines,
 )
+from ansible_collections.hostguard.hosting.plugins.module_utils.fleet_report import default_directory, directory_problem
 
 
 def audit_result(facets, host, time, system=None):
@@ -28,4 +29,5 @@ def audit_lines(result):
 class FilterModule:
     def filters(self):
         return {"audit_result": audit_result, "audit_lines": audit_lines,
-                "audit_enforcement_records": enforcement_records}
+                "audit_enforcement_records": enforcement_records,
+                "audit_report_default_dir": default_directory, "audit_report_dir_problem": directory_problem}

@@ -277,6 +277,34 @@ def read_previous(directory):
     return previous if isinstance(previous, dict) else None
 
 
+def _directory_sources(inventory_sources):
+    return [os.path.realpath(str(source)) for source in inventory_sources or () if os.path.isdir(str(source))]
+
+
+def _inside(path, directory):
+    """Whether Ansible, reading ``directory`` as inventory, reads ``path`` (hidden names it skips)."""
+    if os.path.commonpath([path, directory]) != directory:
+        return False
+    relative = os.path.relpath(path, directory)
+    return relative == "." or not any(part.startswith(".") for part in relative.split(os.sep))
+
+
+def default_directory(inventory_dir, inventory_sources=()):
+    """Where the report goes unless the user says: ``hostguard-report`` beside the inventory.
+
+    Beside an inventory file, that is in its directory; when the inventory is a directory given to ``-i``, the
+    report goes beside that directory (``<directory>-hostguard-report``), never inside it; with no inventory file
+    (``-i host1,host2,``), in the current directory.
+    """
+    if not inventory_dir:
+        return "hostguard-report"
+    inventory_dir = os.path.realpath(str(inventory_dir))
+    for source in _directory_sources(inventory_sources):
+        if _inside(inventory_dir, source):
+            return source.rstrip(os.sep) + "-hostguard-report"
+    return os.path.join(inventory_dir, "hostguard-report")
+
+
 def directory_problem(directory, inventory_sources=()):
     """Why the report cannot go to ``directory``, or None.
 
@@ -286,10 +314,8 @@ def directory_problem(directory, inventory_sources=()):
     if not directory or not str(directory).strip():
         return "audit_report_dir is empty: name the directory the fleet report goes to"
     target = os.path.realpath(str(directory))
-    for source in inventory_sources or ():
-        source = os.path.realpath(str(source))
-        if os.path.isdir(source) and os.path.commonpath([target, source]) == source \
-                and not any(part.startswith(".") for part in os.path.relpath(target, source).split(os.sep)):
+    for source in _directory_sources(inventory_sources):
+        if _inside(target, source):
             return ("audit_report_dir %s is inside the inventory directory %s, which Ansible would then read "
                     "report.json and index.html from as inventory: set audit_report_dir outside it"
                     % (directory, source))

@@ -34,11 +34,13 @@ options:
       - Refused inside a directory named in O(inventory_sources) - Ansible would read the report as inventory.
     type: path
     required: true
-  results:
+  hosts:
     description:
-      - Inventory name to that host's C(hostguard_audit), or V(null) for a host that has no result this run
-        (unreachable, or the audit failed on it); such a host is listed as having no result.
-    type: dict
+      - The inventory names of the hosts to report on (C(ansible_play_hosts_all)); each one's C(hostguard_audit) fact
+        is its result. A host without the fact (unreachable, or the audit failed on it) is listed as having no
+        result.
+    type: list
+    elements: str
     required: true
   inventory_sources:
     description: The inventory sources of the run (C(ansible_inventory_sources)), to refuse a O(dir) inside one.
@@ -79,8 +81,7 @@ EXAMPLES = r"""
 - name: Write the fleet report once the audit ran on every host
   hostguard.hosting.fleet_report:
     dir: "{{ inventory_dir }}/hostguard-report"
-    results: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars)
-                 | map(attribute='hostguard_audit', default=none))) }}"
+    hosts: "{{ ansible_play_hosts_all }}"
     inventory_sources: "{{ ansible_inventory_sources }}"
   run_once: true
   register: fleet

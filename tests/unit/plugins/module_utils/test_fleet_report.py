@@ -22,6 +22,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.fleet_report imp
     FleetReportError,
     build_report,
     changed_since,
+    default_directory,
     directory_problem,
     finding_lines,
     read_previous,
@@ -192,6 +193,18 @@ def test_the_report_directory_is_refused_inside_a_directory_that_ansible_reads_a
     assert directory_problem(str(tmp_path / "prod-report"), [str(inventory)]) is None
     assert directory_problem(str(inventory / ".hostguard-report"), [str(inventory)]) is None
     assert "empty" in directory_problem("", [])
+
+
+def test_the_report_goes_beside_the_inventory_file_or_beside_an_inventory_directory(tmp_path):
+    inventory = tmp_path / "prod"
+    (inventory / "more").mkdir(parents=True)
+    assert default_directory(str(inventory), [str(inventory / "hosts.yml")]) == str(inventory / "hostguard-report")
+    # -i prod/ (a directory; hosts defined in prod/more/hosts.yml too): beside it, where Ansible does not read.
+    for inventory_dir in (inventory, inventory / "more"):
+        directory = default_directory(str(inventory_dir), [str(inventory)])
+        assert directory == str(tmp_path / "prod-hostguard-report")
+        assert directory_problem(directory, [str(inventory)]) is None
+    assert default_directory(None, ["web1,mail1,"]) == "hostguard-report"
 
 
 @pytest.mark.parametrize("results, message", [

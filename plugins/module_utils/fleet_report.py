@@ -94,8 +94,8 @@ def _changes(hosts, previous):
             continue  # a host without a result says nothing about which findings were closed
         old_keys = {_finding_key(finding) for finding in old.get("findings") or []}
         new_keys = {_finding_key(finding) for finding in new["findings"]}
-        for kind, findings, others in (("new", new["findings"], old_keys), ("closed", old.get("findings") or [],
-                                                                             new_keys)):
+        sides = (("new", new["findings"], old_keys), ("closed", old.get("findings") or [], new_keys))
+        for kind, findings, others in sides:
             changes[kind] += [{"host": name, "facet": finding.get("facet"), "severity": finding.get("severity"),
                                "summary": finding.get("summary")}
                               for finding in findings if _finding_key(finding) not in others]

@@ -18,8 +18,8 @@ from demo_fleet import HOSTILE, ORDER, fleet
 from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report import FACETS
 from ansible_collections.hostguard.hosting.plugins.module_utils.fleet_report import build_report, write_report
 
-pytestmark = pytest.mark.skipif(not chromium_path(), reason="chromium is not installed: scripts/setup.sh installs "
-                                                              "Debian's chromium package (apt-get install chromium)")
+NO_CHROMIUM = "chromium is not installed: scripts/setup.sh installs Debian's chromium package (apt-get install chromium)"
+pytestmark = pytest.mark.skipif(not chromium_path(), reason=NO_CHROMIUM)
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".build" / "artifacts"
 RED, AMBER, GREEN, GREY, LIGHT_GREY = ("rgb(183, 28, 28)", "rgb(255, 179, 0)", "rgb(46, 125, 50)", "rgb(97, 97, 97)",
                                        "rgb(224, 224, 224)")

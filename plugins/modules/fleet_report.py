@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: fleet_report
 short_description: Write the audit's fleet report (one HTML page and JSON) on the controller
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - Takes every host's C(hostguard_audit) (the result of the C(hostguard.hosting.audit) role) and writes
     C(report.json) and C(index.html) in O(dir) on the controller, each atomically.
@@ -73,8 +73,6 @@ attributes:
     details: The findings of the previous report and of this one, one line each.
   platform:
     platforms: all
-seealso:
-  - module: hostguard.hosting.dnsbl_check
 """
 
 EXAMPLES = r"""

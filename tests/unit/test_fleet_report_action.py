@@ -46,11 +46,23 @@ PLAYBOOK = """- name: Stand in for the audit
 """
 
 
+PREFLIGHT = """- name: The audit's preflight
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Refuse what the audit must refuse
+      ansible.builtin.include_role:
+        name: hostguard.hosting.audit
+        tasks_from: preflight
+"""
+
+
 @pytest.fixture()
 def fleet_dir(tmp_path):
     (tmp_path / "inventory").mkdir()
     (tmp_path / "inventory" / "hosts.yml").write_text(INVENTORY)
     (tmp_path / "play.yml").write_text(PLAYBOOK)
+    (tmp_path / "preflight.yml").write_text(PREFLIGHT)
     write_results(tmp_path, fleet())
     return tmp_path
 
@@ -61,10 +73,10 @@ def write_results(directory, results):
         (directory / "results" / (name + ".json")).write_text(json.dumps(results[name]))
 
 
-def play(directory, *args, inventory="inventory/hosts.yml"):
+def play(directory, *args, inventory="inventory/hosts.yml", playbook="play.yml"):
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build" / "unit"), ANSIBLE_NOCOLOR="1")
-    result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, "play.yml", *args],
+    result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, playbook, *args],
                             cwd=directory, env=env, text=True, capture_output=True, timeout=300, check=False)
     output = json.loads(result.stdout)
     tasks = {task["task"]["name"].rsplit(" : ", 1)[-1]: task["hosts"] for task in output["plays"][0]["tasks"]}
@@ -119,3 +131,13 @@ def test_an_inventory_directory_gets_its_report_beside_it_and_refuses_one_inside
         "Write the fleet report on the controller"])
     assert refused["failed"] is True and inside in refused["msg"] and "inventory directory" in refused["msg"]
     assert not os.path.exists(inside)
+
+
+def test_the_audit_refuses_a_report_directory_inside_an_inventory_directory_before_it_reads_a_host(fleet_dir):
+    inside = str(fleet_dir / "inventory" / "reports")
+    refused = play(fleet_dir, "-e", "audit_report_dir=" + inside, inventory="inventory", playbook="preflight.yml")
+    (result,) = refused["Refuse a report directory inside an inventory directory"].values()
+    assert result["failed"] is True and inside in result["msg"]
+    passed = play(fleet_dir, inventory="inventory", playbook="preflight.yml")
+    (result,) = passed["Refuse a report directory inside an inventory directory"].values()
+    assert not result.get("failed"), result

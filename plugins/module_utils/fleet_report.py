@@ -26,6 +26,8 @@ SCHEMA_VERSION = 1
 REPORT_JSON = "report.json"
 INDEX_HTML = "index.html"
 NO_RESULT = "no_result"
+# The terminal names this many findings new and closed; the page names them all.
+TERMINAL_CHANGES = 10
 # The table's order: what to act on today first, then hosts nobody could audit (they may hide anything),
 # then weaknesses, context and clean hosts.
 RANKS = ("critical", NO_RESULT, "warning", "info", "ok")
@@ -152,6 +154,12 @@ def summary_lines(report):
         parts += (["hosts removed: %s" % ", ".join(map(plain, changes["hosts_removed"]))]
                   if changes["hosts_removed"] else [])
         lines.append("since %s: %s" % (plain(changes["previous"]), "; ".join(parts)))
+        for kind in ("new", "closed"):
+            shown = changes[kind][:TERMINAL_CHANGES]
+            lines += ["%s: %s: %s %s" % (kind, plain(change["host"]), change["severity"], plain(change["summary"]))
+                      for change in shown]
+            if len(changes[kind]) > len(shown):
+                lines.append("%s: %d more in the report" % (kind, len(changes[kind]) - len(shown)))
     return lines
 
 

@@ -33,7 +33,7 @@ def changed_tasks(report: dict) -> dict[str, list[str]]:
 
 
 def print_fleet(title: str, report: dict) -> None:
-    """The audit's fleet report as the run left it: the summary the role showed, then each finding new or closed."""
+    """The audit's fleet report as the run left it: the summary the role showed, with the findings new and closed."""
     print(f"\n== {title}")
     for written in host_results(report, "Write the fleet report on the controller").values():
         if written.get("failed"):
@@ -41,9 +41,6 @@ def print_fleet(title: str, report: dict) -> None:
             continue
         for line in written["summary"]:
             print(line)
-        for kind in ("new", "closed"):
-            for change in written["changes"][kind]:
-                print(f"    {kind}: {change['host']}: {change['severity']} {change['summary']}")
         print(written["msg"])
 
 

@@ -160,7 +160,22 @@ def test_the_terminal_summary_lists_hosts_by_worst_severity_with_counts():
                      "gone1: no result (the audit did not finish on this host)",
                      "shop1: warning (0 critical, 1 warning, 0 info)",
                      "quiet1: ok (0 critical, 0 warning, 0 info)",
-                     "since %s: 3 new findings; 1 closed; hosts added: shop1; hosts removed: retired1" % BEFORE]
+                     "since %s: 3 new findings; 1 closed; hosts added: shop1; hosts removed: retired1" % BEFORE,
+                     "new: mail1: critical 250 messages in the mail queue; the busiest sender: "
+                     "wordpress@site1.example (240)",
+                     "new: web1: critical %s looks planted (php_request_eval)" % HOSTILE,
+                     "new: web1: info %s added since the baseline of site site1" % HOSTILE,
+                     "closed: mail1: critical 300 messages in the mail queue; the busiest sender: "
+                     "wordpress@site1.example (290)"]
+
+
+def test_the_terminal_names_the_first_changes_and_counts_the_rest():
+    previous = build_report(fleet(planted=()), BEFORE)
+    planted = ["/var/www/site1/shell%02d.php" % number for number in range(8)]
+    lines = summary_lines(build_report(fleet(planted=planted), NOW, previous))
+    new = [line for line in lines if line.startswith("new: ")]
+    assert len(new) == 11 and new[-1] == "new: 6 more in the report"
+    assert new[0] == "new: web1: critical /var/www/site1/shell00.php looks planted (php_request_eval)"
 
 
 def test_written_reports_are_private_whole_and_read_back_as_the_previous_one(tmp_path):

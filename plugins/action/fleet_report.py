@@ -47,16 +47,21 @@ class ActionModule(ActionBase):
         generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         previous = read_previous(directory)
         try:
-            report = build_report(results, generated, previous)
+            report = build_report(results, generated, previous, task_vars.get("groups", {}).get("all"))
         except FleetReportError as error:
             return dict(result, failed=True, msg=str(error))
-        changed = changed_since(report)
-        if self._task.diff and changed:
+        # The report is the audit's output on the controller, not a change to any host (the audit changes
+        # nothing): the task is never "changed"; whether the fleet changed is fleet_changed.
+        fleet_changed = changed_since(report)
+        if self._task.diff and fleet_changed:
             result["diff"] = {"before_header": "%s/report.json" % directory, "after_header": "%s/report.json" % directory,
                               "before": "".join(line + "\n" for line in finding_lines(previous)),
                               "after": "".join(line + "\n" for line in finding_lines(report))}
-        paths = [] if self._task.check_mode else write_report(directory, report)
-        return dict(result, changed=changed, dir=directory, paths=paths, written=bool(paths),
+        try:
+            paths = [] if self._task.check_mode else write_report(directory, report)
+        except OSError as error:
+            return dict(result, failed=True, msg="could not write the fleet report in %s: %s" % (directory, error))
+        return dict(result, changed=False, fleet_changed=fleet_changed, dir=directory, paths=paths, written=bool(paths),
                     summary=summary_lines(report), changes=report["changes"],
                     msg=("the fleet report: %s" % paths[-1] if paths
                          else "check mode: nothing written; the fleet report goes to %s" % directory))

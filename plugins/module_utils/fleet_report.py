@@ -81,15 +81,22 @@ def _order(entry):
             -counts.get("info", 0), entry["host"])
 
 
-def _changes(hosts, previous):
-    """New and closed findings and hosts added and removed since the previous report (None: the first one)."""
+def _changes(hosts, previous, inventory):
+    """New and closed findings and hosts added and removed since the previous report (None: the first one).
+
+    A host of the previous report that is still in the inventory but was not audited this time (``--limit``,
+    ``audit_hosts``) is not removed: it is named as not audited, and its findings are neither new nor closed.
+    """
     if previous is None:
-        return {"previous": None, "hosts_added": [], "hosts_removed": [], "new": [], "closed": []}
+        return {"previous": None, "hosts_added": [], "hosts_removed": [], "hosts_not_audited": [], "new": [],
+                "closed": []}
     before = {entry["host"]: entry for entry in previous.get("hosts") or []}
     now = {entry["host"]: entry for entry in hosts}
-    changes = {"previous": previous.get("generated"),
-               "hosts_added": sorted(set(now) - set(before)), "hosts_removed": sorted(set(before) - set(now)),
-               "new": [], "closed": []}
+    gone = sorted(set(before) - set(now))
+    kept = set(inventory or ())
+    changes = {"previous": previous.get("generated"), "hosts_added": sorted(set(now) - set(before)),
+               "hosts_removed": [name for name in gone if name not in kept],
+               "hosts_not_audited": [name for name in gone if name in kept], "new": [], "closed": []}
     for name in sorted(set(now) & set(before)):
         old, new = before[name].get("result"), now[name]["result"]
         if old is None or new is None:
@@ -104,11 +111,11 @@ def _changes(hosts, previous):
     return changes
 
 
-def build_report(results, generated, previous=None):
+def build_report(results, generated, previous=None, inventory=None):
     """The fleet document from ``{host: hostguard_audit or None}`` (None: the host has no result this run).
 
     ``previous`` is the report.json found in the report directory, or None; a report of another schema
-    version is not compared with.
+    version is not compared with. ``inventory`` names every host of the inventory, audited or not.
     """
     if not isinstance(results, dict) or not results:
         raise FleetReportError("the fleet report needs the audit results of at least one host, got %r" % (results,))
@@ -119,7 +126,7 @@ def build_report(results, generated, previous=None):
     findings = {severity: sum((entry["summary"] or {}).get(severity, 0) for entry in hosts) for severity in SEVERITIES}
     return {"schema_version": SCHEMA_VERSION, "generated": str(generated), "facets": list(FACETS),
             "summary": {"hosts": len(hosts), "by_worst": worst, "findings": findings},
-            "changes": _changes(hosts, previous), "hosts": hosts}
+            "changes": _changes(hosts, previous, inventory), "hosts": hosts}
 
 
 def finding_lines(report):
@@ -130,7 +137,8 @@ def finding_lines(report):
 
 
 def changed_since(report):
-    """Whether the report says anything its predecessor did not: a first report, or any change in the fleet."""
+    """Whether the fleet changed since the previous report: a first report, a finding new or closed, a host added
+    or removed (a host left out of this run is not a change)."""
     changes = report["changes"]
     return changes["previous"] is None or any(changes[key] for key in ("hosts_added", "hosts_removed", "new", "closed"))
 
@@ -153,6 +161,8 @@ def summary_lines(report):
         parts += ["hosts added: %s" % ", ".join(map(plain, changes["hosts_added"]))] if changes["hosts_added"] else []
         parts += (["hosts removed: %s" % ", ".join(map(plain, changes["hosts_removed"]))]
                   if changes["hosts_removed"] else [])
+        parts += (["not audited this time: %s" % ", ".join(map(plain, changes["hosts_not_audited"]))]
+                  if changes["hosts_not_audited"] else [])
         lines.append("since %s: %s" % (plain(changes["previous"]), "; ".join(parts)))
         for kind in ("new", "closed"):
             shown = changes[kind][:TERMINAL_CHANGES]
@@ -196,7 +206,8 @@ def _changes_html(changes):
     parts = ["<p>Since the previous report of %s:</p>" % _e(changes["previous"])]
     if not any(changes[key] for key in ("hosts_added", "hosts_removed", "new", "closed")):
         parts.append("<p>nothing changed.</p>")
-    for key, title in (("hosts_added", "Hosts added"), ("hosts_removed", "Hosts removed")):
+    for key, title in (("hosts_added", "Hosts added"), ("hosts_removed", "Hosts removed"),
+                       ("hosts_not_audited", "Hosts in the inventory not audited this time (see the previous report)")):
         if changes[key]:
             parts.append("<h3>%s</h3><ul>%s</ul>" % (title, "".join("<li>%s</li>" % _e(name) for name in changes[key])))
     for key, title in (("new", "New findings"), ("closed", "Closed findings")):

@@ -20,9 +20,11 @@ description:
     a table of the hosts sorted by worst finding with one red, amber or green cell per facet, each also labelled
     in words, and each host's findings with their evidence and remedy below. Every string a host reported is
     escaped.
-  - Reports C(changed) when the report says something its predecessor did not (a first report, a finding new or
-    closed, a host added or removed); a run that finds what the previous one found rewrites the files and reports
-    no change. In check mode nothing is written.
+  - Never reports C(changed) - the report is the audit's output on the controller, not a change to a host, and
+    the audit changes nothing; C(fleet_changed) says whether the fleet changed since the previous report (a first
+    report, a finding new or closed, a host added or removed). In check mode nothing is written.
+  - A host of the previous report that is still in the inventory but not in this run (C(--limit)) is named as not
+    audited, not as removed.
   - The audit role runs it once per play at its end (C(audit_report_enabled), C(audit_report_dir)).
 author:
   - hostguard.hosting contributors (!UNKNOWN)
@@ -70,7 +72,7 @@ attributes:
     details: Always runs on the controller.
   diff_mode:
     support: full
-    details: The findings of the previous report and of this one, one line each.
+    details: The findings of the previous report and of this one, one line each, where the fleet changed.
   platform:
     platforms: all
 """
@@ -101,6 +103,11 @@ paths:
   type: list
   elements: str
   sample: [/srv/ansible/inventories/prod/hostguard-report/report.json, /srv/ansible/inventories/prod/hostguard-report/index.html]
+fleet_changed:
+  description: Whether the fleet changed since the previous report - a first report, a finding new or closed, a host
+    added or removed.
+  returned: always
+  type: bool
 written:
   description: Whether the files were written.
   returned: always
@@ -116,6 +123,6 @@ changes:
   description: What changed since the previous report (C(changes) of C(report.json)).
   returned: always
   type: dict
-  sample: {previous: "2026-12-07T06:00:04Z", hosts_added: [], hosts_removed: [], closed: [],
+  sample: {previous: "2026-12-07T06:00:04Z", hosts_added: [], hosts_removed: [], hosts_not_audited: [], closed: [],
            new: [{host: web1, facet: integrity, severity: critical, summary: "/var/www/site1/x.php looks planted (php_eval)"}]}
 """

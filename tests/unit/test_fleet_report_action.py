@@ -93,7 +93,8 @@ def test_a_run_writes_the_fleet_report_beside_the_inventory_with_every_host(flee
     tasks = play(fleet_dir)
     written = only(tasks["Write the fleet report on the controller"])
     directory = fleet_dir / "inventory" / "hostguard-report"
-    assert written["changed"] is True and written["dir"] == str(directory)
+    # The report is the audit's output, not a change: the first one is news to the fleet, not a changed task.
+    assert written["changed"] is False and written["fleet_changed"] is True and written["dir"] == str(directory)
     report = json.loads((directory / "report.json").read_text())
     assert [error.message for error in VALIDATOR.iter_errors(report)] == []
     assert [(entry["host"], entry["worst"]) for entry in report["hosts"]] == [
@@ -105,21 +106,29 @@ def test_a_run_writes_the_fleet_report_beside_the_inventory_with_every_host(flee
     assert shown[-1] == "the fleet report: %s" % (directory / "index.html")
 
 
-def test_a_second_run_that_finds_the_same_is_no_change_and_check_mode_writes_nothing(fleet_dir):
+def test_a_second_run_that_finds_the_same_says_so_and_check_mode_writes_nothing(fleet_dir):
     play(fleet_dir)
     again = only(play(fleet_dir)["Write the fleet report on the controller"])
-    assert again["changed"] is False and again["changes"]["previous"] is not None
+    assert again["fleet_changed"] is False and again["changes"]["previous"] is not None
     assert again["summary"][-1].endswith(": 0 new findings; 0 closed")
     report_json = fleet_dir / "inventory" / "hostguard-report" / "report.json"
     before = report_json.read_bytes()
     # web1's planted file is gone (quarantined): check mode says so, with the findings as its diff, and writes nothing.
     write_results(fleet_dir, fleet(planted=()))
     checked = only(play(fleet_dir, "--check", "--diff")["Write the fleet report on the controller"])
-    assert checked["changed"] is True and checked["written"] is False and checked["paths"] == []
+    assert checked["changed"] is False and checked["fleet_changed"] is True
+    assert checked["written"] is False and checked["paths"] == []
     assert [change["host"] for change in checked["changes"]["closed"]] == ["web1", "web1"]
     diff = checked["diff"]
     assert "looks planted" in diff["before"] and "looks planted" not in diff["after"]
     assert report_json.read_bytes() == before
+
+
+def test_a_limited_run_names_the_hosts_it_left_out_without_calling_them_removed(fleet_dir):
+    play(fleet_dir)
+    limited = only(play(fleet_dir, "--limit", "web1")["Write the fleet report on the controller"])
+    assert limited["changes"]["hosts_not_audited"] == ["gone1", "mail1"] and limited["changes"]["hosts_removed"] == []
+    assert limited["fleet_changed"] is False
 
 
 def test_an_inventory_directory_gets_its_report_beside_it_and_refuses_one_inside(fleet_dir):
@@ -131,6 +140,13 @@ def test_an_inventory_directory_gets_its_report_beside_it_and_refuses_one_inside
         "Write the fleet report on the controller"])
     assert refused["failed"] is True and inside in refused["msg"] and "inventory directory" in refused["msg"]
     assert not os.path.exists(inside)
+
+
+def test_a_report_directory_that_cannot_be_written_fails_naming_it(fleet_dir):
+    (fleet_dir / "taken").write_text("a file, not a directory\n")
+    target = str(fleet_dir / "taken" / "report")
+    failed = only(play(fleet_dir, "-e", "audit_report_dir=" + target)["Write the fleet report on the controller"])
+    assert failed["failed"] is True and failed["msg"].startswith("could not write the fleet report in %s: " % target)
 
 
 def test_the_audit_refuses_a_report_directory_inside_an_inventory_directory_before_it_reads_a_host(fleet_dir):

@@ -93,8 +93,7 @@ def audit_run():
     """The audit on the lab hosts, blocklists skipped: the playbook's JSON report."""
     run = ansible_playbook_stats(str(PROJECT_DIR / "playbooks" / "audit.yml"), "-e", '{"audit_dnsbl_addresses": []}')
     assert run["rc"] == 0, run["stats"]
-    # converge.yml ran the audit already: the webshell rules it ships are in place and the fleet report it wrote
-    # found what this run finds, so nothing changes now.
+    # converge.yml ran the audit already: the webshell rules it ships are in place, so nothing changes now.
     assert changed_tasks(run["plays"]) == []
     return run
 
@@ -133,6 +132,7 @@ def test_the_audit_leaves_the_fleet_report_on_the_controller_with_both_hosts(aud
     # converge and idempotence ran the audit before: this report compares with theirs and finds nothing new.
     assert report["changes"]["previous"] is not None
     assert (report["changes"]["new"], report["changes"]["closed"]) == ([], [])
+    assert written["fleet_changed"] is False and written["changed"] is False
     page = (directory / "index.html").read_text()
     for name in LAB.hosts:
         assert '<tr data-host="%s">' % name in page

@@ -106,8 +106,23 @@ def test_a_run_that_finds_what_the_previous_found_has_nothing_to_say():
     first = build_report(fleet(), BEFORE)
     assert changed_since(first)  # the first report in a directory is news
     again = build_report(fleet(), NOW, json.loads(json.dumps(first)))
-    assert again["changes"] == {"previous": BEFORE, "hosts_added": [], "hosts_removed": [], "new": [], "closed": []}
+    assert again["changes"] == {"previous": BEFORE, "hosts_added": [], "hosts_removed": [], "hosts_not_audited": [],
+                                "new": [], "closed": []}
     assert not changed_since(again)
+
+
+def test_a_host_left_out_of_this_run_but_still_in_the_inventory_is_not_audited_rather_than_removed():
+    previous = build_report(fleet(), BEFORE)
+    limited = {name: result for name, result in fleet().items() if name == "web1"}
+    report = build_report(limited, NOW, previous, inventory=["web1", "mail1", "shop1", "quiet1"])
+    changes = report["changes"]
+    assert changes["hosts_not_audited"] == ["mail1", "quiet1", "shop1"] and changes["hosts_removed"] == ["gone1"]
+    assert changes["new"] == changes["closed"] == []
+    assert errors(report) == []
+    assert summary_lines(report)[-1] == ("since %s: 0 new findings; 0 closed; hosts removed: gone1; "
+                                         "not audited this time: mail1, quiet1, shop1" % BEFORE)
+    assert changed_since(report)  # gone1 left the inventory
+    assert not changed_since(build_report(limited, NOW, previous, inventory=list(fleet())))
 
 
 def test_a_previous_report_of_another_schema_version_is_not_compared_with():

@@ -14,12 +14,14 @@ from pathlib import Path
 
 
 def host_results(report: dict, task_name: str) -> dict:
-    """Results of one named task (in a role or not), by host."""
+    """Results of one named task (in a role or not), by host; of the last one where an include and the task it
+    includes share the name."""
+    found: dict = {}
     for play in report["plays"]:
         for task in play["tasks"]:
             if task["task"]["name"].rsplit(" : ", 1)[-1] == task_name:
-                return task["hosts"]
-    return {}
+                found = task["hosts"]
+    return found
 
 
 def changed_tasks(report: dict) -> dict[str, list[str]]:

@@ -36,7 +36,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail impor
 FACET_TYPES = {facet.NAME: facet for facet in (MailFacet,)}
 
 STATE_VERSION = 1
-SAVE_EVERY = 2.0
+SAVE_EVERY = 5.0  # state and cursor are saved together: a crash re-reads at most these seconds
 
 LogLine = collections.namedtuple("LogLine", "time identifier message pid cursor")
 
@@ -157,7 +157,8 @@ class Service(object):
             "host": self.config["host"], "kind": kind, "key": key, "summary": summary, "severity": severity,
             "runbook": runbook, "evidence": evidence,
         }
-        event.update(evidence)  # the kind's evidence fields at the top level too, as the events' contract says
+        for field, value in evidence.items():  # the kind's evidence at the top level too, as the contract says
+            event.setdefault(field, value)
         if action:
             event["action"] = action
         self.state.data["said"][said_key] = now

@@ -153,13 +153,17 @@ def test_the_audit_result_of_each_lab_host_is_valid_against_the_schema(audit):
         assert not errors, (name, errors)
         assert (result["schema_version"], result["host"]) == (1, name)
         assert result["facets"] == ["services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue",
-                                    "attacks", "updates", "disks"]
+                                    "attacks", "updates", "disks", "watch"]
         # No hardening role ran on the lab's hosts: no record, nothing to prove.
         assert result["enforcement"] == {"roles": []}
         # The lab's daemons, as the network sees them: every listening port of LISTENING is reported, unfirewalled.
         assert set(LISTENING) <= set(result["services"]["exposed_ports"]), result["services"]
         assert {port["firewall"] for port in result["services"]["exposed"]} == {"none"}
         assert result["dnsbl"] == {"addresses": [], "checks": [], "unhealthy_zones": []}
+        # No watch on the lab's hosts: the audit says that nothing watches them between audits.
+        assert result["watch"]["present"] is False
+        unwatched = [finding for finding in result["findings"] if finding["facet"] == "watch"]
+        assert [(finding["severity"], finding["remedy"]) for finding in unwatched] == [("info", "roles/watch")]
 
 
 def test_the_audit_findings_name_what_the_lab_was_seeded_with(audit):

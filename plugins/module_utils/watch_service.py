@@ -1,0 +1,321 @@
+# Copyright: hostguard.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""hostguard-watch: the service that notices incidents as they start.
+
+It reads the journal (python3-systemd) from where it stopped, hands each line
+to the facets that asked for its syslog identifier, lets facets with timers
+look at the host every so often, and turns what they find into events: one
+JSON line each in ``events.jsonl``, an alert, and, where the administrator
+named it, containment. The journal cursor, each facet's counters and what was
+already said live in ``state.json``, written atomically, so a restart loses no
+line and repeats no alert.
+
+Pure standard library plus python3-systemd and python3-yaml, both Debian
+packages: it runs from the collection's module_utils on the managed host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from ansible_collections.hostguard.hosting.plugins.module_utils import watch_config
+from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_alerts import (
+    Alerter, EmailSink, JournalSink, WebhookSink)
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail import MailFacet
+
+FACET_TYPES = {facet.NAME: facet for facet in (MailFacet,)}
+
+STATE_VERSION = 1
+SAVE_EVERY = 5.0  # state and cursor are saved together: a crash re-reads at most these seconds
+
+LogLine = collections.namedtuple("LogLine", "time identifier message pid cursor")
+
+
+def _log(text):
+    """The service's own messages: stderr, which systemd puts in the journal under the unit."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def run_command(argv, stdin=None, timeout=120):
+    """The runner every facet gets: argv -> (rc, stdout, stderr); rc 127 when the command is missing."""
+    try:
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError as exc:
+        return 127, "", str(exc)
+    except subprocess.TimeoutExpired:
+        return 124, "", f"{argv[0]} did not finish in {timeout} s"
+    return done.returncode, done.stdout, done.stderr
+
+
+class State(object):
+    """state.json: the journal cursor, each facet's own dict, and when each (kind, key) was last said."""
+
+    def __init__(self, path):
+        self.path = path
+        self.data = {"version": STATE_VERSION, "cursor": None, "facets": {}, "said": {}}
+        self.dirty = False
+
+    def load(self):
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                data = json.load(stream)
+        except FileNotFoundError:
+            return self
+        if data.get("version") == STATE_VERSION:
+            self.data = data
+        return self
+
+    def facet(self, name):
+        return self.data["facets"].setdefault(name, {})
+
+    def save(self):
+        write_atomically(self.path, json.dumps(self.data, sort_keys=True).encode(), mode=0o600)
+        self.dirty = False
+
+
+class EventLog(object):
+    """events.jsonl: one JSON object a line, appended and flushed as it happens (the audit reads it)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def append(self, event):
+        line = (json.dumps(event, sort_keys=True) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class Context(object):
+    """What a facet gets: its settings, its state, the runner, and emit()."""
+
+    def __init__(self, service, name, settings):
+        self.service, self.name, self.settings = service, name, settings
+        self.host = service.config["host"]
+        self.run = service.run
+        self.log = service.log
+
+    @property
+    def state(self):
+        return self.service.state.facet(self.name)
+
+    def changed(self):
+        self.service.state.dirty = True
+
+    def emit(self, kind, key, summary, severity="warning", runbook=None, evidence=None, action=None, when=None):
+        return self.service.emit(kind, key, summary, severity, runbook, evidence or {}, action, when)
+
+
+class Service(object):
+    def __init__(self, config, journal=None, run=run_command, clock=time.time, log=None, alerter=None):
+        self.config, self.run, self.clock = config, run, clock
+        self.log = log or _log
+        self.state = State(os.path.join(config["state_dir"], "state.json"))
+        self.events = EventLog(os.path.join(config["state_dir"], "events.jsonl"))
+        self.journal = journal
+        self.alerter = alerter
+        self.learning_until = None
+        self.running = True
+        self.facets = []
+        for name, facet_type in FACET_TYPES.items():
+            settings = config["facets"][name]
+            if settings["enabled"]:
+                self.facets.append(facet_type(Context(self, name, settings)))
+        self._by_identifier = collections.defaultdict(list)
+        for facet in self.facets:
+            for identifier in facet.identifiers():
+                self._by_identifier[identifier].append(facet)
+        self._next_tick = {}
+
+    # -- events ------------------------------------------------------------------------------------------
+    def emit(self, kind, key, summary, severity, runbook, evidence, action, when):
+        """Record an event once per (kind, key) and alert interval; False when it was already said."""
+        now = self.clock()
+        if self.learning_until is not None and (when or now) < self.learning_until:
+            return False
+        said_key = f"{kind}\0{key}"
+        last = self.state.data["said"].get(said_key)
+        # a containment that was done is always said; anything else once per interval
+        if last is not None and now - last < self.config["alerts"]["interval"] and (not action or action.get("failed")):
+            return False
+        event = {
+            "time": datetime.datetime.fromtimestamp(when or now, datetime.timezone.utc).isoformat(timespec="seconds"),
+            "host": self.config["host"], "kind": kind, "key": key, "summary": summary, "severity": severity,
+            "runbook": runbook, "evidence": evidence,
+        }
+        for field, value in evidence.items():  # the kind's evidence at the top level too, as the contract says
+            event.setdefault(field, value)
+        if action:
+            event["action"] = action
+        self.state.data["said"][said_key] = now
+        self.state.dirty = True
+        self.events.append(event)
+        if self.alerter is not None:
+            self.alerter.submit(event)
+        return True
+
+    def forget_old_said(self):
+        horizon = self.clock() - self.config["alerts"]["interval"]
+        said = self.state.data["said"]
+        for key in [key for key, when in said.items() if when < horizon]:
+            del said[key]
+
+    # -- the journal ---------------------------------------------------------------------------------------
+    def open_journal(self):
+        """Position the reader: after the saved cursor, or (first start) at the facets' look-back, learning."""
+        for identifier in sorted(self._by_identifier):
+            self.journal.add_match(SYSLOG_IDENTIFIER=identifier)
+        cursor = self.state.data.get("cursor")
+        if cursor:
+            self.journal.seek_cursor(cursor)
+            self.journal.get_next()  # the entry at the cursor was handled before the stop
+            return
+        lookback = max([facet.LOOKBACK for facet in self.facets] or [0])
+        now = self.clock()
+        self.learning_until = now
+        self.journal.seek_realtime(int((now - lookback) * 1_000_000))  # an int is microseconds
+
+    def read_journal(self, limit=5000):
+        """Hand up to `limit` new journal entries to the facets; the number handled."""
+        handled = 0
+        while handled < limit:
+            entry = self.journal.get_next()
+            if not entry:
+                break
+            handled += 1
+            stamp = entry.get("__REALTIME_TIMESTAMP")
+            line = LogLine(stamp.timestamp() if stamp else self.clock(), entry.get("SYSLOG_IDENTIFIER", ""),
+                           entry.get("MESSAGE", ""), entry.get("_PID"), entry.get("__CURSOR"))
+            if isinstance(line.message, bytes):
+                line = line._replace(message=line.message.decode("utf-8", "replace"))
+            self.dispatch(line)
+            self.state.data["cursor"] = line.cursor
+            self.state.dirty = True
+        if self.learning_until is not None and handled < limit:
+            self.learning_until = None  # caught up: from here on, what the facets find is said
+        return handled
+
+    def dispatch(self, line):
+        for facet in self._by_identifier.get(line.identifier, ()):
+            try:
+                facet.on_line(line)
+            except Exception as exc:  # one odd line must not stop the watch
+                self.log(f"{facet.NAME}: could not handle {line.identifier} line {line.message!r}: {exc!r}")
+
+    def tick(self):
+        now = self.clock()
+        for facet in self.facets:
+            interval = getattr(facet, "INTERVAL", None)
+            if interval is None:
+                continue
+            if now >= self._next_tick.get(facet.NAME, 0):
+                self._next_tick[facet.NAME] = now + interval
+                try:
+                    facet.tick(now)
+                except Exception as exc:
+                    self.log(f"{facet.NAME}: periodic check failed: {exc!r}")
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def run_forever(self, notify=lambda state: None):
+        os.makedirs(self.config["state_dir"], mode=0o700, exist_ok=True)
+        self.state.load()
+        self.open_journal()
+        if self.alerter is not None:
+            self.alerter.start()
+        for facet in self.facets:
+            facet.start()
+        notify("READY=1")
+        last_save = self.clock()
+        while self.running:
+            handled = self.read_journal()
+            self.tick()
+            if self.state.dirty and (self.clock() - last_save >= SAVE_EVERY or not self.running):
+                self.forget_old_said()
+                self.state.save()
+                last_save = self.clock()
+            notify("WATCHDOG=1")
+            if handled == 0 and self.running:
+                self.wait(1.0)
+        for facet in self.facets:
+            facet.stop()
+        self.state.save()
+        if self.alerter is not None:
+            self.alerter.drain(timeout=20)
+
+    def wait(self, timeout):
+        fds = [self.journal.fileno()]
+        for facet in self.facets:
+            fds.extend(facet.fds())
+        try:
+            readable = select.select(fds, [], [], timeout)[0]
+        except InterruptedError:
+            return
+        if self.journal.fileno() in readable:
+            self.journal.process()
+        for facet in self.facets:
+            for fd in facet.fds():
+                if fd in readable:
+                    facet.on_readable(fd)
+
+    def stop(self, *_):
+        self.running = False
+
+
+def build_alerter(config, log):
+    from systemd import journal  # python3-systemd
+
+    alerts = config["alerts"]
+    sinks = [JournalSink(journal.send)]
+    if alerts["email"]:
+        sender = alerts["email_from"] or f"hostguard-watch@{config['host']}"
+        sinks.append(EmailSink(alerts["email"], sender, alerts["smtp_host"], alerts["smtp_port"], alerts["timeout"]))
+    if alerts["webhook_url"]:
+        sinks.append(WebhookSink(alerts["webhook_url"], alerts["timeout"]))
+    return Alerter(sinks, alerts["runbooks_url"], alerts["max_per_hour"], log)
+
+
+def check(path):
+    """--check: the configuration as the service would run it, every facet's own checks included."""
+    config = watch_config.load(path, FACET_TYPES)
+    for name, facet_type in FACET_TYPES.items():
+        if config["facets"][name]["enabled"]:
+            facet_type.check_host(config["facets"][name], f"facets.{name}")
+    return config
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="hostguard-watch", description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--config", default="/etc/hostguard/watch.yml")
+    parser.add_argument("--check", metavar="CONFIG", help="check CONFIG and exit: 0 when the service would run it")
+    options = parser.parse_args(argv)
+    try:
+        config = check(options.check or options.config)
+    except watch_config.ConfigError as exc:
+        _log(f"hostguard-watch: {exc}")
+        return 1
+    if options.check:
+        enabled = [name for name, facet in config["facets"].items() if facet["enabled"]]
+        sys.stdout.write(f"hostguard-watch: {options.check} is valid (facets: {', '.join(enabled) or 'none'})\n")
+        return 0
+
+    from systemd import daemon, journal  # python3-systemd
+
+    service = Service(config, journal=journal.Reader(), log=_log, alerter=build_alerter(config, _log))
+    signal.signal(signal.SIGTERM, service.stop)
+    signal.signal(signal.SIGINT, service.stop)
+    service.run_forever(notify=daemon.notify)
+    return 0

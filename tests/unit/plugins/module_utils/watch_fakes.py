@@ -1,0 +1,67 @@
+# Copyright: hostguard.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Stand-ins for what hostguard-watch reads and runs, for unit tests (the lab runs the real journal)."""
+
+from __future__ import annotations
+
+import datetime
+
+
+class FakeJournal(object):
+    """systemd.journal.Reader's methods the service uses, over a list of entries."""
+
+    def __init__(self):
+        self.entries = []
+        self.matches = []
+        self.position = 0
+
+    def add(self, when, identifier, message):
+        cursor = f"c{len(self.entries)}"
+        self.entries.append({"__REALTIME_TIMESTAMP": datetime.datetime.fromtimestamp(when, datetime.timezone.utc),
+                             "SYSLOG_IDENTIFIER": identifier, "MESSAGE": message, "__CURSOR": cursor})
+        return cursor
+
+    def add_match(self, **match):
+        self.matches.append(match)
+
+    def seek_cursor(self, cursor):
+        self.position = int(cursor[1:])
+
+    def seek_realtime(self, microseconds):
+        self.position = next((index for index, entry in enumerate(self.entries)
+                              if entry["__REALTIME_TIMESTAMP"].timestamp() * 1e6 >= microseconds), len(self.entries))
+
+    def get_next(self):
+        wanted = {match["SYSLOG_IDENTIFIER"] for match in self.matches}
+        while self.position < len(self.entries):
+            entry = self.entries[self.position]
+            self.position += 1
+            if entry["SYSLOG_IDENTIFIER"] in wanted:
+                return entry
+        return {}
+
+    def fileno(self):
+        return -1
+
+    def process(self):
+        return 0
+
+
+class Runner(object):
+    """Records argv and stdin; answers from a table of argv[0:2] -> (rc, out, err)."""
+
+    def __init__(self, answers=None):
+        self.calls = []
+        self.answers = answers or {}
+
+    def __call__(self, argv, stdin=None, timeout=120):
+        self.calls.append((list(argv), stdin))
+        return self.answers.get(tuple(argv[:2]), (0, "", ""))
+
+
+class Clock(object):
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now

@@ -454,6 +454,7 @@ def _owner_name(uid):
         return str(uid)
 
 
+_PIECE = re.compile(r"_\d+$")
 _BOUNDARY = frozenset(bytes((value,)) for value in b" \t\r\n;{}()[]@=.,!&|?")
 
 
@@ -461,15 +462,25 @@ def _finding(match, view):
     description = match.meta.get("description", "")
     if not match.strings:
         return Finding(match.rule, description, None, None)
-    # The first string a rule declares is the one that tells most (the others often only gate it).
-    first = match.strings[0]
-    if isinstance(first, tuple):
-        # yara-python before 4.3 (Debian 12's python3-yara): (offset, identifier, data) per match.
-        start, matched = first[0], first[2]
-    else:
-        if not first.instances:
-            return Finding(match.rule, description, None, None)
-        start, matched = first.instances[0].offset, first.instances[0].matched_data
+    # The first string a rule declares is the one that tells most (the others often only gate it). Its pieces
+    # ($name_1, $name_2, ...: one string split so that YARA anchors each piece on its rarest text) count as one
+    # string: the earliest match of any of them is the line.
+    found = []
+    piece_of = None
+    for string in match.strings:
+        if isinstance(string, tuple):
+            # yara-python before 4.3 (Debian 12's python3-yara): (offset, identifier, data) per match.
+            identifier, instances = string[1], [(string[0], string[2])]
+        else:
+            identifier, instances = string.identifier, [(hit.offset, hit.matched_data) for hit in string.instances]
+        piece = _PIECE.sub("", identifier)
+        if piece_of is None:
+            piece_of = piece
+        if piece == piece_of:
+            found.extend(instances)
+    if not found:
+        return Finding(match.rule, description, None, None)
+    start, matched = min(found, key=lambda hit: hit[0])
     end = start + len(matched)
     if matched[:1] in _BOUNDARY:
         start += 1  # the character before a name that rules match to tell eval( from ->eval(

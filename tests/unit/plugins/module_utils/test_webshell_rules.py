@@ -383,8 +383,8 @@ def test_real_images_are_not_php():
 
 
 def test_open_tags_in_random_bytes_never_match():
-    """Compressed image data holds "<?=" or "<?" by chance (70 of the benchmark's generated media did): a tag
-    alone, whatever bytes follow it, is no PHP that does something."""
+    """Compressed image data holds "<?=" or "<?" by chance: a tag alone, whatever bytes follow it, is no PHP that
+    does something."""
     scanner = Scanner()
     rng = random.Random(17)
     headers = (b"", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"\x00\x00\x01\x00")
@@ -421,3 +421,27 @@ def test_a_real_image_carrying_each_familys_payload_is_found(scanner, image):
             if expected not in found:
                 missed.append((expected, content))
     assert missed == []
+
+
+# Strings split into pieces ($name_1, $name_2, ...) so that YARA anchors each on its rarest text: each piece finds
+# its part of what the one string found.
+@pytest.mark.parametrize("rule, piece, content", [
+    ("request_callable", "$variable_call_1", b"<?php $k = $p; $k($_POST['ice']);"),
+    ("request_callable", "$variable_call_2", b"<?php $f = $o->name; $f(getenv('HTTP_X_A'));"),
+    ("request_callable", "$variable_call_2", b"<?php $f = $o->name; $f(file_get_contents('php://input'));"),
+    ("request_callable", "$variable_call_3", b"<?php $c = $_COOKIE['c']; $f = $o->name; $f(@$c);"),
+    ("request_callable", "$result_call_1", b"<?php $q = $_GET[1]; file_get_contents('php' . $q)($_GET[2]);"),
+    ("request_callable", "$result_call_2", b"<?php $c = $_POST['c']; create($a)($c);"),
+])
+def test_each_piece_of_a_split_string_finds_its_part(scanner, rule, piece, content):
+    externals = dict.fromkeys(webshell_rules.EXTERNALS, "")
+    matched = {string.identifier for match in scanner.php_rules.match(data=php_view(content), externals=externals)
+               if match.rule == rule for string in match.strings}
+    assert piece in matched
+
+
+def test_the_pieces_of_a_string_name_the_earliest_line_any_of_them_matched(scanner):
+    # $variable_call_1 matches on line 4, $variable_call_3 on line 3: the finding names line 3, as one string would.
+    content = b"<?php\n$c = $_GET['c'];\n$f($c);\n$g($_POST['x']);\n"
+    (finding,) = [f for f in scanner.scan_bytes("/x.php", content) if f.rule == "request_callable"]
+    assert (finding.line_number, finding.line) == (3, "$f($c);")

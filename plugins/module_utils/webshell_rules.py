@@ -93,6 +93,7 @@ _STR_REPLACE_CALL = re.compile(
 # sanitizer: sanitize_text_field or intval end it), or from another such variable. Its uses are marked
 # with TAINT in the PHP view, so that rules see "$cmd = $_GET['c']; system($cmd);" as what it is.
 TAINT = b"\x02"
+_NOT_TAINT = b"\x01"
 _TAINT_WRAPPER = (rb"(?:(?:trim|stripslashes|urldecode|rawurldecode|base64_decode|str_rot13|strrev|gzinflate|gzuncompress"
                   rb"|hex2bin|html_entity_decode|htmlspecialchars_decode|strval|implode|join|array_values|explode|substr"
                   rb"|unserialize|json_decode)\s*\(\s*(?:'[^'\n]{0,8}'\s*,\s*)?){0,3}")
@@ -333,6 +334,10 @@ class ContentScan(object):
 
 def php_view(data):
     """The file as the PHP content rules see it (see the module docstring)."""
+    if TAINT in data:
+        # Only the marks _taint adds may read as request data: a TAINT byte of the file's own (media and binary
+        # files hold them by chance, "$v\x02(" is a variable call to the rules) becomes another control byte.
+        data = data.replace(TAINT, _NOT_TAINT)
     view = _strip_comments(data)
     lowered = view.lower()
     if b"chr" in lowered:

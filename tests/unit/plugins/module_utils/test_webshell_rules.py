@@ -14,6 +14,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils import webshell_
 from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import (  # noqa: E402
     LINE_LIMIT,
     RULE_SETS,
+    TAINT,
     RuleError,
     Scanner,
     php_view,
@@ -380,6 +381,15 @@ def test_real_images_are_not_php():
     scanner = Scanner()
     for image in sorted(IMAGES.iterdir()):
         assert scanner.scan_bytes(WEBROOT + "/wp-content/uploads/" + image.name, image.read_bytes()) == [], image.name
+
+
+def test_a_request_data_mark_in_the_files_own_bytes_is_no_request_data(scanner):
+    # Media whose bytes hold an open tag and, further on, "$v\x02(" by chance (a generated JPEG did): the byte that
+    # marks a variable holding request data in the PHP view is not the file's.
+    media = b"\xff\xd8\xff\xe0\x97<?=\x9a\x11" + bytes(range(128, 256)) * 8 + b"\xb3$v\x02(\x16\xad" + bytes(range(128, 256))
+    assert scanner.scan_bytes(WEBROOT + "/wp-content/uploads/media-1.jpg", media) == []
+    assert TAINT not in php_view(b"<?php $v\x02($x); echo \"\x02\";")
+    assert b"system($c\x02)" in php_view(b"<?php $c = $_GET['c']; system($c);")
 
 
 def test_open_tags_in_random_bytes_never_match():

@@ -46,7 +46,9 @@ DEBIAN_PACKAGE = "python3-yara"
 LINE_LIMIT = 200
 # Files are matched as a whole; one bigger than this is matched in windows of this size that
 # overlap by WINDOW_OVERLAP bytes, so memory stays bounded and nothing past the first window is skipped.
-WINDOW = 32 << 20
+# A window is held about twice while it is gathered and joined: with 32 MB windows a hashing worker
+# peaked at 114 MB on the benchmark's tree (videos of 30-60 MB), with 8 MB ones at 66 MB.
+WINDOW = 8 << 20
 WINDOW_OVERLAP = 64 << 10
 EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
 # A file that is PHP only by an open tag is seen whole by the PHP view up to this size; past it (media, archives,

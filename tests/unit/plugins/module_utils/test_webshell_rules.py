@@ -401,7 +401,7 @@ def test_open_tags_in_random_bytes_never_match():
     tags = (b"<?=", b"<?", b"<? ", b"<?\n", b"<?php ")
     flagged = []
     for number in range(4000):
-        data = bytearray(rng.getrandbits(8) for _ in range(2048))
+        data = bytearray(rng.randbytes(2048))
         for _tag in range(12):
             offset = rng.randrange(0, len(data))
             data[offset:offset] = rng.choice(tags)

@@ -87,8 +87,10 @@ class WebhookSink(object):
 
     name = "webhook"
 
-    def __init__(self, url, timeout, opener=urllib.request.urlopen):
-        self.url, self.timeout, self._open = url, timeout, opener
+    # urllib's own opener: Ansible's open_url is not on the host the service runs on
+    def __init__(self, url, timeout, opener=None):
+        self.url, self.timeout = url, timeout
+        self._open = opener or urllib.request.build_opener().open
 
     def deliver(self, event, text_subject, text_body):
         data = json.dumps({"text": f"{text_subject}\n{text_body}", "hostguard": event}).encode()

@@ -42,7 +42,6 @@ def host_addresses(run):
 
 class DnsblFacet(Facet):
     NAME = "dnsbl"
-    LOOKBACK = 0
     INTERVAL = 60  # how often it looks whether a check is due; `interval` says how often one is
     DEFAULTS = {
         "interval": 14400,

@@ -34,7 +34,6 @@ def top_domains(messages, limit=TOP):
 
 class QueueFacet(Facet):
     NAME = "queue"
-    LOOKBACK = 0
     INTERVAL = 60
     DEFAULTS = {
         "mta": "auto",

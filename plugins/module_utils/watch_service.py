@@ -32,8 +32,11 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file impo
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_alerts import (
     Alerter, EmailSink, JournalSink, WebhookSink)
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail import MailFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_queue import QueueFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_dnsbl import DnsblFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_bans import BansFacet
 
-FACET_TYPES = {facet.NAME: facet for facet in (MailFacet,)}
+FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, QueueFacet, DnsblFacet, BansFacet)}
 
 STATE_VERSION = 1
 SAVE_EVERY = 5.0  # state and cursor are saved together: a crash re-reads at most these seconds

@@ -76,6 +76,12 @@ class State(object):
         except FileNotFoundError:
             return self
         if data.get("version") == STATE_VERSION:
+            # Facets are made before the state is loaded and keep their own dict: update those in place, so a
+            # facet sees what it saved, and the defaults it set for keys an older state does not have.
+            facets = self.data["facets"]
+            for name, saved in (data.get("facets") or {}).items():
+                facets.setdefault(name, {}).update(saved)
+            data["facets"] = facets
             self.data = data
         return self
 

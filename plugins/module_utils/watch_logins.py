@@ -327,9 +327,10 @@ class Locker(object):
                         "done": f"nothing: locking {account['kind']} account {name} failed ({exc})"}
             done = f"{account['kind']} account {name} is locked ({self.how(account)})"
         if service in MAIL_SERVICES or "mail" in account["services"]:
-            kicked = self._command(["doveadm", "kick", name])
-            if kicked[0] == 0:
-                done += "; its open IMAP/POP3 sessions were ended"
+            rc, out, err = self._command(["doveadm", "kick", name])
+            kicked = re.search(r"(\d+) connections? kicked", out + err)
+            if rc == 0 and kicked and int(kicked.group(1)):
+                done += f"; its {kicked.group(1)} open Dovecot session(s) were ended (doveadm kick)"
         return {"kind": "lock", "account": name, "account_kind": account["kind"], "done": done, "undo": undo}
 
     @staticmethod

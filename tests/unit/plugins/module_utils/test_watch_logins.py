@@ -346,7 +346,8 @@ def host_files(tmp_path):
 
 def locking_service(tmp_path, host_files, clock):
     root, users = host_files
-    runner = Runner({("doveconf", "-n"): (0, DOVECONF_24.replace("USERS", str(users)), "")})
+    runner = Runner({("doveconf", "-n"): (0, DOVECONF_24.replace("USERS", str(users)), ""),
+                     ("doveadm", "kick"): (0, "1 connections kicked\n", "")})  # as doveadm 2.4 says it
     journal = FakeJournal()
     imap(journal, START - DAY, "mbox1", "198.18.0.10")
     imap(journal, START - DAY, "site1", "198.18.0.10")
@@ -369,6 +370,7 @@ def test_a_mailbox_logged_into_from_a_new_country_is_locked_the_way_account_clea
     event = events(tmp_path)[0]
     assert event["action"]["kind"] == "lock" and not event["action"].get("failed")
     assert "mail account mbox1 is locked" in event["action"]["done"]
+    assert "1 open Dovecot session(s) were ended" in event["action"]["done"]
     assert "mode=unlock unlock=mbox1" in event["action"]["undo"] and "web1.example" in event["action"]["undo"]
     assert users.read_text().rstrip().endswith("nologin=y fail=y")
     record = json.loads((tmp_path / "locks" / "locks" / "mail-mbox1.json").read_text())

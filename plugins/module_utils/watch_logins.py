@@ -439,11 +439,13 @@ class LoginsFacet(object):
     def tick(self, now, prune=True):
         if self.tail is not None:
             horizon = now - self.history
+            position = dict(self.tail.state)
             for text in self.tail.read():
                 parsed = parse_vsftpd_line(text, self.vsftpd_localtime)
                 if parsed and parsed[0] >= horizon:
                     self.login(parsed[1], parsed[0])
-            self.context.changed()
+            if self.tail.state != position:  # the state file is written only when there is something new
+                self.context.changed()
         if prune and now >= self.next_prune:
             self.next_prune = now + 3600
             self.prune(now)

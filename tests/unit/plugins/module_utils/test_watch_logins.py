@@ -292,6 +292,9 @@ def test_vsftpd_s_log_file_is_tailed_across_restarts_and_rotation(tmp_path):
     service.tick()
     assert [(e["account"], e["service"], e["country"]) for e in events(tmp_path)] == [("ftp1", "ftp", "MD")]
     service.state.save()
+    clock.now = START + 25
+    service.tick()
+    assert not service.state.dirty  # nothing new in the file: no state to write
 
     # logrotate renames the file while the service is stopped: the rest of the old one is read, then the new one
     with open(log, "a") as stream:

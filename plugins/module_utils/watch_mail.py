@@ -37,7 +37,7 @@ HELD_UID_RE = re.compile(r"\(Postfix, from userid (?P<uid>\d+)\)")
 MAP_RULE_RE = re.compile(r"^/\^Received: by \[\^ \]\+ \\\(Postfix, from userid (?P<uid>\d+)\\\)/ HOLD ")
 
 DELIVERY_AGENTS = ("smtp", "lmtp", "local", "virtual", "error", "discard", "pipe")
-RUNBOOK = "spam-from-a-customer-script.md"
+RUNBOOK = "spam-outbreak.md"
 MAX_QUEUE_IDS = 50000
 MAP_HEADER = ("# Written by hostguard-watch. HOLD: mail submitted by these uids is held until released\n"
               "# (playbooks/release_mail.yml). INFO: PHP's X-PHP-Originating-Script header is logged.\n")
@@ -260,7 +260,7 @@ class MailFacet(object):
         domain = address.rsplit("@", 1)[1].lower()
         domains[domain] = domains.get(domain, 0) + 1
         if len(domains) > 200:  # keep the busiest: a spam run's recipients are many domains
-            for name, _ in sorted(domains.items(), key=lambda item: item[1])[:100]:
+            for name in sorted(domains, key=domains.get)[:100]:
                 del domains[name]
 
     # -- judging -----------------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ class MailFacet(object):
         who = self._who(source)
         reason = f"limit {per_hour}" if count > per_hour else f"about {usual:.0f} an hour is usual"
         top_domains = dict(sorted(source["domains"].items(), key=lambda item: -item[1])[:5])
-        top_scripts = [name for name, _ in sorted(source["scripts"].items(), key=lambda item: -item[1])[:3]]
+        top_scripts = sorted(source["scripts"], key=lambda name: -source["scripts"][name])[:3]
         evidence = {"count": count, "limit": per_hour, "usual": round(usual, 1), "top_recipient_domains": top_domains,
                     "source": key}
         for field in ("uid", "account", "sasl_user"):

@@ -37,11 +37,17 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail impor
 FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, LoginsFacet)}
 
 STATE_VERSION = 1
-SAVE_EVERY = 2.0
+SAVE_EVERY = 5.0  # state and cursor are saved together: a crash re-reads at most these seconds
 
 # uid and unit are journald's own _UID and _SYSTEMD_UNIT, which no logging process can choose: a facet that acts on
 # a line (locks an account) checks them, as a customer's program may call itself sshd or dovecot.
 LogLine = collections.namedtuple("LogLine", "time identifier message pid cursor uid unit", defaults=(None, None))
+
+
+def _log(text):
+    """The service's own messages: stderr, which systemd puts in the journal under the unit."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def run_command(argv, stdin=None, timeout=120):
@@ -120,7 +126,7 @@ class Context(object):
 class Service(object):
     def __init__(self, config, journal=None, run=run_command, clock=time.time, log=None, alerter=None):
         self.config, self.run, self.clock = config, run, clock
-        self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.log = log or _log
         self.state = State(os.path.join(config["state_dir"], "state.json"))
         self.events = EventLog(os.path.join(config["state_dir"], "events.jsonl"))
         self.journal = journal
@@ -154,7 +160,8 @@ class Service(object):
             "host": self.config["host"], "kind": kind, "key": key, "summary": summary, "severity": severity,
             "runbook": runbook, "evidence": evidence,
         }
-        event.update(evidence)  # the kind's evidence fields at the top level too, as the events' contract says
+        for field, value in evidence.items():  # the kind's evidence at the top level too, as the contract says
+            event.setdefault(field, value)
         if action:
             event["action"] = action
         self.state.data["said"][said_key] = now
@@ -260,7 +267,7 @@ class Service(object):
         for facet in self.facets:
             fds.extend(facet.fds())
         try:
-            readable, _, _ = select.select(fds, [], [], timeout)
+            readable = select.select(fds, [], [], timeout)[0]
         except InterruptedError:
             return
         if self.journal.fileno() in readable:
@@ -297,26 +304,23 @@ def check(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="hostguard-watch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="hostguard-watch", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config", default="/etc/hostguard/watch.yml")
     parser.add_argument("--check", metavar="CONFIG", help="check CONFIG and exit: 0 when the service would run it")
     options = parser.parse_args(argv)
     try:
         config = check(options.check or options.config)
     except watch_config.ConfigError as exc:
-        print(f"hostguard-watch: {exc}", file=sys.stderr)
+        _log(f"hostguard-watch: {exc}")
         return 1
     if options.check:
         enabled = [name for name, facet in config["facets"].items() if facet["enabled"]]
-        print(f"hostguard-watch: {options.check} is valid (facets: {', '.join(enabled) or 'none'})")
+        sys.stdout.write(f"hostguard-watch: {options.check} is valid (facets: {', '.join(enabled) or 'none'})\n")
         return 0
 
     from systemd import daemon, journal  # python3-systemd
 
-    def log(text):
-        print(text, file=sys.stderr, flush=True)
-
-    service = Service(config, journal=journal.Reader(), log=log, alerter=build_alerter(config, log))
+    service = Service(config, journal=journal.Reader(), log=_log, alerter=build_alerter(config, _log))
     signal.signal(signal.SIGTERM, service.stop)
     signal.signal(signal.SIGINT, service.stop)
     service.run_forever(notify=daemon.notify)

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from labtools import Lab
+from labtools import AUDIT_PLAYBOOK, Lab, ansible_playbook_stats, audit_results
 from watch_checks import ALERT_MAILBOX, Receiver, events, imap_login, wait_for
 
 LAB = Lab.from_env()
@@ -97,3 +97,16 @@ def test_the_undo_the_alert_names_unlocks_it_and_a_login_from_japan_says_nothing
     # the service read the login (the mailbox's Japan is newer), and said nothing of it
     assert wait_for(lambda: places(host).get("JP", 0) > seen, timeout=30)
     assert login_events(host, before) == []
+
+
+def test_the_audit_names_the_login_and_the_lock_with_its_undo(host):
+    only_watch = {f"audit_{facet}_enabled": False for facet in (
+        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")}
+    run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
+    assert run["rc"] == 0, run["stats"]
+    facts, _lines = audit_results(run["plays"])
+    findings = [finding for finding in facts["watch1"]["findings"] if finding["facet"] == "watch"
+                and finding["evidence"]["kind"] == "login_new_country" and finding["evidence"]["account"] == MAILBOX]
+    assert len(findings) == 1 and findings[0]["severity"] == "critical", findings
+    assert "contained: system account mbox1 is locked" in findings[0]["summary"]
+    assert "mode=unlock unlock=mbox1" in findings[0]["remedy"]

@@ -31,17 +31,20 @@ from ansible_collections.hostguard.hosting.plugins.module_utils import watch_con
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_alerts import (
     Alerter, EmailSink, JournalSink, WebhookSink)
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_logins import LoginsFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail import MailFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_queue import QueueFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_dnsbl import DnsblFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_bans import BansFacet
 
-FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, QueueFacet, DnsblFacet, BansFacet)}
+FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, LoginsFacet, QueueFacet, DnsblFacet, BansFacet)}
 
 STATE_VERSION = 1
 SAVE_EVERY = 5.0  # state and cursor are saved together: a crash re-reads at most these seconds
 
-LogLine = collections.namedtuple("LogLine", "time identifier message pid cursor")
+# uid and unit are journald's own _UID and _SYSTEMD_UNIT, which no logging process can choose: a facet that acts on
+# a line (locks an account) checks them, as a customer's program may call itself sshd or dovecot.
+LogLine = collections.namedtuple("LogLine", "time identifier message pid cursor uid unit", defaults=(None, None))
 
 
 def _log(text):
@@ -208,7 +211,8 @@ class Service(object):
             handled += 1
             stamp = entry.get("__REALTIME_TIMESTAMP")
             line = LogLine(stamp.timestamp() if stamp else self.clock(), entry.get("SYSLOG_IDENTIFIER", ""),
-                           entry.get("MESSAGE", ""), entry.get("_PID"), entry.get("__CURSOR"))
+                           entry.get("MESSAGE", ""), entry.get("_PID"), entry.get("__CURSOR"), entry.get("_UID"),
+                           entry.get("_SYSTEMD_UNIT"))
             if isinstance(line.message, bytes):
                 line = line._replace(message=line.message.decode("utf-8", "replace"))
             self.dispatch(line)
@@ -220,6 +224,8 @@ class Service(object):
 
     def dispatch(self, line):
         for facet in self._by_identifier.get(line.identifier, ()):
+            if self.learning_until is not None and line.time < self.learning_until - facet.LOOKBACK:
+                continue  # the first start reads back as far as the facet that looks furthest; each learns its own
             try:
                 facet.on_line(line)
             except Exception as exc:  # one odd line must not stop the watch

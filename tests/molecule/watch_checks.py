@@ -47,3 +47,24 @@ def wait_for(what, timeout: float = 60.0, every: float = 1.0):
         time.sleep(every)
         value = what()
     return value
+
+
+# Run by the client's python: IMAP login after STARTTLS (Dovecot refuses plaintext auth without TLS).
+IMAP_LOGIN = """
+import imaplib, ssl, sys
+imap = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
+imap.starttls(ssl_context=ssl._create_unverified_context())  # the lab's certificate is self-signed
+try:
+    imap.login(sys.argv[2], sys.argv[3])
+except imaplib.IMAP4.error as error:
+    print("refused", error)
+else:
+    print("ok")
+"""
+
+
+def imap_login(client, address: str, user: str, password: str) -> str:
+    """'ok' or 'refused ...': an IMAP login from a client namespace of the lab."""
+    result = client.run(sys.executable, "-c", IMAP_LOGIN, address, user, password, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()

@@ -144,7 +144,8 @@ def test_the_audit_names_what_the_watch_saw_and_what_it_contained(host):
     facts, lines = audit_results(run["plays"])
     watch = facts["watch1"]["watch"]
     assert watch["present"] and watch["counts"]["mail_rate"] == 1
-    findings = [finding for finding in facts["watch1"]["findings"] if finding["facet"] == "watch"]
+    findings = [finding for finding in facts["watch1"]["findings"]
+                if finding["facet"] == "watch" and finding["evidence"]["kind"] == "mail_rate"]
     assert len(findings) == 1 and findings[0]["severity"] == "critical"
     assert "site1" in findings[0]["summary"] and "contained: mail from uid 2001 (site1) is held" in findings[0]["summary"]
     assert "release_mail_uid=2001" in findings[0]["remedy"]

@@ -15,10 +15,11 @@ class FakeJournal(object):
         self.matches = []
         self.position = 0
 
-    def add(self, when, identifier, message):
+    def add(self, when, identifier, message, **fields):
+        """An entry; `fields` are journald's own (_UID=0, _SYSTEMD_UNIT="dovecot.service")."""
         cursor = f"c{len(self.entries)}"
         self.entries.append({"__REALTIME_TIMESTAMP": datetime.datetime.fromtimestamp(when, datetime.timezone.utc),
-                             "SYSLOG_IDENTIFIER": identifier, "MESSAGE": message, "__CURSOR": cursor})
+                             "SYSLOG_IDENTIFIER": identifier, "MESSAGE": message, "__CURSOR": cursor, **fields})
         return cursor
 
     def add_match(self, **match):

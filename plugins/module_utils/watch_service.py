@@ -97,7 +97,8 @@ class FileTail(object):
             return None
 
     def _open(self, path, offset):
-        stream = open(path, "rb")  # pylint: disable=consider-using-with - kept open while the file is followed
+        # kept open while the file is followed, so the rest of a rotated file can still be read
+        stream = open(path, "rb")  # pylint: disable=consider-using-with
         info = os.fstat(stream.fileno())
         if offset > info.st_size:  # truncated since
             offset = 0

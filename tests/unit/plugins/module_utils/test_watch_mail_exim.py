@@ -123,8 +123,8 @@ def test_message_ids_of_the_release_are_read(release):
 def test_a_flood_over_the_limit_is_named_with_account_script_and_count_and_frozen(tmp_path):
     start = 1_800_000_000.0
     clock = Clock(start)
-    runner = Runner({("exim4", "-Mf"): (0, "".join(f"Message 1xa3Dw-00000000{n:03d}-06Ag is now frozen\n"
-                                                  for n in range(21)), "")})
+    frozen = "".join(f"Message 1xa3Dw-00000000{number:03d}-06Ag is now frozen\n" for number in range(21))
+    runner = Runner({("exim4", "-Mf"): (0, frozen, "")})
     service, mainlog = make_service(tmp_path, clock, runner, contain="hold")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))
     lines = []

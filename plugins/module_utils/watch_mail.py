@@ -238,6 +238,7 @@ class Exim(object):
         if queue_id is None:
             arguments = EXIM_ARGUMENTS_RE.match(text)
             if arguments and pid:
+                self.pending.pop(pid, None)  # a new process: nothing of an earlier one with the same pid
                 self._note(pid, cwd=arguments.group("cwd"), command=arguments.group("args"))
             note = EXIM_NOTE_RE.search(text)
             if note and pid:

@@ -44,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import lab_host
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAB = REPO_ROOT / "tests" / "lab" / "lab.py"
 MODULE_UTILS = REPO_ROOT / "plugins" / "module_utils"
@@ -54,7 +56,7 @@ SPAMMER = "spammer@site1.example"
 LEGITIMATE = "info@site1.example"
 HOST_DIR = "/var/tmp/hostguard-bench"
 QUEUE_COPY = HOST_DIR + "/queue.tar"
-STEP_TIMEOUT = 1800
+STEP_TIMEOUT = lab_host.STEP_TIMEOUT
 # Sends the messages over a few SMTP sessions at once, as a spamming script and its victims' mail would arrive.
 FILL = """
 import smtplib, sys, threading
@@ -109,19 +111,8 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-class LabHost:
-    def __init__(self, state):
-        host = state["hosts"][0]
-        self.address = host["ipv4"]
-        self.ssh = ["ssh", "-i", state["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                    "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "root@" + host["ipv4"]]
-
-    def run(self, command, stdin=None):
-        completed = subprocess.run(self.ssh + [command], input=stdin, capture_output=True, text=True,
-                                   timeout=STEP_TIMEOUT, check=False)
-        if completed.returncode != 0:
-            raise RuntimeError("%s failed on the lab host: %s" % (command[:80], completed.stderr.strip()[-2000:]))
-        return completed.stdout
+class LabHost(lab_host.LabHost):
+    """The lab host and its Postfix queue."""
 
     def queue_counts(self):
         return {queue: int(count) for queue, count in (line.split() for line in self.run(COUNT).splitlines())}

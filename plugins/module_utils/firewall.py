@@ -106,13 +106,14 @@ def read_cidr_file(path, where):
     return networks
 
 
-def load_countries(country_cidrs, base_dir=None):
-    """firewall_country_cidrs -> {code: [networks]}; a string value is a file on the controller."""
+def load_countries(country_cidrs, base_dir=None, variable="firewall_country_cidrs"):
+    """firewall_country_cidrs (or another role's `variable` of the same shape) -> {code: [networks]}; a string value
+    is a file on the controller."""
     if not isinstance(country_cidrs, dict):
-        raise PolicyError(f"firewall_country_cidrs: expected a mapping of country code to CIDRs, got {country_cidrs!r}")
+        raise PolicyError(f"{variable}: expected a mapping of country code to CIDRs, got {country_cidrs!r}")
     countries = {}
     for code, value in country_cidrs.items():
-        where = f"firewall_country_cidrs.{code}"
+        where = f"{variable}.{code}"
         if not COUNTRY_RE.match(str(code)):
             raise PolicyError(f"{where}: {code!r} is not a two-letter upper-case country code like JP")
         if isinstance(value, str):

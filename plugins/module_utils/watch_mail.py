@@ -2,20 +2,30 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """hostguard-watch's outbound mail facet: which account, script or mailbox is sending, and holding it.
 
-Postfix says who handed each message in: pickup logs the submitting uid of
-mail given to sendmail; cleanup logs the ``X-PHP-Originating-Script`` header
-(``mail.add_x_header``) through the INFO rule of the watch's header_checks map;
-smtpd logs the SASL user of authenticated mail; the delivery agents log each
-recipient. The facet counts messages per source over the last hour and says
-when a source passes ``per_hour`` or ``rate_factor`` times its usual hourly rate.
+The MTA says who handed each message in, one class per kind with the same
+methods (``identifiers``, ``log_files``, ``on_line``, ``held_uids``,
+``hold_uid``, ``hold_queued``, ``release_uid``):
 
-Holding (``contain: hold``): the source's queued messages are put on hold
-(``postsuper -h``) and a HOLD rule for its uid goes into the header_checks map,
-matching the ``Received: by HOST (Postfix, from userid UID)`` header that
-Postfix's cleanup adds to every locally submitted message, so the account's new
-mail is accepted and held, not lost, while other accounts' mail flows.
-``release()`` lets it go again. The map is the truth of what is held: the
-service and a release read it, so they cannot disagree.
+- Postfix (the journal): pickup logs the submitting uid of mail given to
+  sendmail; cleanup logs the ``X-PHP-Originating-Script`` header
+  (``mail.add_x_header``) through the INFO rule of the watch's header_checks
+  map; smtpd logs the SASL user of authenticated mail; the delivery agents log
+  each recipient. Holding: the queued messages go on hold (``postsuper -h``) and
+  a HOLD rule for the uid goes into the map, matching the ``Received: by HOST
+  (Postfix, from userid UID)`` header cleanup adds to locally submitted mail.
+- Exim (``/var/log/exim4/mainlog``, with the role's log selector ``+pid
+  +arguments``): ``<=`` lines carry ``U=user P=local`` for sendmail and
+  ``A=authenticator:user`` for SMTP AUTH; the ``cwd=... args:`` line and the
+  watch's ACL's ``hostguard-watch: script=`` line of the same process say from
+  where and which PHP script; ``=>``, ``->``, ``**`` and ``==`` lines name the
+  recipients. Holding: the queued messages are frozen (``exim -Mf``) and the uid
+  goes into the list the watch's ``acl_not_smtp`` freezes new local mail of.
+
+Either way the account's new mail is accepted and held, not lost, while other
+accounts' mail flows, and ``release()`` lets it go again. The map or list is
+the truth of what is held: the service and a release read it, so they cannot
+disagree. The facet counts messages per source over the last hour and says
+when a source passes ``per_hour`` or ``rate_factor`` times its usual rate.
 """
 
 from __future__ import annotations
@@ -23,9 +33,11 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shutil
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import watch_config
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
+from ansible_collections.hostguard.hosting.plugins.module_utils.mail_queue import MailQueueError, find_mta
 
 QUEUE_ID = r"(?P<qid>[0-9A-Za-z]{6,})"
 PICKUP_RE = re.compile(QUEUE_ID + r": uid=(?P<uid>\d+) from=<(?P<sender>[^>]*)>")
@@ -42,6 +54,19 @@ MAX_QUEUE_IDS = 50000
 MAP_HEADER = ("# Written by hostguard-watch. HOLD: mail submitted by these uids is held until released\n"
               "# (playbooks/release_mail.yml). INFO: PHP's X-PHP-Originating-Script header is logged.\n")
 INFO_RULE = "/^X-PHP-Originating-Script: / INFO\n"
+
+# Exim's main log with +pid: "DATE TIME [PID] [MESSAGE-ID] TEXT". Message ids are 6-6-2 characters up to
+# Exim 4.96 (Debian 12) and 6-11-4 from 4.97 on (Debian 13).
+EXIM_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [-+]\d{4})? (?:\[(?P<pid>\d+)\] )?"
+                          r"(?:(?P<qid>[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) )?(?P<text>.*)$")
+EXIM_ARRIVAL_RE = re.compile(r"^<= (?P<sender>\S+)(?P<fields>.*)$")
+EXIM_FIELD_RE = re.compile(r" (?P<name>[A-Za-z]+)=(?P<value>\"[^\"]*\"|\S+)")
+EXIM_RECIPIENT_RE = re.compile(r"^(?:=>|->|\*\*|==) (?P<to>\S+)")
+EXIM_ARGUMENTS_RE = re.compile(r"^cwd=(?P<cwd>\S+) \d+ args: (?P<args>.*)$")
+EXIM_NOTE_RE = re.compile(r"hostguard-watch: (?P<what>script|held)=(?P<value>\S*)")
+EXIM_LIST_HEADER = ("# Written by hostguard-watch: Exim's acl_not_smtp freezes the local mail of these uids until\n"
+                    "# they are released (playbooks/release_mail.yml). One uid a line.\n")
+MAX_PENDING = 2000
 
 
 def hold_rule(uid):
@@ -62,6 +87,20 @@ def write_hold_map(map_path, uids):
     write_atomically(map_path, text.encode(), mode=0o644)
 
 
+def read_exim_list(list_path):
+    """The uids in Exim's hold list (one a line, comments ignored)."""
+    try:
+        with open(list_path, encoding="utf-8") as stream:
+            return sorted({int(line.split(":")[0]) for line in stream if line.strip().split(":")[0].isdigit()})
+    except FileNotFoundError:
+        return []
+
+
+def write_exim_list(list_path, uids):
+    text = EXIM_LIST_HEADER + "".join(f"{uid}\n" for uid in sorted(set(uids)))
+    write_atomically(list_path, text.encode(), mode=0o644)
+
+
 def account_name(uid):
     try:
         return pwd.getpwuid(uid).pw_name
@@ -69,11 +108,68 @@ def account_name(uid):
         return None
 
 
-class Postfix(object):
-    """Holding and releasing through Postfix's own commands."""
+def account_uid(name):
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
 
-    def __init__(self, run, map_path):
-        self.run, self.map_path = run, map_path
+
+class Postfix(object):
+    """Postfix: its journal lines, and holding and releasing through its own commands."""
+
+    NAME = "postfix"
+    HOLD_MAP = "/etc/postfix/hostguard-watch-hold.regexp"
+    OWN_DIRECTORY = False
+
+    def __init__(self, run, map_path=None):
+        self.run, self.map_path = run, map_path or self.HOLD_MAP
+
+    @staticmethod
+    def identifiers():
+        names = ["pickup", "cleanup", "smtpd", "qmgr"] + list(DELIVERY_AGENTS)
+        return [f"postfix/{name}" for name in names] + [f"postfix/submission/{name}" for name in ("smtpd", "cleanup")]
+
+    @staticmethod
+    def log_files():
+        return []
+
+    @staticmethod
+    def on_line(line, sink):
+        """Tell `sink` (the facet) what a Postfix journal line says."""
+        program = line.identifier.rsplit("/", 1)[-1]
+        message = line.message
+        if program == "pickup":
+            match = PICKUP_RE.match(message)
+            if match:
+                uid = int(match.group("uid"))
+                sink.submitted(f"uid:{uid}", line, match.group("qid"), uid=uid)
+        elif program == "smtpd":
+            match = SASL_RE.match(message)
+            if match:
+                sink.submitted(f"sasl:{match.group('user')}", line, match.group("qid"), sasl_user=match.group("user"))
+        elif program == "cleanup":
+            match = HEADER_RE.match(message)
+            if not match:
+                return
+            header, value = match.group("header").lower(), match.group("value")
+            if header == "x-php-originating-script":
+                sink.script(match.group("qid"), value.split(":", 1)[-1].strip())
+            elif header == "received" and match.group("action") == "hold":
+                held = HELD_UID_RE.search(value)
+                if held:
+                    sink.held_at_submission(int(held.group("uid")), match.group("qid"))
+        elif program == "qmgr":
+            match = REMOVED_RE.match(message)
+            if match:
+                sink.removed(match.group("qid"))
+        elif program in DELIVERY_AGENTS:
+            match = RECIPIENT_RE.match(message)
+            if match:
+                sink.recipient(match.group("qid"), match.group("to"))
+
+    def held_uids(self):
+        return read_held_uids(self.map_path)
 
     def hold_uid(self, uid, queue_ids):
         uids = read_held_uids(self.map_path)
@@ -112,6 +208,129 @@ class Postfix(object):
             raise RuntimeError(f"postfix reload failed: {(err or out).strip()}")
 
 
+class Exim(object):
+    """Debian's exim4: its main log, and freezing and thawing through exim's own options."""
+
+    NAME = "exim"
+    HOLD_MAP = "/etc/exim4/hostguard-watch/held-uids"
+    OWN_DIRECTORY = True
+    MAINLOG = "/var/log/exim4/mainlog"
+    BATCH = 500  # message ids per exim -Mf/-Mt call
+
+    def __init__(self, run, map_path=None, mainlog=MAINLOG):
+        self.run, self.map_path, self.mainlog = run, map_path or self.HOLD_MAP, mainlog
+        # pid -> what the submitting process logged before its "<=" line (cwd and arguments, script, held)
+        self.pending = {}
+
+    @staticmethod
+    def identifiers():
+        return []
+
+    def log_files(self):
+        return [self.mainlog]
+
+    def on_line(self, line, sink):
+        """Tell `sink` (the facet) what a line of Exim's main log says."""
+        match = EXIM_LINE_RE.match(line.message)
+        if not match:
+            return
+        pid, queue_id, text = match.group("pid"), match.group("qid"), match.group("text")
+        if queue_id is None:
+            arguments = EXIM_ARGUMENTS_RE.match(text)
+            if arguments and pid:
+                self.pending.pop(pid, None)  # a new process: nothing of an earlier one with the same pid
+                self._note(pid, cwd=arguments.group("cwd"), command=arguments.group("args"))
+            note = EXIM_NOTE_RE.search(text)
+            if note and pid:
+                self._note(pid, **{note.group("what"): note.group("value")})
+            return
+        note = EXIM_NOTE_RE.search(text)  # the ACL's lines carry the message id once it has one
+        if note and pid:
+            self._note(pid, **{note.group("what"): note.group("value")})
+            return
+        if text.startswith("<= "):
+            self._arrival(line, pid, queue_id, text, sink)
+        elif text == "Completed":
+            sink.removed(queue_id)
+        else:
+            recipient = EXIM_RECIPIENT_RE.match(text)
+            if recipient:
+                sink.recipient(queue_id, recipient.group("to"))
+
+    def _note(self, pid, **facts):
+        self.pending.setdefault(pid, {}).update(facts)
+        while len(self.pending) > MAX_PENDING:
+            del self.pending[next(iter(self.pending))]
+
+    def _arrival(self, line, pid, queue_id, text, sink):
+        arrival = EXIM_ARRIVAL_RE.match(text)
+        if not arrival:
+            return
+        fields = {m.group("name"): m.group("value").strip('"') for m in EXIM_FIELD_RE.finditer(arrival.group("fields"))}
+        noted = self.pending.pop(pid, {}) if pid else {}
+        if "A" in fields and ":" in fields["A"]:
+            user = fields["A"].split(":", 1)[1]
+            sink.submitted(f"sasl:{user}", line, queue_id, sasl_user=user)
+        elif "U" in fields and fields.get("P", "").startswith("local"):
+            user = fields["U"]
+            uid = account_uid(user)
+            identity = {"uid": uid} if uid is not None else {"account": user}
+            for name in ("cwd", "command"):
+                if noted.get(name):
+                    identity[name] = noted[name]
+            sink.submitted(f"uid:{uid}" if uid is not None else f"user:{user}", line, queue_id, **identity)
+            if noted.get("script"):
+                sink.script(queue_id, noted["script"].split(":", 1)[-1])
+            if noted.get("held") and uid is not None:
+                sink.held_at_submission(uid, queue_id)
+
+    def held_uids(self):
+        return read_exim_list(self.map_path)
+
+    def hold_uid(self, uid, queue_ids):
+        uids = read_exim_list(self.map_path)
+        if uid not in uids:
+            write_exim_list(self.map_path, uids + [uid])  # read by every new submission: no reload
+        return self.hold_queued(queue_ids)
+
+    def hold_queued(self, queue_ids):
+        """exim -Mf: the number of messages frozen (ids no longer queued are skipped)."""
+        return self._each(["-Mf"], queue_ids, "is now frozen")
+
+    def release_uid(self, uid, queue_ids):
+        uids = read_exim_list(self.map_path)
+        if uid in uids:
+            write_exim_list(self.map_path, [u for u in uids if u != uid])
+        return self._each(["-Mt"], queue_ids, "is no longer frozen")
+
+    def _each(self, option, queue_ids, done):
+        count = 0
+        queue_ids = list(queue_ids)
+        for start in range(0, len(queue_ids), self.BATCH):
+            batch = queue_ids[start:start + self.BATCH]
+            rc, out, err = self.run(["exim4"] + option + batch)
+            said = out + err
+            count += said.count(done)
+            # exim's rc is 1 when one id is gone (delivered, purged) or already so: only a call that did nothing
+            # at all, for another reason, is an error
+            if rc != 0 and done not in said and not re.search(r"does not exist|already frozen|is not frozen", said):
+                raise RuntimeError(f"exim4 {option[0]} failed: {said.strip()}")
+        return count
+
+
+MTA_TYPES = {mta.NAME: mta for mta in (Postfix, Exim)}
+
+
+def resolve_mta(wanted, which=shutil.which):
+    """postfix or exim: `wanted`, or with auto the one the host has (as the queue purge finds it)."""
+    if wanted != "auto":
+        return wanted
+    try:
+        return find_mta(which, "auto")[0]
+    except MailQueueError as exc:
+        raise watch_config.ConfigError(f"facets.mail.mta: auto found no MTA: {exc}") from None
+
+
 def held_ids_path(state_dir, uid):
     return os.path.join(state_dir, f"held-uid-{int(uid)}.ids")
 
@@ -125,12 +344,13 @@ def held_queue_ids(state_dir, uid):
         return []
 
 
-def release(state_dir, map_path, uid, run):
-    """Let a held uid's mail go: the HOLD rule out of the map, its held messages back in the queue."""
+def release(state_dir, map_path, uid, run, mta="postfix"):
+    """Let a held uid's mail go: out of the MTA's hold map or list, its held messages back in the queue."""
     path = held_ids_path(state_dir, uid)
     queue_ids = held_queue_ids(state_dir, uid)
-    was_held = uid in read_held_uids(map_path)
-    released = Postfix(run, map_path).release_uid(uid, queue_ids)
+    kind = MTA_TYPES[mta](run, map_path)
+    was_held = uid in kind.held_uids()
+    released = kind.release_uid(uid, queue_ids)
     if os.path.exists(path):
         os.unlink(path)
     return {"uid": uid, "was_held": was_held, "released": released, "queue_ids": len(queue_ids)}
@@ -146,36 +366,54 @@ class MailFacet(object):
         "rate_factor": 5,
         "rate_floor": 50,
         "contain": "none",
-        "hold_map": "/etc/postfix/hostguard-watch-hold.regexp",
+        "hold_map": None,  # the MTA's own: Postfix's header_checks map, Exim's hold list
+        "exim_mainlog": Exim.MAINLOG,
     }
 
     @staticmethod
     def validate(settings, where):
-        watch_config.check_choice(settings["mta"], f"{where}.mta", ("postfix",))
+        watch_config.check_choice(settings["mta"], f"{where}.mta", ("auto",) + tuple(MTA_TYPES))
         watch_config.check_integer(settings["per_hour"], f"{where}.per_hour", 1)
         watch_config.check_integer(settings["rate_factor"], f"{where}.rate_factor", 2)
         watch_config.check_integer(settings["rate_floor"], f"{where}.rate_floor", 1)
         watch_config.check_choice(settings["contain"], f"{where}.contain", ("none", "hold"))
-        watch_config.check_absolute_path(settings["hold_map"], f"{where}.hold_map")
+        if settings["hold_map"] is not None:
+            watch_config.check_absolute_path(settings["hold_map"], f"{where}.hold_map")
+        watch_config.check_absolute_path(settings["exim_mainlog"], f"{where}.exim_mainlog")
 
     @staticmethod
     def check_host(settings, where):
-        directory = os.path.dirname(settings["hold_map"])
+        mta = MTA_TYPES[resolve_mta(settings["mta"])]
+        directory = os.path.dirname(settings["hold_map"] or mta.HOLD_MAP)
+        if mta.OWN_DIRECTORY:  # the watch's own directory, which the role makes after writing this file
+            directory = os.path.dirname(directory)
         if settings["contain"] == "hold" and not os.path.isdir(directory):
             raise watch_config.ConfigError(f"{where}.hold_map: its directory {directory} does not exist")
 
     def __init__(self, context):
         self.context = context
         self.settings = context.settings
-        self.mta = Postfix(context.run, self.settings["hold_map"])
+        kind = resolve_mta(self.settings["mta"])
+        if kind == "exim":
+            self.mta = Exim(context.run, self.settings["hold_map"], self.settings["exim_mainlog"])
+        else:
+            self.mta = Postfix(context.run, self.settings["hold_map"])
         state = context.state
         state.setdefault("sources", {})
-        # queue id -> source, oldest first (dicts keep insertion order), so a restart still knows them
-        self.queue_ids = state.setdefault("queue_ids", {})
+
+    @property
+    def queue_ids(self):
+        """queue id -> source, oldest first (dicts keep insertion order), kept in the state across restarts.
+
+        Looked up each time: the service loads the saved state after the facets are made.
+        """
+        return self.context.state.setdefault("queue_ids", {})
 
     def identifiers(self):
-        names = ["pickup", "cleanup", "smtpd", "qmgr"] + list(DELIVERY_AGENTS)
-        return [f"postfix/{name}" for name in names] + [f"postfix/submission/{name}" for name in ("smtpd", "cleanup")]
+        return self.mta.identifiers()
+
+    def log_files(self):
+        return self.mta.log_files()
 
     def start(self):
         pass
@@ -186,31 +424,33 @@ class MailFacet(object):
     def fds(self):
         return []
 
-    # -- lines -------------------------------------------------------------------------------------------------
+    # -- lines: the MTA's class reads them and says what they mean through the methods below -----------------
     def on_line(self, line):
-        program = line.identifier.rsplit("/", 1)[-1]
-        message = line.message
-        if program == "pickup":
-            match = PICKUP_RE.match(message)
-            if match:
-                uid = int(match.group("uid"))
-                self._count(f"uid:{uid}", line, match.group("qid"), uid=uid)
-        elif program == "smtpd":
-            match = SASL_RE.match(message)
-            if match:
-                self._count(f"sasl:{match.group('user')}", line, match.group("qid"), sasl_user=match.group("user"))
-        elif program == "cleanup":
-            match = HEADER_RE.match(message)
-            if match:
-                self._header(line, match)
-        elif program == "qmgr":
-            match = REMOVED_RE.match(message)
-            if match:
-                self.queue_ids.pop(match.group("qid"), None)
-        elif program in DELIVERY_AGENTS:
-            match = RECIPIENT_RE.match(message)
-            if match:
-                self._recipient(match.group("qid"), match.group("to"))
+        self.mta.on_line(line, self)
+
+    def submitted(self, key, line, queue_id, **identity):
+        """A message handed in by a source (a uid, a SASL user)."""
+        self._count(key, line, queue_id, **identity)
+
+    def script(self, queue_id, script):
+        key = self.queue_ids.get(queue_id)
+        script = script.strip()
+        if key and script:
+            scripts = self.context.state["sources"][key]["scripts"]
+            scripts[script] = scripts.get(script, 0) + 1
+
+    def held_at_submission(self, uid, queue_id):
+        """The MTA held a message of a held uid as it came in (remembered for the release)."""
+        self._remember_held(uid, [queue_id])
+        seen = self.context.state.setdefault("held_at_submission", [])
+        seen.append(queue_id)
+        del seen[:-MAX_QUEUE_IDS]
+
+    def removed(self, queue_id):
+        self.queue_ids.pop(queue_id, None)
+
+    def recipient(self, queue_id, address):
+        self._recipient(queue_id, address)
 
     def _source(self, key, **identity):
         sources = self.context.state["sources"]
@@ -220,6 +460,9 @@ class MailFacet(object):
             source.update(identity)
             if "uid" in identity:
                 source["account"] = account_name(identity["uid"])
+        for field in ("cwd", "command"):  # where the latest message came from (Exim's +arguments)
+            if identity.get(field):
+                source[field] = identity[field]
         return source
 
     def _count(self, key, line, queue_id, **identity):
@@ -234,23 +477,6 @@ class MailFacet(object):
             del self.queue_ids[next(iter(self.queue_ids))]
         self.context.changed()
         self._judge(key, source, line.time)
-
-    def _header(self, line, match):
-        queue_id, value = match.group("qid"), match.group("value")
-        header = match.group("header").lower()
-        if header == "x-php-originating-script":
-            key = self.queue_ids.get(queue_id)
-            script = value.split(":", 1)[-1].strip()
-            if key and script:
-                scripts = self.context.state["sources"][key]["scripts"]
-                scripts[script] = scripts.get(script, 0) + 1
-        elif header == "received" and match.group("action") == "hold":
-            held = HELD_UID_RE.search(value)
-            if held:
-                self._remember_held(int(held.group("uid")), [queue_id])
-                seen = self.context.state.setdefault("held_at_submission", [])
-                seen.append(queue_id)
-                del seen[:-MAX_QUEUE_IDS]
 
     def _recipient(self, queue_id, address):
         key = self.queue_ids.get(queue_id)
@@ -281,12 +507,14 @@ class MailFacet(object):
         top_scripts = sorted(source["scripts"], key=lambda name: -source["scripts"][name])[:3]
         evidence = {"count": count, "limit": per_hour, "usual": round(usual, 1), "top_recipient_domains": top_domains,
                     "source": key}
-        for field in ("uid", "account", "sasl_user"):
+        for field in ("uid", "account", "sasl_user", "cwd", "command"):
             if source.get(field) is not None:
                 evidence[field] = source[field]
         if top_scripts:
             evidence["script"] = top_scripts[0]
             evidence["scripts"] = top_scripts
+        elif source.get("cwd"):
+            evidence["script"] = source["cwd"]  # no PHP header: the directory the sending program ran in
         summary = f"{who} sent {count} messages in the last hour ({reason})"
         action = None
         if self.settings["contain"] == "hold" and "uid" in source and not source.get("held") \
@@ -300,8 +528,11 @@ class MailFacet(object):
         if "uid" in source:
             name = source.get("account") or "an account with no passwd entry"
             script = max(source["scripts"], key=source["scripts"].get) if source["scripts"] else None
-            return f"account {name} (uid {source['uid']})" + (f", script {script}," if script else "")
-        return f"mailbox {source['sasl_user']} (SMTP AUTH)"
+            where = f", script {script}," if script else (f", from {source['cwd']}," if source.get("cwd") else "")
+            return f"account {name} (uid {source['uid']})" + where
+        if "sasl_user" in source:
+            return f"mailbox {source['sasl_user']} (SMTP AUTH)"
+        return f"local user {source.get('account')} (no passwd entry)"
 
     def _hold(self, key, source, now):
         if self.context.service.learning_until is not None:
@@ -326,7 +557,7 @@ class MailFacet(object):
                 "kind": "hold", "uid": uid, "held": held}
 
     def _hold_stragglers(self, source):
-        """Hold what the account submitted between the decision and Postfix's reload of the map."""
+        """Hold what the account submitted between the decision and the MTA reading the map or list."""
         seen = set(self.context.state.get("held_at_submission", ()))
         stragglers = [qid for qid in source.pop("unheld") if qid not in seen]
         if stragglers:
@@ -343,7 +574,7 @@ class MailFacet(object):
 
     # -- every minute ----------------------------------------------------------------------------------------
     def tick(self, now):
-        held_uids = set(read_held_uids(self.settings["hold_map"]))
+        held_uids = set(self.mta.held_uids())
         sources = self.context.state["sources"]
         hour = int(now // 3600)
         for key in list(sources):

@@ -2,11 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """hostguard-watch: the service that notices incidents as they start.
 
-It reads the journal (python3-systemd) from where it stopped, hands each line
-to the facets that asked for its syslog identifier, lets facets with timers
+It reads the journal (python3-systemd) and the log files facets name (Exim's
+mainlog) from where it stopped, hands each line to the facets that asked for
+its syslog identifier or file, lets facets with timers
 look at the host every so often, and turns what they find into events: one
 JSON line each in ``events.jsonl``, an alert, and, where the administrator
-named it, containment. The journal cursor, each facet's counters and what was
+named it, containment. The journal cursor, each file's inode and offset, each facet's counters and what was
 already said live in ``state.json``, written atomically, so a restart loses no
 line and repeats no alert.
 
@@ -21,6 +22,7 @@ import collections
 import datetime
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -31,14 +33,22 @@ from ansible_collections.hostguard.hosting.plugins.module_utils import watch_con
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_alerts import (
     Alerter, EmailSink, JournalSink, WebhookSink)
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_logins import LoginsFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail import MailFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_queue import QueueFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_dnsbl import DnsblFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_bans import BansFacet
 
-FACET_TYPES = {facet.NAME: facet for facet in (MailFacet,)}
+FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, LoginsFacet, QueueFacet, DnsblFacet, BansFacet)}
 
 STATE_VERSION = 1
 SAVE_EVERY = 5.0  # state and cursor are saved together: a crash re-reads at most these seconds
 
-LogLine = collections.namedtuple("LogLine", "time identifier message pid cursor")
+# uid and unit are journald's own _UID and _SYSTEMD_UNIT, which no logging process can choose: a facet that acts on
+# a line (locks an account) checks them, as a customer's program may call itself sshd or dovecot.
+LogLine = collections.namedtuple("LogLine", "time identifier message pid cursor uid unit", defaults=(None, None))
+# A log file line's own time, as Exim and most daemons writing files put it first (local time).
+FILE_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 
 def _log(text):
@@ -58,12 +68,110 @@ def run_command(argv, stdin=None, timeout=120):
     return done.returncode, done.stdout, done.stderr
 
 
+def line_time(text, default):
+    """The time at the start of a log file's line (local time, as the daemon wrote it), else `default`."""
+    match = FILE_TIME_RE.match(text)
+    if not match:
+        return default
+    try:
+        return time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
+    except ValueError:
+        return default
+
+
+class FileTail(object):
+    """Follow one log file by inode and offset, across rotation (logrotate's rename to PATH.1) and truncation.
+
+    `saved` is what position() returned before a restart: reading goes on from there, in the rotated file
+    first when the file was rotated meanwhile, so no line is lost and none handled twice.
+    """
+
+    CHUNK = 1 << 16
+
+    def __init__(self, path, saved=None):
+        self.path = path
+        self.stream = None
+        self.inode = None
+        self.offset = 0
+        self.fresh = not saved  # never read before: the caller skips what is older than its look-back
+        self._reopen(saved)
+
+    def _stat(self, path):
+        try:
+            return os.stat(path)
+        except FileNotFoundError:
+            return None
+
+    def _open(self, path, offset):
+        # kept open while the file is followed, so the rest of a rotated file can still be read
+        stream = open(path, "rb")  # pylint: disable=consider-using-with
+        info = os.fstat(stream.fileno())
+        if offset > info.st_size:  # truncated since
+            offset = 0
+        stream.seek(offset)
+        if self.stream is not None:
+            self.stream.close()
+        self.stream, self.inode, self.offset = stream, info.st_ino, offset
+
+    def _reopen(self, saved):
+        current = self._stat(self.path)
+        if saved:
+            if current is not None and current.st_ino == saved["inode"]:
+                self._open(self.path, saved["offset"])
+                return
+            rotated = self._stat(self.path + ".1")
+            if rotated is not None and rotated.st_ino == saved["inode"]:
+                self._open(self.path + ".1", saved["offset"])  # the rest of it first, then the new file
+                return
+        if current is not None:
+            self._open(self.path, 0)
+
+    def position(self):
+        return {"inode": self.inode, "offset": self.offset} if self.inode is not None else None
+
+    def lines(self, limit):
+        """Up to `limit` complete lines (str, without the newline); a partial last line waits for its end."""
+        found = []
+        if self.stream is None:
+            self._reopen(None)
+            if self.stream is None:
+                return found
+        while len(found) < limit:
+            raw = self.stream.readline(self.CHUNK)
+            if raw.endswith(b"\n") or len(raw) == self.CHUNK:
+                self.offset += len(raw)
+                found.append(raw.rstrip(b"\n").decode("utf-8", "replace"))
+                continue
+            self.stream.seek(self.offset)  # nothing, or a line still being written: read it whole later
+            if not self._moved_on():
+                break
+        return found
+
+    def _moved_on(self):
+        """At the end of the file: switch to the file now at the path when ours was rotated or truncated."""
+        current = self._stat(self.path)
+        if current is None:
+            return False
+        if current.st_ino != self.inode:
+            self._open(self.path, 0)
+            return True
+        if current.st_size < self.offset:
+            self._open(self.path, 0)
+            return True
+        return False
+
+    def close(self):
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+
 class State(object):
     """state.json: the journal cursor, each facet's own dict, and when each (kind, key) was last said."""
 
     def __init__(self, path):
         self.path = path
-        self.data = {"version": STATE_VERSION, "cursor": None, "facets": {}, "said": {}}
+        self.data = {"version": STATE_VERSION, "cursor": None, "files": {}, "facets": {}, "said": {}}
         self.dirty = False
 
     def load(self):
@@ -73,7 +181,14 @@ class State(object):
         except FileNotFoundError:
             return self
         if data.get("version") == STATE_VERSION:
+            # Facets are made before the state is loaded and keep their own dict: update those in place, so a
+            # facet sees what it saved, and the defaults it set for keys an older state does not have.
+            facets = self.data["facets"]
+            for name, saved in (data.get("facets") or {}).items():
+                facets.setdefault(name, {}).update(saved)
+            data["facets"] = facets
             self.data = data
+            self.data.setdefault("files", {})
         return self
 
     def facet(self, name):
@@ -136,9 +251,15 @@ class Service(object):
             if settings["enabled"]:
                 self.facets.append(facet_type(Context(self, name, settings)))
         self._by_identifier = collections.defaultdict(list)
+        self._by_file = collections.defaultdict(list)
         for facet in self.facets:
             for identifier in facet.identifiers():
                 self._by_identifier[identifier].append(facet)
+            for path in getattr(facet, "log_files", lambda: [])():
+                self._by_file[path].append(facet)
+        self.tails = {}
+        self._skip_before = {}  # path -> the look-back's start, while a never-read file is read the first time
+        self._files_behind = False
         self._next_tick = {}
 
     # -- events ------------------------------------------------------------------------------------------
@@ -177,6 +298,11 @@ class Service(object):
     # -- the journal ---------------------------------------------------------------------------------------
     def open_journal(self):
         """Position the reader: after the saved cursor, or (first start) at the facets' look-back, learning."""
+        lookback = max([facet.LOOKBACK for facet in self.facets] or [0])
+        now = self.clock()
+        self.open_files(now - lookback)
+        if not self._by_identifier:
+            return  # no facet reads the journal: a reader without matches would hand over every entry
         for identifier in sorted(self._by_identifier):
             self.journal.add_match(SYSLOG_IDENTIFIER=identifier)
         cursor = self.state.data.get("cursor")
@@ -184,33 +310,69 @@ class Service(object):
             self.journal.seek_cursor(cursor)
             self.journal.get_next()  # the entry at the cursor was handled before the stop
             return
-        lookback = max([facet.LOOKBACK for facet in self.facets] or [0])
-        now = self.clock()
         self.learning_until = now
         self.journal.seek_realtime(int((now - lookback) * 1_000_000))  # an int is microseconds
 
     def read_journal(self, limit=5000):
         """Hand up to `limit` new journal entries to the facets; the number handled."""
         handled = 0
-        while handled < limit:
+        while handled < limit and self._by_identifier:
             entry = self.journal.get_next()
             if not entry:
                 break
             handled += 1
             stamp = entry.get("__REALTIME_TIMESTAMP")
             line = LogLine(stamp.timestamp() if stamp else self.clock(), entry.get("SYSLOG_IDENTIFIER", ""),
-                           entry.get("MESSAGE", ""), entry.get("_PID"), entry.get("__CURSOR"))
+                           entry.get("MESSAGE", ""), entry.get("_PID"), entry.get("__CURSOR"), entry.get("_UID"),
+                           entry.get("_SYSTEMD_UNIT"))
             if isinstance(line.message, bytes):
                 line = line._replace(message=line.message.decode("utf-8", "replace"))
             self.dispatch(line)
             self.state.data["cursor"] = line.cursor
             self.state.dirty = True
-        if self.learning_until is not None and handled < limit:
+        if self.learning_until is not None and handled < limit and not self._files_behind:
             self.learning_until = None  # caught up: from here on, what the facets find is said
+        return handled
+
+    # -- log files -----------------------------------------------------------------------------------------
+    def open_files(self, since):
+        """Follow every file a facet reads: from the saved position, or (never read) from `since` on, learning."""
+        for path in sorted(self._by_file):
+            tail = self.tails[path] = FileTail(path, self.state.data["files"].get(path))
+            if tail.fresh:
+                self.learning_until = self.clock()
+                self._skip_before[path] = since
+
+    def read_files(self, limit=5000):
+        """Hand up to `limit` new lines of each followed file to its facets; the number handled."""
+        handled, behind = 0, False
+        for path, tail in self.tails.items():
+            lines = tail.lines(limit)
+            behind = behind or len(lines) >= limit
+            since = self._skip_before.get(path)
+            for text in lines:
+                when = line_time(text, self.clock())
+                if since is not None and when < since:
+                    continue  # older than the look-back at first start
+                line = LogLine(when, path, text, None, None)
+                for facet in self._by_file[path]:
+                    try:
+                        facet.on_line(line)
+                    except Exception as exc:  # one odd line must not stop the watch
+                        self.log(f"{facet.NAME}: could not handle {path} line {text!r}: {exc!r}")
+            if lines or tail.position() != self.state.data["files"].get(path):
+                self.state.data["files"][path] = tail.position()
+                self.state.dirty = True
+            if lines and since is not None and not behind:
+                self._skip_before.pop(path, None)
+            handled += len(lines)
+        self._files_behind = behind  # read_journal ends the learning once both are caught up
         return handled
 
     def dispatch(self, line):
         for facet in self._by_identifier.get(line.identifier, ()):
+            if self.learning_until is not None and line.time < self.learning_until - facet.LOOKBACK:
+                continue  # the first start reads back as far as the facet that looks furthest; each learns its own
             try:
                 facet.on_line(line)
             except Exception as exc:  # one odd line must not stop the watch
@@ -241,7 +403,7 @@ class Service(object):
         notify("READY=1")
         last_save = self.clock()
         while self.running:
-            handled = self.read_journal()
+            handled = self.read_files() + self.read_journal()
             self.tick()
             if self.state.dirty and (self.clock() - last_save >= SAVE_EVERY or not self.running):
                 self.forget_old_said()
@@ -252,19 +414,22 @@ class Service(object):
                 self.wait(1.0)
         for facet in self.facets:
             facet.stop()
+        for tail in self.tails.values():
+            tail.close()
         self.state.save()
         if self.alerter is not None:
             self.alerter.drain(timeout=20)
 
     def wait(self, timeout):
-        fds = [self.journal.fileno()]
+        """Until the journal or a facet's descriptor has news, or `timeout` (followed files are read then)."""
+        fds = [self.journal.fileno()] if self._by_identifier else []
         for facet in self.facets:
             fds.extend(facet.fds())
         try:
             readable = select.select(fds, [], [], timeout)[0]
         except InterruptedError:
             return
-        if self.journal.fileno() in readable:
+        if self._by_identifier and self.journal.fileno() in readable:
             self.journal.process()
         for facet in self.facets:
             for fd in facet.fds():

@@ -12,11 +12,13 @@ short_description: Release the mail hostguard-watch held for a local account
 version_added: "0.3.0"
 description:
   - When hostguard-watch (role M(hostguard.hosting.watch), C(watch_contain_mail=hold)) saw a local account send
-    more mail than allowed, it put the account's queued messages on hold and added a HOLD rule for its uid to the
-    watch's Postfix header_checks map, so that its new mail is held at submission.
-  - O(state=released) takes the uid's rule out of the map, reloads Postfix, and releases from hold
-    (C(postsuper -H)) every message the watch held for it. The service sees the release and counts the account's
-    mail from zero again.
+    more mail than allowed, it held the account's queued messages and had the MTA hold its new mail at
+    submission. On Postfix it put them on hold (C(postsuper -h)) and added a HOLD rule for the uid to the
+    watch's header_checks map; on Exim it froze them (C(exim -Mf)) and added the uid to the list the watch's
+    C(acl_not_smtp) freezes local mail of.
+  - O(state=released) takes the uid out of the map (reloading Postfix) or the list, and lets go every message the
+    watch held for it (C(postsuper -H), C(exim -Mt)). The service sees the release and counts the account's mail
+    from zero again.
   - Release only once the sending script is dealt with (quarantined or fixed). To delete the held spam instead,
     purge it with C(playbooks/purge_mail_queue.yml), which exports it as evidence first, and then release the uid.
 author:
@@ -33,10 +35,16 @@ options:
     type: str
     choices: [released]
     default: released
+  mta:
+    description: The MTA that holds the mail. V(auto) picks the one the host has (Postfix first, else Exim).
+    type: str
+    choices: [auto, postfix, exim]
+    default: auto
   hold_map:
-    description: The watch's header_checks map.
+    description:
+      - The watch's Postfix header_checks map, or its Exim list of held uids.
+      - Omitted, the role's (C(/etc/postfix/hostguard-watch-hold.regexp), C(/etc/exim4/hostguard-watch/held-uids)).
     type: path
-    default: /etc/postfix/hostguard-watch-hold.regexp
   state_dir:
     description: The watch's state directory, where it keeps the ids of the messages it held.
     type: path
@@ -50,7 +58,7 @@ attributes:
   platform:
     platforms: debian
 requirements:
-  - Postfix (C(postsuper), C(postfix)) on the managed host
+  - Postfix (C(postsuper), C(postfix)) or Debian's Exim (C(exim4)) on the managed host
 """
 
 EXAMPLES = r"""
@@ -61,12 +69,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+mta:
+  description: The MTA that held the mail.
+  returned: always
+  type: str
+  sample: exim
 was_held:
-  description: Whether the map held the uid.
+  description: Whether the map or list held the uid.
   returned: always
   type: bool
 released:
-  description: How many messages C(postsuper -H) released (what it would release, in check mode).
+  description: How many messages C(postsuper -H) or C(exim -Mt) released (what it would release, in check mode).
   returned: always
   type: int
 queue_ids:
@@ -74,6 +87,8 @@ queue_ids:
   returned: always
   type: int
 """
+
+import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -85,7 +100,8 @@ def main():
         argument_spec=dict(
             uid=dict(type="int", required=True),
             state=dict(type="str", choices=["released"], default="released"),
-            hold_map=dict(type="path", default="/etc/postfix/hostguard-watch-hold.regexp"),
+            mta=dict(type="str", choices=["auto", "postfix", "exim"], default="auto"),
+            hold_map=dict(type="path"),
             state_dir=dict(type="path", default="/var/lib/hostguard/watch"),
         ),
         supports_check_mode=True,
@@ -93,20 +109,25 @@ def main():
     uid, hold_map, state_dir = module.params["uid"], module.params["hold_map"], module.params["state_dir"]
     if uid < 0:
         module.fail_json(msg=f"uid: expected a uid (0 or more), got {uid}")
+    try:
+        mta = watch_mail.resolve_mta(module.params["mta"], shutil.which)
+    except ValueError as exc:
+        module.fail_json(msg=f"mta: {exc}")
+    hold_map = hold_map or watch_mail.MTA_TYPES[mta].HOLD_MAP
 
     def run(argv, stdin=None):
         return module.run_command(argv, data=stdin, binary_data=True)
 
     if module.check_mode:
         pending = watch_mail.held_queue_ids(state_dir, uid)
-        was_held = uid in watch_mail.read_held_uids(hold_map)
-        module.exit_json(changed=was_held or bool(pending), was_held=was_held, released=len(pending),
+        was_held = uid in watch_mail.MTA_TYPES[mta](run, hold_map).held_uids()
+        module.exit_json(changed=was_held or bool(pending), mta=mta, was_held=was_held, released=len(pending),
                          queue_ids=len(pending))
     try:
-        result = watch_mail.release(state_dir, hold_map, uid, run)
+        result = watch_mail.release(state_dir, hold_map, uid, run, mta)
     except (OSError, RuntimeError) as exc:
         module.fail_json(msg=f"releasing uid {uid}: {exc}")
-    module.exit_json(changed=result["was_held"] or result["released"] > 0, was_held=result["was_held"],
+    module.exit_json(changed=result["was_held"] or result["released"] > 0, mta=mta, was_held=result["was_held"],
                      released=result["released"], queue_ids=result["queue_ids"])
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from labtools import PROJECT_DIR, Lab
+from labtools import AUDIT_PLAYBOOK, PROJECT_DIR, Lab, ansible_playbook_stats, audit_results
 
 RECEIVER = PROJECT_DIR / "tests" / "molecule" / "webhook_receiver.py"
 EVENTS = "/var/lib/hostguard/watch/events.jsonl"
@@ -47,3 +48,112 @@ def wait_for(what, timeout: float = 60.0, every: float = 1.0):
         time.sleep(every)
         value = what()
     return value
+
+
+# Run by the client's python: IMAP login after STARTTLS (Dovecot refuses plaintext auth without TLS).
+IMAP_LOGIN = """
+import imaplib, ssl, sys
+imap = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
+imap.starttls(ssl_context=ssl._create_unverified_context())  # the lab's certificate is self-signed
+try:
+    imap.login(sys.argv[2], sys.argv[3])
+except imaplib.IMAP4.error as error:
+    print("refused", error)
+else:
+    print("ok")
+"""
+
+
+def imap_login(client, address: str, user: str, password: str) -> str:
+    """'ok' or 'refused ...': an IMAP login from a client namespace of the lab."""
+    result = client.run(sys.executable, "-c", IMAP_LOGIN, address, user, password, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+# -- the mail facet's checks, alike on Postfix (molecule/watch) and Exim (molecule/watch_exim) ----------------------
+SITE1_UID = 2001
+QUEUE_LINE = re.compile(r"^\s*\S+\s+\S+\s+(?P<id>\S+)\s+<(?P<sender>[^>]*)>(?P<frozen>\s+\*\*\* frozen \*\*\*)?")
+
+
+def run_script(host, account: str, script: str, *arguments):
+    """A customer's PHP script run as the customer, from its document root (PHP's mail() calls sendmail)."""
+    command = " ".join(("php", script) + tuple(str(argument) for argument in arguments))
+    host.run_expect([0], f"su {account} -s /bin/sh -c 'cd /home/{account}/public_html && {command}'")
+
+
+def postfix_queue(host) -> list[dict]:
+    """Postfix's queue (postqueue -j): one dict a message, with sender and held."""
+    result = host.run("postqueue -j")
+    assert result.rc == 0, result.stderr
+    messages = [json.loads(line) for line in result.stdout.splitlines()]
+    return [dict(message, held=message["queue_name"] == "hold") for message in messages]
+
+
+def exim_queue(host) -> list[dict]:
+    """Exim's queue (exim4 -bp): one dict a message, with sender and held (frozen)."""
+    result = host.run("exim4 -bp")
+    assert result.rc == 0, result.stderr
+    return [{"id": match.group("id"), "sender": match.group("sender"), "held": bool(match.group("frozen"))}
+            for match in map(QUEUE_LINE.match, result.stdout.splitlines()) if match]
+
+
+def from_account(messages, account):
+    return [message for message in messages if message["sender"].startswith(account + "@")]
+
+
+def mail_alert(host, before: int, timeout: float = 60.0) -> dict:
+    """The one mail_rate event after the first `before` events, waited for up to `timeout` seconds."""
+    found = wait_for(lambda: [event for event in events(host)[before:] if event["kind"] == "mail_rate"], timeout)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def check_flood_alert(host, receiver, event, host_name):
+    """The alert of site1's contact.php flood: named, contained, and delivered to the webhook and the mailbox."""
+    assert (event["uid"], event["account"], event["script"]) == (SITE1_UID, "site1", "contact.php")
+    assert event["count"] > 200 and event["host"] == host_name
+    assert "victims.example" in event["top_recipient_domains"]
+    assert "site1" in event["summary"] and "contact.php" in event["summary"]
+    assert event["action"]["kind"] == "hold" and not event["action"].get("failed")
+
+    hook = wait_for(lambda: [m for m in receiver.messages() if m["hostguard"]["key"] == event["key"]], timeout=60)
+    assert hook, receiver.messages()
+    assert "site1" in hook[0]["text"] and "contact.php" in hook[0]["text"]
+    assert "release_mail" in hook[0]["text"]  # how to undo the hold
+
+    mailbox = wait_for(lambda: host.file(ALERT_MAILBOX).exists
+                       and "contact.php" in host.file(ALERT_MAILBOX).content_string, timeout=60)
+    assert mailbox, f"no alert in {ALERT_MAILBOX}"
+    assert f"Subject: [hostguard-watch] {host_name}: account site1 (uid 2001)" in host.file(ALERT_MAILBOX).content_string
+
+
+def check_refused_configuration(host, converge: str, host_name: str):
+    """A configuration the service refuses fails the role at its check, and the live one stays."""
+    before = host.file("/etc/hostguard/watch.yml").sha256sum
+    run = ansible_playbook_stats(converge, "-e", "watch_alert_interval=10")
+    assert run["rc"] != 0
+    failed = [task for play in run["plays"] for task in play["tasks"] if task["hosts"].get(host_name, {}).get("failed")]
+    assert failed and "checked by the service" in failed[0]["task"]["name"], failed
+    result = failed[0]["hosts"][host_name]
+    message = result.get("stderr", "") + result.get("msg", "")
+    assert "alerts.interval" in message and "10" in message, message
+    assert host.file("/etc/hostguard/watch.yml").sha256sum == before
+    assert host.service("hostguard-watch").is_running
+
+
+def check_audit_names_the_hold(host_name: str):
+    """The audit's watch facet names what the watch saw and contained, with how to undo it."""
+    only_watch = {f"audit_{facet}_enabled": False for facet in (
+        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")}
+    run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
+    assert run["rc"] == 0, run["stats"]
+    facts, lines = audit_results(run["plays"])
+    watch = facts[host_name]["watch"]
+    assert watch["present"] and watch["counts"]["mail_rate"] == 1
+    findings = [finding for finding in facts[host_name]["findings"]
+                if finding["facet"] == "watch" and finding["evidence"]["kind"] == "mail_rate"]
+    assert len(findings) == 1 and findings[0]["severity"] == "critical"
+    assert "site1" in findings[0]["summary"] and "contained: mail from uid 2001 (site1) is held" in findings[0]["summary"]
+    assert "release_mail_uid=2001" in findings[0]["remedy"]
+    assert findings[0]["summary"] in lines[host_name]

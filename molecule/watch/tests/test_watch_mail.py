@@ -11,12 +11,13 @@ import json
 import os
 
 import pytest
-from labtools import AUDIT_PLAYBOOK, PROJECT_DIR, ansible_playbook_stats, audit_results
-from watch_checks import ALERT_MAILBOX, Receiver, events, wait_for
+from labtools import PROJECT_DIR, ansible_playbook_stats
+from watch_checks import (SITE1_UID, Receiver, check_audit_names_the_hold, check_flood_alert,
+                          check_refused_configuration, events, from_account, mail_alert, postfix_queue, run_script,
+                          wait_for)
 
 CONVERGE = os.path.join(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", ""), "converge.yml")
 RELEASE = str(PROJECT_DIR / "playbooks" / "release_mail.yml")
-SITE1_UID = 2001
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +27,7 @@ def receiver(tmp_path_factory):
     started.stop()
 
 
-def queue(host) -> list[dict]:
-    """Postfix's queue as data (postqueue -j): one dict a message, with queue_name and sender."""
-    result = host.run("postqueue -j")
-    assert result.rc == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
-
-
-def from_account(messages, account):
-    return [message for message in messages if message["sender"].startswith(account + "@")]
+queue = postfix_queue
 
 
 def test_the_service_runs_with_least_privilege(host):
@@ -50,30 +43,9 @@ def test_the_service_runs_with_least_privilege(host):
 
 def test_a_script_sending_300_messages_is_named_within_a_minute_and_its_mail_held(host, receiver):
     before = len(events(host))
-    host.run_expect([0], "su site1 -s /bin/sh -c 'cd /home/site1/public_html && php contact.php 300'")
-    host.run_expect([0], "su site2 -s /bin/sh -c 'cd /home/site2/public_html && php form.php'")
-
-    def mail_event():
-        return [event for event in events(host)[before:] if event["kind"] == "mail_rate"]
-
-    found = wait_for(mail_event, timeout=60)
-    assert len(found) == 1, found
-    event = found[0]
-    assert (event["uid"], event["account"], event["script"]) == (SITE1_UID, "site1", "contact.php")
-    assert event["count"] > 200 and event["host"] == "watch1"
-    assert "victims.example" in event["top_recipient_domains"]
-    assert "site1" in event["summary"] and "contact.php" in event["summary"]
-    assert event["action"]["kind"] == "hold" and not event["action"].get("failed")
-
-    hook = wait_for(lambda: [m for m in receiver.messages() if m["hostguard"]["key"] == event["key"]], timeout=60)
-    assert hook, receiver.messages()
-    assert "site1" in hook[0]["text"] and "contact.php" in hook[0]["text"]
-    assert "release_mail" in hook[0]["text"]  # how to undo the hold
-
-    mailbox = wait_for(lambda: host.file(ALERT_MAILBOX).exists and "contact.php" in host.file(ALERT_MAILBOX).content_string,
-                       timeout=60)
-    assert mailbox, f"no alert in {ALERT_MAILBOX}"
-    assert "Subject: [hostguard-watch] watch1: account site1 (uid 2001)" in host.file(ALERT_MAILBOX).content_string
+    run_script(host, "site1", "contact.php", 300)
+    run_script(host, "site2", "form.php")
+    check_flood_alert(host, receiver, mail_alert(host, before), "watch1")
 
     # Every one of site1's 300 messages ends on hold (queued ones by postsuper -h, later ones at submission);
     # site2's message is not held.
@@ -123,29 +95,8 @@ def test_a_restart_loses_no_line_and_repeats_no_alert(host, receiver):
 
 
 def test_a_configuration_the_service_refuses_is_never_installed(host):
-    before = host.file("/etc/hostguard/watch.yml").sha256sum
-    run = ansible_playbook_stats(CONVERGE, "-e", "watch_alert_interval=10")
-    assert run["rc"] != 0
-    failed = [task["task"]["name"] for play in run["plays"] for task in play["tasks"]
-              if task["hosts"].get("watch1", {}).get("failed")]
-    assert failed and "checked by the service" in failed[0], failed
-    messages = [task["hosts"]["watch1"].get("stderr", "") + task["hosts"]["watch1"].get("msg", "")
-                for play in run["plays"] for task in play["tasks"] if task["hosts"].get("watch1", {}).get("failed")]
-    assert "alerts.interval" in messages[0] and "10" in messages[0], messages
-    assert host.file("/etc/hostguard/watch.yml").sha256sum == before
-    assert host.service("hostguard-watch").is_running
+    check_refused_configuration(host, CONVERGE, "watch1")
 
 
 def test_the_audit_names_what_the_watch_saw_and_what_it_contained(host):
-    only_watch = {f"audit_{facet}_enabled": False for facet in (
-        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")}
-    run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
-    assert run["rc"] == 0, run["stats"]
-    facts, lines = audit_results(run["plays"])
-    watch = facts["watch1"]["watch"]
-    assert watch["present"] and watch["counts"]["mail_rate"] == 1
-    findings = [finding for finding in facts["watch1"]["findings"] if finding["facet"] == "watch"]
-    assert len(findings) == 1 and findings[0]["severity"] == "critical"
-    assert "site1" in findings[0]["summary"] and "contained: mail from uid 2001 (site1) is held" in findings[0]["summary"]
-    assert "release_mail_uid=2001" in findings[0]["remedy"]
-    assert findings[0]["summary"] in lines["watch1"]
+    check_audit_names_the_hold("watch1")

@@ -15,10 +15,11 @@ class FakeJournal(object):
         self.matches = []
         self.position = 0
 
-    def add(self, when, identifier, message):
+    def add(self, when, identifier, message, **fields):
+        """An entry; `fields` are journald's own (_UID=0, _SYSTEMD_UNIT="dovecot.service")."""
         cursor = f"c{len(self.entries)}"
         self.entries.append({"__REALTIME_TIMESTAMP": datetime.datetime.fromtimestamp(when, datetime.timezone.utc),
-                             "SYSLOG_IDENTIFIER": identifier, "MESSAGE": message, "__CURSOR": cursor})
+                             "SYSLOG_IDENTIFIER": identifier, "MESSAGE": message, "__CURSOR": cursor, **fields})
         return cursor
 
     def add_match(self, **match):
@@ -65,3 +66,30 @@ class Clock(object):
 
     def __call__(self):
         return self.now
+
+
+def start_service(tmp_path, facets, journal=None, runner=None, clock=None):
+    """A Service with only `facets` ({name: settings}) enabled, its state in tmp_path/state, journal opened."""
+    import os
+
+    from ansible_collections.hostguard.hosting.plugins.module_utils import watch_config, watch_service
+
+    facets = {name: dict(settings, enabled=True) for name, settings in facets.items()}
+    for name in watch_service.FACET_TYPES:
+        facets.setdefault(name, {"enabled": False})
+    config = watch_config.validate({"host": "mail1.example", "state_dir": str(tmp_path / "state"), "facets": facets},
+                                   watch_service.FACET_TYPES)
+    os.makedirs(config["state_dir"], exist_ok=True)
+    service = watch_service.Service(config, journal=journal or FakeJournal(), run=runner or Runner(),
+                                    clock=clock or Clock(0), log=lambda text: None)
+    service.state.load()
+    service.open_journal()
+    return service
+
+
+def read_events(tmp_path):
+    """events.jsonl as a list of dicts."""
+    import json
+
+    path = tmp_path / "state" / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

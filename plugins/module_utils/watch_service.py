@@ -31,9 +31,10 @@ from ansible_collections.hostguard.hosting.plugins.module_utils import watch_con
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_alerts import (
     Alerter, EmailSink, JournalSink, WebhookSink)
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_files import FilesFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail import MailFacet
 
-FACET_TYPES = {facet.NAME: facet for facet in (MailFacet,)}
+FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, FilesFacet)}
 
 STATE_VERSION = 1
 SAVE_EVERY = 2.0

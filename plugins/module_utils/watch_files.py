@@ -80,6 +80,9 @@ WALK_SLACK = 2.0
 # unchanged file (an inotify event and a walk) is not examined twice.
 RECENT_LIMIT = 20000
 BURST_WINDOW = 60.0
+# Work per tick (the service's loop sends the watchdog between ticks): directories walked, files examined.
+WALK_BUDGET = 2000
+EXAMINE_BUDGET = 1000
 # How far the time covered may lag before it is saved: a restart walks this much again, and says nothing twice.
 COVERED_STEP = 30.0
 
@@ -158,6 +161,7 @@ class Root(object):
     def __init__(self, path, temp):
         self.path, self.temp = path, temp
         self.tree = None
+        self.walker = None  # safe_fs.Walker from the tree's descriptor, kept across ticks
         self.polled = False  # checked by walking, every poll_interval (no inotify, or past the watch limit)
         self.problem = None
 
@@ -165,6 +169,9 @@ class Root(object):
         return self.path.rstrip("/") + "/" + "/".join(os.fsdecode(part) for part in parts) if parts else self.path
 
     def close(self):
+        if self.walker is not None:
+            self.walker.close()
+            self.walker = None
         if self.tree is not None:
             self.tree.close()
             self.tree = None
@@ -238,7 +245,8 @@ class FilesFacet(object):
         self.inotify = None
         self.scanner = None
         self._watches = {}  # wd -> (root, parts)
-        self._pending = {}  # (root index, parts) -> {"first", "last", "new"}
+        self._pending = {}  # (root index, parts) -> {"first", "last", "new", "found"}
+        self._directories = []  # directories still to walk: (root index, parts, since, watch), depth first
         self._recent = {}
         self._next_poll = 0.0
         self._polled_from = None  # the time the last walk of the polled trees covered from
@@ -289,6 +297,7 @@ class FilesFacet(object):
                 self.context.log(f"files: {exc}: not watched")
             root.problem = str(exc)
             return False
+        root.walker = safe_fs.Walker(root.tree.fd)
         root.problem = None
         root.polled = self.inotify is None
         self._walk(index, (), since, watch=True)
@@ -296,32 +305,37 @@ class FilesFacet(object):
 
     # -- walking -----------------------------------------------------------------------------------------------
     def _walk(self, index, start, since, watch):
-        """Walk the root's tree from the directory ``start`` (names below the root): add watches (``watch``),
-        and queue the files whose inode changed since ``since`` (True: every file; None: none)."""
-        root = self.roots[index]
-        pending = [tuple(start)]
-        with safe_fs.Walker(root.tree.fd) as walker:
-            while pending:
-                parts = pending.pop()
-                try:
-                    dir_fd = walker.directory(parts)
-                    if watch and not root.polled:
-                        self._watch(index, parts, dir_fd)
-                    with os.scandir(dir_fd) as listing:
-                        children = []
-                        for child in listing:
-                            info = child.stat(follow_symlinks=False)
-                            children.append((child.name, info))
-                except (OSError, safe_fs.UnsafePath) as exc:
-                    if getattr(exc, "errno", None) != errno.ENOENT:
-                        self.context.log(f"files: cannot list {root.name(parts)}: {exc}")
-                    continue
-                for name, info in children:
-                    if stat.S_ISDIR(info.st_mode):
-                        pending.append(parts + (name,))
-                    elif stat.S_ISREG(info.st_mode) and since is not None and (
-                            since is True or info.st_ctime >= since - WALK_SLACK):
-                        self._queue(index, parts + (name,), new=since is True, found=since is not True)
+        """Walk the root's tree from the directory ``start`` (names below the root), over the next ticks: add
+        watches (``watch``), and queue the files whose inode changed since ``since`` (True: every file; None:
+        none)."""
+        self._directories.append((index, tuple(start), since, watch))
+
+    def _walk_some(self):
+        """Walk up to WALK_BUDGET directories: a big tree is watched over several ticks, none of them long."""
+        budget = WALK_BUDGET
+        while self._directories and budget > 0:
+            index, parts, since, watch = self._directories.pop()
+            root = self.roots[index]
+            if root.walker is None:
+                continue
+            budget -= 1
+            try:
+                dir_fd = root.walker.directory(parts)
+                if watch and not root.polled:
+                    self._watch(index, parts, dir_fd)
+                # the watch first, then the listing: a file made in between is in one or the other
+                with os.scandir(dir_fd) as listing:
+                    children = [(child.name, child.stat(follow_symlinks=False)) for child in listing]
+            except (OSError, safe_fs.UnsafePath) as exc:
+                if getattr(exc, "errno", None) != errno.ENOENT:
+                    self.context.log(f"files: cannot list {root.name(parts)}: {exc}")
+                continue
+            for name, info in children:
+                if stat.S_ISDIR(info.st_mode):
+                    self._directories.append((index, parts + (name,), since, watch))
+                elif stat.S_ISREG(info.st_mode) and since is not None and (
+                        since is True or info.st_ctime >= since - WALK_SLACK):
+                    self._queue(index, parts + (name,), new=since is True, found=since is not True)
 
     def _watch(self, index, parts, dir_fd):
         root = self.roots[index]
@@ -384,8 +398,9 @@ class FilesFacet(object):
             self.on_readable(self.inotify.fd)  # what happened until now is queued before it counts as covered
         if now >= self._next_poll or self._overflowed:
             self._poll(now)
+        self._walk_some()
         ready = [key for key, entry in self._pending.items()
-                 if now - entry["last"] >= settings["settle"] or now - entry["first"] >= MAX_WAIT]
+                 if now - entry["last"] >= settings["settle"] or now - entry["first"] >= MAX_WAIT][:EXAMINE_BUDGET]
         for key in ready:
             entry = self._pending.pop(key)
             try:
@@ -395,6 +410,8 @@ class FilesFacet(object):
         self._flush_bursts(now)
         # A restart walks for what changed after this: pending files, and the polled trees since their last walk.
         covered = [entry["first"] for entry in self._pending.values()] + [now]
+        if self._directories:
+            covered.append(self.context.state.get("covered_until", now))  # a walk is under way: not covered yet
         if any(root.polled for root in self.roots if root.tree is not None):
             covered.append(self._polled_from)
         covered = min(covered)
@@ -414,7 +431,7 @@ class FilesFacet(object):
                 root.close()
             if root.tree is None:
                 self._open_root(index, root, None)
-            elif root.polled or self._overflowed:
+            elif (root.polled or self._overflowed) and not any(item[0] == index for item in self._directories):
                 self._walk(index, (), since, watch=False)
         if self._overflowed:
             self.context.log("files: the kernel's event queue overflowed: the watched paths were walked")
@@ -431,24 +448,24 @@ class FilesFacet(object):
 
     def _examine(self, index, parts, entry, now):
         root = self.roots[index]
-        if root.tree is None:
+        if root.walker is None:
             return
         path = root.name(parts)
-        with safe_fs.Walker(root.tree.fd) as walker:
-            try:
-                dir_fd, name = walker.locate(parts)
-                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                if not stat.S_ISREG(info.st_mode):
-                    return
-                seen = (info.st_ino, info.st_ctime_ns, info.st_size)
-                if self._recent.get(path) == seen:
-                    return
-                planted = planted_files.examine(path, dir_fd, name, walker.mount, self.scanner,
-                                                self.settings["max_size"], self._buffer)
-            except (OSError, safe_fs.UnsafePath) as exc:
-                if getattr(exc, "errno", None) not in (errno.ENOENT, errno.ELOOP, errno.EAGAIN):
-                    self.context.log(f"files: cannot read {path}: {exc}")
-                return  # gone, or a symlink or another type now: nothing was followed
+        walker = root.walker
+        try:
+            dir_fd, name = walker.locate(parts)
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode):
+                return
+            seen = (info.st_ino, info.st_ctime_ns, info.st_size)
+            if self._recent.get(path) == seen:
+                return
+            planted = planted_files.examine(path, dir_fd, name, walker.mount, self.scanner,
+                                            self.settings["max_size"], self._buffer)
+        except (OSError, safe_fs.UnsafePath) as exc:
+            if getattr(exc, "errno", None) not in (errno.ENOENT, errno.ELOOP, errno.EAGAIN):
+                self.context.log(f"files: cannot read {path}: {exc}")
+            return  # gone, or a symlink or another type now: nothing was followed
         self._recent.pop(path, None)
         self._recent[path] = seen
         if len(self._recent) > RECENT_LIMIT:

@@ -38,8 +38,9 @@ def as_site1(host, command):
 
 def plant(host, path, content):
     """Write `content` to `path` as site1 and return the time it was written (monotonic, on this side)."""
-    as_site1(host, "mkdir -p %s && printf %%s %s > %s" % (shlex.quote(path.rsplit("/", 1)[0]), shlex.quote(content),
-                                                         shlex.quote(path)))
+    directory = path.rsplit("/", 1)[0]
+    as_site1(host, f"umask 022 && mkdir -p {shlex.quote(directory)} && printf %s {shlex.quote(content)} > "
+                   f"{shlex.quote(path)}")
     return time.monotonic()
 
 
@@ -69,7 +70,7 @@ def test_the_service_may_quarantine_in_the_docroots_only(host):
     capabilities = shown["CapabilityBoundingSet"].split()
     assert {"cap_chown", "cap_fowner", "cap_dac_read_search"} <= set(capabilities)
     assert "cap_sys_admin" not in capabilities
-    writable = shown["ReadWritePaths"].replace("-", " ").split()
+    writable = [path.lstrip("-") for path in shown["ReadWritePaths"].split()]  # "-": skipped when missing
     assert DOCROOT in writable and "/var/lib/hostguard/quarantine" in writable
     assert "/dev/shm" not in writable and "/tmp" not in writable
 

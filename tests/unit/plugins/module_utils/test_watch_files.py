@@ -23,7 +23,9 @@ from ansible_collections.hostguard.hosting.plugins.module_utils import (  # noqa
     quarantine, watch_config, watch_files, watch_service)
 from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import default_rules_dir  # noqa: E402
 from ansible_collections.hostguard.hosting.tests.unit.plugins.module_utils.test_planted_files import (  # noqa: E402
-    ELF, NOBODY, OUTSIDE_SHELL, SHELL, base, write)
+    ELF, NOBODY, OUTSIDE_SHELL, SHELL, write)
+# The planted-files tests' fixture: a directory like /tmp next to a root-only one.
+from ansible_collections.hostguard.hosting.tests.unit.plugins.module_utils.test_planted_files import base  # noqa: E402,F401 pylint: disable=unused-import
 from ansible_collections.hostguard.hosting.tests.unit.plugins.module_utils.watch_fakes import (  # noqa: E402
     Clock, FakeJournal, Runner)
 

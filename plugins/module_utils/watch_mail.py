@@ -260,7 +260,7 @@ class MailFacet(object):
         domain = address.rsplit("@", 1)[1].lower()
         domains[domain] = domains.get(domain, 0) + 1
         if len(domains) > 200:  # keep the busiest: a spam run's recipients are many domains
-            for name, _ in sorted(domains.items(), key=lambda item: item[1])[:100]:
+            for name in sorted(domains, key=domains.get)[:100]:
                 del domains[name]
 
     # -- judging -----------------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ class MailFacet(object):
         who = self._who(source)
         reason = f"limit {per_hour}" if count > per_hour else f"about {usual:.0f} an hour is usual"
         top_domains = dict(sorted(source["domains"].items(), key=lambda item: -item[1])[:5])
-        top_scripts = [name for name, _ in sorted(source["scripts"].items(), key=lambda item: -item[1])[:3]]
+        top_scripts = sorted(source["scripts"], key=lambda name: -source["scripts"][name])[:3]
         evidence = {"count": count, "limit": per_hour, "usual": round(usual, 1), "top_recipient_domains": top_domains,
                     "source": key}
         for field in ("uid", "account", "sasl_user"):

@@ -42,6 +42,13 @@ SAVE_EVERY = 2.0
 LogLine = collections.namedtuple("LogLine", "time identifier message pid cursor")
 
 
+def say(text, stream=None):
+    """The service's own output on stderr (or ``stream``): it runs on its own, where there is no module.log."""
+    stream = stream or sys.stderr
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def run_command(argv, stdin=None, timeout=120):
     """The runner every facet gets: argv -> (rc, stdout, stderr); rc 127 when the command is missing."""
     try:
@@ -118,7 +125,7 @@ class Context(object):
 class Service(object):
     def __init__(self, config, journal=None, run=run_command, clock=time.time, log=None, alerter=None):
         self.config, self.run, self.clock = config, run, clock
-        self.log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.log = log or say
         self.state = State(os.path.join(config["state_dir"], "state.json"))
         self.events = EventLog(os.path.join(config["state_dir"], "events.jsonl"))
         self.journal = journal
@@ -255,7 +262,7 @@ class Service(object):
         for facet in self.facets:
             fds.extend(facet.fds())
         try:
-            readable, _, _ = select.select(fds, [], [], timeout)
+            readable = select.select(fds, [], [], timeout)[0]
         except InterruptedError:
             return
         if self.journal.fileno() in readable:
@@ -292,26 +299,23 @@ def check(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="hostguard-watch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="hostguard-watch", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config", default="/etc/hostguard/watch.yml")
     parser.add_argument("--check", metavar="CONFIG", help="check CONFIG and exit: 0 when the service would run it")
     options = parser.parse_args(argv)
     try:
         config = check(options.check or options.config)
     except watch_config.ConfigError as exc:
-        print(f"hostguard-watch: {exc}", file=sys.stderr)
+        say(f"hostguard-watch: {exc}")
         return 1
     if options.check:
         enabled = [name for name, facet in config["facets"].items() if facet["enabled"]]
-        print(f"hostguard-watch: {options.check} is valid (facets: {', '.join(enabled) or 'none'})")
+        say(f"hostguard-watch: {options.check} is valid (facets: {', '.join(enabled) or 'none'})", sys.stdout)
         return 0
 
     from systemd import daemon, journal  # python3-systemd
 
-    def log(text):
-        print(text, file=sys.stderr, flush=True)
-
-    service = Service(config, journal=journal.Reader(), log=log, alerter=build_alerter(config, log))
+    service = Service(config, journal=journal.Reader(), log=say, alerter=build_alerter(config, say))
     signal.signal(signal.SIGTERM, service.stop)
     signal.signal(signal.SIGINT, service.stop)
     service.run_forever(notify=daemon.notify)

@@ -108,7 +108,7 @@ def test_a_restart_loses_no_line_and_repeats_no_alert(host, receiver):
     said = len(events(host))
     hooks = len(receiver.messages())
     host.run_expect([0], "systemctl stop hostguard-watch")
-    for _ in range(3):
+    for _message in range(3):
         host.run_expect([0], "su site2 -s /bin/sh -c 'cd /home/site2/public_html && php form.php'")
     host.run_expect([0], "systemctl start hostguard-watch")
 

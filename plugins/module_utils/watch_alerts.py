@@ -87,8 +87,9 @@ class WebhookSink(object):
 
     name = "webhook"
 
-    def __init__(self, url, timeout, opener=urllib.request.urlopen):
-        self.url, self.timeout, self._open = url, timeout, opener
+    def __init__(self, url, timeout, opener=None):
+        # the standard library's opener: the service runs on the host's Python, without Ansible's open_url
+        self.url, self.timeout, self._open = url, timeout, opener or urllib.request.build_opener().open
 
     def deliver(self, event, text_subject, text_body):
         data = json.dumps({"text": f"{text_subject}\n{text_body}", "hostguard": event}).encode()

@@ -214,6 +214,9 @@ class FilesFacet(object):
         watch_config.check_integer(settings["settle"], f"{where}.settle", 1, 30)
         watch_config.check_integer(settings["burst"], f"{where}.burst", 1)
         for path in settings["paths"]:
+            outer = next((other for other in settings["paths"] if other != path and _is_within(path, other)), None)
+            if outer is not None:  # watched twice, said twice, quarantined twice
+                raise watch_config.ConfigError(f"{where}.paths: {path} is inside {outer}, also watched: give one of them")
             if _is_within(settings["manifest_dir"], path):
                 raise watch_config.ConfigError(f"{where}.manifest_dir: {settings['manifest_dir']} is inside the "
                                                f"watched path {path}: keep the manifests out of the customers' trees")

@@ -37,11 +37,12 @@ def as_site1(host, command):
 
 
 def plant(host, path, content):
-    """Write `content` to `path` as site1 and return the time it was written (monotonic, on this side)."""
+    """Write `content` to `path` as site1; the time just before (monotonic, on this side), the 60 s start from."""
     directory = path.rsplit("/", 1)[0]
+    started = time.monotonic()
     as_site1(host, f"umask 022 && mkdir -p {shlex.quote(directory)} && printf %s {shlex.quote(content)} > "
                    f"{shlex.quote(path)}")
-    return time.monotonic()
+    return started
 
 
 def planted_event(host, path, before):

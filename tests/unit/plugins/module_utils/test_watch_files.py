@@ -347,6 +347,7 @@ def test_the_first_start_says_nothing_about_files_already_there(base):
 @pytest.mark.parametrize("files, message", [
     ({"paths": ["var/www"]}, "facets.files.paths: 'var/www' is not an absolute path"),
     ({"paths": []}, "facets.files.paths: expected at least one path"),
+    ({"paths": ["/srv/www", "/srv/www/site1/public_html"]}, "/srv/www/site1/public_html is inside /srv/www, also watched"),
     ({"contain": "delete"}, "facets.files.contain: expected one of none, quarantine, got 'delete'"),
     ({"paths": ["/srv", "/tmp"], "contain": "quarantine"}, "/srv is a system directory"),
     ({"manifest_dir": "/srv/www/site1/q", "paths": ["/srv/www/site1"]}, "is inside the watched path /srv/www/site1"),

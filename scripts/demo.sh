@@ -18,6 +18,7 @@ export ANSIBLE_STDOUT_CALLBACK=ansible.builtin.json ANSIBLE_LOAD_CALLBACK_PLUGIN
 LAB=demo
 REPORTS=.build/demo
 INVENTORY=$REPORTS/inventory.yml
+FLEET=$REPORTS/hostguard-report
 mkdir -p "$REPORTS"
 
 echo "demo: booting the fleet (a fresh machine first builds the hosts' root file system, about a minute)"
@@ -63,12 +64,16 @@ run() {  # name playbook [args]: run a playbook, keep its JSON report
 run site scripts/demo/site.yml
 run baseline hostguard.hosting.integrity_baseline
 run incident scripts/demo/incident.yml
+# The audit writes the fleet report beside the inventory ($FLEET); a fresh demo starts without one, and keeps the
+# first audit's report for you to compare with the last one's.
+rm -rf "$FLEET" "$FLEET-before"
 run audit-before hostguard.hosting.audit
+cp -r "$FLEET" "$FLEET-before"
 python scripts/demo/reach.py "$REPORTS/lab.json" "before hardening" > "$REPORTS/reach-before.txt"
 run harden hostguard.hosting.harden
 python scripts/demo/reach.py "$REPORTS/lab.json" "after hardening" > "$REPORTS/reach-after.txt"
 # The runbook's next step: quarantine what the audit found planted, on the hosts where it found it.
-python scripts/demo/report.py --quarantine-vars "$REPORTS/host_vars" "$REPORTS/audit-before.json"
+python scripts/demo/report.py --quarantine-vars "$REPORTS/host_vars" "$FLEET/report.json"
 run quarantine hostguard.hosting.quarantine -e '{"quarantine_docroots": ["/var/www/site1"]}' \
   -e quarantine_hosts=web1
 # The spam-outbreak runbook: see what would go, then purge with the evidence kept.
@@ -83,6 +88,9 @@ cat "$REPORTS/reach-before.txt" "$REPORTS/reach-after.txt"
 echo
 python tests/lab/lab.py status
 cat <<EOT
+
+The fleet report (open it in a browser): $ROOT/$FLEET/index.html, and its data: $FLEET/report.json
+The first audit's report, before the response: $ROOT/$FLEET-before/index.html
 
 The fleet is still running. Look around:
   ssh -i /var/lib/hostguard-lab/ssh/id_ed25519 root@HOST          (addresses above)

@@ -51,6 +51,16 @@ if [ ${#missing_packages[@]} -gt 0 ]; then
   done
 fi
 
+# Headless Chromium renders the audit's fleet report in the unit tests (tests/unit/test_fleet_report_browser.py).
+# Only those tests need it: where it cannot be installed they are skipped, saying so, and the rest still runs.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium (the fleet report's browser tests)" >&2
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+      >/tmp/hostguard-setup-chromium.log 2>&1; then
+    echo "setup: could not install chromium (see /tmp/hostguard-setup-chromium.log): the fleet report's browser tests will be skipped" >&2
+  fi
+fi
+
 grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || die "the kernel has no overlay file system: load it with 'modprobe overlay'"
 
 # The virtualenv, rebuilt when the requirements change.

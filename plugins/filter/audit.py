@@ -12,6 +12,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report imp
     enforcement_records,
     report_lines,
 )
+from ansible_collections.hostguard.hosting.plugins.module_utils.fleet_report import default_directory, directory_problem
 
 
 def audit_result(facets, host, time, system=None):
@@ -25,7 +26,13 @@ def audit_lines(result):
     return report_lines(result)
 
 
+def audit_report_dir_problem(directory, inventory_sources=()):
+    """Why the fleet report cannot go to the directory, or an empty string."""
+    return directory_problem(directory, inventory_sources) or ""
+
+
 class FilterModule:
     def filters(self):
         return {"audit_result": audit_result, "audit_lines": audit_lines,
-                "audit_enforcement_records": enforcement_records}
+                "audit_enforcement_records": enforcement_records,
+                "audit_report_default_dir": default_directory, "audit_report_dir_problem": audit_report_dir_problem}

@@ -17,7 +17,8 @@ import re
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import exposure_findings
 
 SCHEMA_VERSION = 1
-FACETS = ("services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")
+FACETS = ("services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks",
+          "watch")
 SEVERITIES = ("critical", "warning", "info")
 EVERY_ADDRESS = ("0.0.0.0", "::", "*")
 
@@ -345,6 +346,35 @@ def disks_findings(facet):
     return findings
 
 
+def watch_facet(data):
+    result = _ran(data.get("result")) or {}
+    return {"path": result.get("path"), "present": bool(result.get("present")), "days": data.get("days"),
+            "events": result.get("events") or [], "counts": result.get("counts") or {},
+            "malformed": result.get("malformed") or 0}
+
+
+def watch_findings(facet):
+    """The latest event of each kind and source, saying whether the watch contained it; or that nothing watches."""
+    if not facet["present"]:
+        return [_finding("watch", "info", "hostguard-watch has no events log here: nothing watches this host "
+                                          "between audits", {"path": facet["path"]}, "roles/watch")]
+    latest = {}
+    for event in facet["events"]:
+        latest[(event.get("kind"), event.get("key"))] = event
+    findings = []
+    for event in latest.values():
+        severity = event.get("severity") if event.get("severity") in SEVERITIES else "warning"
+        action = event.get("action") or {}
+        contained = action.get("done") if action and not action.get("failed") else None
+        summary = "watch saw at %s: %s%s" % (event.get("time"), event.get("summary"),
+                                             "; contained: %s" % contained if contained else "")
+        remedy = "docs/runbooks/%s" % event["runbook"] if event.get("runbook") else "roles/watch"
+        if contained and action.get("undo"):
+            remedy += "; to undo the containment: %s" % action["undo"]
+        findings.append(_finding("watch", severity, summary, event, remedy))
+    return findings
+
+
 SHAPERS = {
     "services": (services_facet, services_findings),
     "enforcement": (enforcement_facet, enforcement_findings),
@@ -355,6 +385,7 @@ SHAPERS = {
     "attacks": (attacks_facet, attacks_findings),
     "updates": (updates_facet, updates_findings),
     "disks": (disks_facet, disks_findings),
+    "watch": (watch_facet, watch_findings),
 }
 
 
@@ -459,6 +490,9 @@ def report_lines(result):
         lines += ["account attacked from many addresses: %s at %s, %s failed logins from %s (banned: %s)" % (
             attack["account"], attack.get("time"), attack.get("failures"), ", ".join(attack.get("addresses") or []),
             ", ".join(attack.get("banned") or []) or "none") for attack in attacks["accounts"]]
+    watch = result.get("watch")
+    if watch:
+        lines += [finding["summary"] for finding in result.get("findings") or [] if finding["facet"] == "watch"]
     summary = result.get("summary") or {}
     lines.append("findings: %s critical, %s warning, %s info" % (
         summary.get("critical", 0), summary.get("warning", 0), summary.get("info", 0)))

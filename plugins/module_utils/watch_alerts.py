@@ -13,12 +13,14 @@ from __future__ import annotations
 import collections
 import email.message
 import email.utils
+import http.client
 import json
 import queue
 import smtplib
 import threading
+import ssl
 import time
-import urllib.request
+import urllib.parse
 
 EVIDENCE_ORDER = ("account", "uid", "script", "sasl_user", "count", "limit", "usual", "top_recipient_domains",
                   "service", "address", "country", "path", "rule", "owner")
@@ -82,23 +84,37 @@ class EmailSink(object):
             smtp.send_message(message)
 
 
+def _connection(scheme, host, port, timeout):
+    if scheme == "https":
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+    return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
 class WebhookSink(object):
-    """JSON with a `text` field, which Slack's and Teams' incoming webhooks show as the message."""
+    """JSON with a `text` field, which Slack's and Teams' incoming webhooks show as the message.
+
+    Plain http.client (certificates verified for https): the service runs on the host's Python, without Ansible.
+    """
 
     name = "webhook"
 
-    def __init__(self, url, timeout, opener=None):
-        # the standard library's opener: the service runs on the host's Python, without Ansible's open_url
-        self.url, self.timeout, self._open = url, timeout, opener or urllib.request.build_opener().open
+    def __init__(self, url, timeout, connect=_connection):
+        self.url, self.timeout, self._connect = url, timeout, connect
 
     def deliver(self, event, text_subject, text_body):
         data = json.dumps({"text": f"{text_subject}\n{text_body}", "hostguard": event}).encode()
-        request = urllib.request.Request(self.url, data=data, method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "User-Agent": "hostguard-watch"})
-        with self._open(request, timeout=self.timeout) as response:
-            if response.status >= 300:
-                raise OSError(f"HTTP {response.status}")
+        parts = urllib.parse.urlsplit(self.url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection = self._connect(parts.scheme, parts.hostname, parts.port, self.timeout)
+        try:
+            connection.request("POST", path, body=data, headers={"Content-Type": "application/json",
+                                                                 "User-Agent": "hostguard-watch"})
+            response = connection.getresponse()
+            response.read()
+        finally:
+            connection.close()
+        if response.status >= 300:
+            raise OSError(f"HTTP {response.status} from the webhook")
 
 
 class Alerter(object):

@@ -37,7 +37,7 @@ HELD_UID_RE = re.compile(r"\(Postfix, from userid (?P<uid>\d+)\)")
 MAP_RULE_RE = re.compile(r"^/\^Received: by \[\^ \]\+ \\\(Postfix, from userid (?P<uid>\d+)\\\)/ HOLD ")
 
 DELIVERY_AGENTS = ("smtp", "lmtp", "local", "virtual", "error", "discard", "pipe")
-RUNBOOK = "spam-from-a-customer-script.md"
+RUNBOOK = "spam-outbreak.md"
 MAX_QUEUE_IDS = 50000
 MAP_HEADER = ("# Written by hostguard-watch. HOLD: mail submitted by these uids is held until released\n"
               "# (playbooks/release_mail.yml). INFO: PHP's X-PHP-Originating-Script header is logged.\n")

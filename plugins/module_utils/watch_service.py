@@ -37,16 +37,15 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail impor
 FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, FilesFacet)}
 
 STATE_VERSION = 1
-SAVE_EVERY = 2.0
+SAVE_EVERY = 5.0  # state and cursor are saved together: a crash re-reads at most these seconds
 
 LogLine = collections.namedtuple("LogLine", "time identifier message pid cursor")
 
 
-def say(text, stream=None):
-    """The service's own output on stderr (or ``stream``): it runs on its own, where there is no module.log."""
-    stream = stream or sys.stderr
-    stream.write(text + "\n")
-    stream.flush()
+def _log(text):
+    """The service's own messages: stderr, which systemd puts in the journal under the unit."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def run_command(argv, stdin=None, timeout=120):
@@ -125,7 +124,7 @@ class Context(object):
 class Service(object):
     def __init__(self, config, journal=None, run=run_command, clock=time.time, log=None, alerter=None):
         self.config, self.run, self.clock = config, run, clock
-        self.log = log or say
+        self.log = log or _log
         self.state = State(os.path.join(config["state_dir"], "state.json"))
         self.events = EventLog(os.path.join(config["state_dir"], "events.jsonl"))
         self.journal = journal
@@ -159,7 +158,8 @@ class Service(object):
             "host": self.config["host"], "kind": kind, "key": key, "summary": summary, "severity": severity,
             "runbook": runbook, "evidence": evidence,
         }
-        event.update(evidence)  # the kind's evidence fields at the top level too, as the events' contract says
+        for field, value in evidence.items():  # the kind's evidence at the top level too, as the contract says
+            event.setdefault(field, value)
         if action:
             event["action"] = action
         self.state.data["said"][said_key] = now
@@ -306,16 +306,16 @@ def main(argv=None):
     try:
         config = check(options.check or options.config)
     except watch_config.ConfigError as exc:
-        say(f"hostguard-watch: {exc}")
+        _log(f"hostguard-watch: {exc}")
         return 1
     if options.check:
         enabled = [name for name, facet in config["facets"].items() if facet["enabled"]]
-        say(f"hostguard-watch: {options.check} is valid (facets: {', '.join(enabled) or 'none'})", sys.stdout)
+        sys.stdout.write(f"hostguard-watch: {options.check} is valid (facets: {', '.join(enabled) or 'none'})\n")
         return 0
 
     from systemd import daemon, journal  # python3-systemd
 
-    service = Service(config, journal=journal.Reader(), log=say, alerter=build_alerter(config, say))
+    service = Service(config, journal=journal.Reader(), log=_log, alerter=build_alerter(config, _log))
     signal.signal(signal.SIGTERM, service.stop)
     signal.signal(signal.SIGINT, service.stop)
     service.run_forever(notify=daemon.notify)

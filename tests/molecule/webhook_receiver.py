@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A webhook receiver for the watch's tests: every POST's JSON body appended as one line to a file.
 
 Run inside a lab client namespace (the administrator's office), it stands for Slack or Teams: the watch's

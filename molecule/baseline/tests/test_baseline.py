@@ -8,7 +8,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from labtools import PROJECT_DIR, Lab, ansible_playbook_stats, audit_results, changed_tasks
+import referencing
+from labtools import PROJECT_DIR, Lab, ansible_playbook_stats, audit_results, changed_tasks, task_name
 
 LAB = Lab.from_env()
 SCENARIO = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
@@ -88,15 +89,59 @@ def test_dnsbl_check_on_a_lab_host_classifies_the_lab_dns_answers_truthfully():
 
 
 @pytest.fixture(scope="module")
-def audit():
-    """The audit on the lab hosts, blocklists skipped: ({host: hostguard_audit}, {host: the lines it showed})."""
+def audit_run():
+    """The audit on the lab hosts, blocklists skipped: the playbook's JSON report."""
     run = ansible_playbook_stats(str(PROJECT_DIR / "playbooks" / "audit.yml"), "-e", '{"audit_dnsbl_addresses": []}')
     assert run["rc"] == 0, run["stats"]
     # converge.yml ran the audit already: the webshell rules it ships are in place, so nothing changes now.
     assert changed_tasks(run["plays"]) == []
-    facts, lines = audit_results(run["plays"])
+    return run
+
+
+@pytest.fixture(scope="module")
+def audit(audit_run):
+    """({host: hostguard_audit}, {host: the lines it showed})."""
+    facts, lines = audit_results(audit_run["plays"])
     assert set(facts) == set(lines) == set(LAB.hosts)
     return facts, lines
+
+
+def task_results(run, name):
+    return [result for play in run["plays"] for task in play["tasks"] if task_name(task) == name
+            for result in task["hosts"].values()]
+
+
+def test_the_audit_leaves_the_fleet_report_on_the_controller_with_both_hosts(audit_run, audit):
+    facts, _lines = audit
+    (written,) = task_results(audit_run, "Write the fleet report on the controller")  # once, not per host
+    # molecule's inventory is a directory: the report goes beside it, where Ansible does not read it as inventory.
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    directory = Path(written["dir"])
+    assert directory == inventory.parent / (inventory.name + "-hostguard-report"), written
+    report = json.loads((directory / "report.json").read_text())
+    files = PROJECT_DIR / "roles" / "audit" / "files"
+    host_schema = json.loads((files / "hostguard_audit.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(
+        json.loads((files / "hostguard_fleet_report.schema.json").read_text()),
+        registry=referencing.Registry().with_resource(host_schema["$id"],
+                                                      referencing.Resource.from_contents(host_schema)))
+    assert [error.message for error in validator.iter_errors(report)] == []
+    assert {entry["host"]: entry["result"] for entry in report["hosts"]} == facts
+    # web1 has the seeded security update (critical); mail1 is no worse, so web1 comes first.
+    assert report["hosts"][0]["host"] == "web1" and report["hosts"][0]["worst"] == "critical"
+    # converge and idempotence ran the audit before: this report compares with theirs and finds nothing new.
+    assert report["changes"]["previous"] is not None
+    assert (report["changes"]["new"], report["changes"]["closed"]) == ([], [])
+    assert written["fleet_changed"] is False and written["changed"] is False
+    page = (directory / "index.html").read_text()
+    for name in LAB.hosts:
+        assert '<tr data-host="%s">' % name in page
+    (shown,) = task_results(audit_run, "Show the fleet at a glance")
+    by_worst = report["summary"]["by_worst"]
+    assert shown["msg"][0] == "fleet: 2 hosts: " + ", ".join(
+        "%d %s" % (by_worst[rank], rank.replace("_", " ")) for rank in ("critical", "no_result", "warning", "info", "ok")
+        if by_worst[rank])
+    assert shown["msg"][-1] == "the fleet report: %s" % (directory / "index.html")
 
 
 def test_the_audit_result_of_each_lab_host_is_valid_against_the_schema(audit):
@@ -108,13 +153,17 @@ def test_the_audit_result_of_each_lab_host_is_valid_against_the_schema(audit):
         assert not errors, (name, errors)
         assert (result["schema_version"], result["host"]) == (1, name)
         assert result["facets"] == ["services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue",
-                                    "attacks", "updates", "disks"]
+                                    "attacks", "updates", "disks", "watch"]
         # No hardening role ran on the lab's hosts: no record, nothing to prove.
         assert result["enforcement"] == {"roles": []}
         # The lab's daemons, as the network sees them: every listening port of LISTENING is reported, unfirewalled.
         assert set(LISTENING) <= set(result["services"]["exposed_ports"]), result["services"]
         assert {port["firewall"] for port in result["services"]["exposed"]} == {"none"}
         assert result["dnsbl"] == {"addresses": [], "checks": [], "unhealthy_zones": []}
+        # No watch on the lab's hosts: the audit says that nothing watches them between audits.
+        assert result["watch"]["present"] is False
+        unwatched = [finding for finding in result["findings"] if finding["facet"] == "watch"]
+        assert [(finding["severity"], finding["remedy"]) for finding in unwatched] == [("info", "roles/watch")]
 
 
 def test_the_audit_findings_name_what_the_lab_was_seeded_with(audit):

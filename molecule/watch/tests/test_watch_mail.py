@@ -11,7 +11,7 @@ import json
 import os
 
 import pytest
-from labtools import PROJECT_DIR, ansible_playbook_stats
+from labtools import AUDIT_PLAYBOOK, PROJECT_DIR, ansible_playbook_stats, audit_results
 from watch_checks import ALERT_MAILBOX, Receiver, events, wait_for
 
 CONVERGE = os.path.join(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", ""), "converge.yml")
@@ -108,7 +108,7 @@ def test_a_restart_loses_no_line_and_repeats_no_alert(host, receiver):
     said = len(events(host))
     hooks = len(receiver.messages())
     host.run_expect([0], "systemctl stop hostguard-watch")
-    for _message in range(3):
+    for message in range(3):
         host.run_expect([0], "su site2 -s /bin/sh -c 'cd /home/site2/public_html && php form.php'")
     host.run_expect([0], "systemctl start hostguard-watch")
 
@@ -134,3 +134,18 @@ def test_a_configuration_the_service_refuses_is_never_installed(host):
     assert "alerts.interval" in messages[0] and "10" in messages[0], messages
     assert host.file("/etc/hostguard/watch.yml").sha256sum == before
     assert host.service("hostguard-watch").is_running
+
+
+def test_the_audit_names_what_the_watch_saw_and_what_it_contained(host):
+    only_watch = {f"audit_{facet}_enabled": False for facet in (
+        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")}
+    run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
+    assert run["rc"] == 0, run["stats"]
+    facts, lines = audit_results(run["plays"])
+    watch = facts["watch1"]["watch"]
+    assert watch["present"] and watch["counts"]["mail_rate"] == 1
+    findings = [finding for finding in facts["watch1"]["findings"] if finding["facet"] == "watch"]
+    assert len(findings) == 1 and findings[0]["severity"] == "critical"
+    assert "site1" in findings[0]["summary"] and "contained: mail from uid 2001 (site1) is held" in findings[0]["summary"]
+    assert "release_mail_uid=2001" in findings[0]["remedy"]
+    assert findings[0]["summary"] in lines["watch1"]

@@ -142,8 +142,16 @@ ENFORCEMENT = {
         "jail sshd runs without any action (it would ban nobody)"])]},
     "pwquality": {"results": [check_read("password_policy", problems=[])]},
 }
+HELD_EVENT = {"time": "2026-12-06T04:10:02+00:00", "host": "web1", "kind": "mail_rate", "key": "uid:2001",
+              "severity": "critical", "summary": "account site1 (uid 2001), script contact.php, sent 201 messages",
+              "runbook": "spam-outbreak.md", "uid": 2001, "account": "site1", "script": "contact.php", "count": 201,
+              "action": {"done": "mail from uid 2001 (site1) is held", "undo": "ansible-playbook "
+                         "hostguard.hosting.release_mail -e release_mail_hosts=web1 -e release_mail_uid=2001"}}
+WATCH = {"days": 7, "result": {"changed": False, "path": "/var/lib/hostguard/watch/events.jsonl", "present": True,
+                               "events": [dict(HELD_EVENT, count=150, action=None), HELD_EVENT],
+                               "counts": {"mail_rate": 2}, "malformed": 0, "truncated": False}}
 FACETS_INPUT = {"services": services(), "enforcement": ENFORCEMENT, "dnsbl": DNSBL, "integrity": INTEGRITY, "accounts": ACCOUNTS,
-                "mail_queue": QUEUE, "attacks": ATTACKS, "updates": UPDATES, "disks": DISKS}
+                "mail_queue": QUEUE, "attacks": ATTACKS, "updates": UPDATES, "disks": DISKS, "watch": WATCH}
 
 
 def result(facets=None):
@@ -325,3 +333,24 @@ def test_a_host_no_hardening_role_ran_on_has_nothing_to_prove():
     document = result(facets)
     assert document["enforcement"] == {"roles": []}
     assert not [finding for finding in document["findings"] if finding["facet"] == "enforcement"]
+
+
+def test_the_watch_facet_names_the_latest_event_of_each_source_and_what_was_contained():
+    document = result()
+    watch = [finding for finding in document["findings"] if finding["facet"] == "watch"]
+    assert len(watch) == 1
+    assert watch[0]["severity"] == "critical" and watch[0]["evidence"]["count"] == 201
+    assert watch[0]["summary"] == ("watch saw at 2026-12-06T04:10:02+00:00: account site1 (uid 2001), script "
+                                   "contact.php, sent 201 messages; contained: mail from uid 2001 (site1) is held")
+    assert watch[0]["remedy"].startswith("docs/runbooks/spam-outbreak.md; to undo the containment: ansible-playbook")
+    assert watch[0]["summary"] in report_lines(document)
+
+
+def test_a_host_without_the_watch_is_said_to_be_unwatched():
+    unwatched = {"days": 7, "result": {"changed": False, "path": "/var/lib/hostguard/watch/events.jsonl",
+                                       "present": False, "events": [], "counts": {}, "malformed": 0}}
+    document = result(dict(FACETS_INPUT, watch=unwatched))
+    assert_valid(document)
+    watch = [finding for finding in document["findings"] if finding["facet"] == "watch"]
+    assert [(f["severity"], f["remedy"]) for f in watch] == [("info", "roles/watch")]
+    assert "nothing watches this host between audits" in watch[0]["summary"]

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from labtools import PROJECT_DIR, Lab
+from labtools import AUDIT_PLAYBOOK, PROJECT_DIR, Lab, ansible_playbook_stats, audit_results
 
 RECEIVER = PROJECT_DIR / "tests" / "molecule" / "webhook_receiver.py"
 EVENTS = "/var/lib/hostguard/watch/events.jsonl"
@@ -47,3 +47,12 @@ def wait_for(what, timeout: float = 60.0, every: float = 1.0):
         time.sleep(every)
         value = what()
     return value
+
+
+def audit_only_the_watch() -> tuple[dict, dict]:
+    """hostguard.hosting.audit with every facet but the watch off: ({host: hostguard_audit}, {host: its lines})."""
+    only_watch = {f"audit_{facet}_enabled": False for facet in (
+        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")}
+    run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
+    assert run["rc"] == 0, run["stats"]
+    return audit_results(run["plays"])

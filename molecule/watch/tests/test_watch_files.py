@@ -14,7 +14,7 @@ import time
 
 import pytest
 from labtools import ansible_playbook_stats
-from watch_checks import ALERT_MAILBOX, Receiver, events, wait_for
+from watch_checks import ALERT_MAILBOX, Receiver, audit_only_the_watch, events, wait_for
 
 DOCROOT = "/home/site1/public_html"
 PLANTED = f"{DOCROOT}/wp-content/uploads/2026/cache.php"
@@ -131,3 +131,14 @@ def test_an_ordinary_new_php_file_in_a_docroot_gives_no_alert(host, receiver):
     assert wait_for(lambda: len(receiver.messages()) > hooks)
     assert [m["hostguard"]["path"] for m in receiver.messages()[hooks:]] == [control]
     host.run_expect([0], f"rm -f {control}")
+
+
+def test_the_audit_names_the_planted_files_and_how_to_undo_the_quarantine(host):
+    facts, lines = audit_only_the_watch()
+    planted = {finding["evidence"]["path"]: finding for finding in facts["watch1"]["findings"]
+               if finding["facet"] == "watch" and finding["evidence"].get("kind") == "file_planted"}
+    assert {PLANTED, IN_SHM} <= set(planted), list(planted)
+    assert planted[PLANTED]["severity"] == "critical" and "contained: " in planted[PLANTED]["summary"]
+    assert "planted-files.md" in planted[PLANTED]["remedy"] and "hostguard.hosting.restore" in planted[PLANTED]["remedy"]
+    assert "contained" not in planted[IN_SHM]["summary"]
+    assert planted[PLANTED]["summary"] in lines["watch1"]

@@ -11,8 +11,10 @@ the module's matcher (webshell_rules.Scanner: the PHP view plus the raw
 bytes), PMF's php.yar (with its whitelists) through yara-python's match(data=)
 with the external variables set. Only matching is timed.
 
-Exit status: 0 when our rules find more malicious files than PMF's and flag
-fewer clean ones, 2 when either target is missed.
+Targets (issue 17): at least 90% of the malicious files found, no clean file
+flagged, and the clean trees matched no slower than PMF's rules. Exit status:
+0 when those are met and our rules also find more malicious files than PMF's
+and flag fewer clean ones, 2 when any of that is missed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+# Issue 17's targets: the share of malicious files found, and our clean-tree seconds over PMF's.
+TARGET_FOUND = 0.90
+TARGET_CLEAN_TIME_RATIO = 1.0
 DEFAULT_DEBS = ("wordpress", "phpmyadmin", "roundcube-core", "dokuwiki", "mediawiki", "php-phpseclib3")
 EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
 
@@ -173,6 +178,16 @@ def main():
         seconds_ours, seconds_pmf, seconds_ours / seconds_pmf if seconds_pmf else 0.0,
         clean_seconds_ours, clean_seconds_pmf, clean_seconds_ours / clean_seconds_pmf if clean_seconds_pmf else 0.0))
 
+    found_share = malicious_counts["ours"] / malicious_counts["files"] if malicious_counts["files"] else 0.0
+    clean_ratio = clean_seconds_ours / clean_seconds_pmf if clean_seconds_pmf else 0.0
+    targets = (
+        ("found >= %.0f%%" % (100 * TARGET_FOUND), found_share >= TARGET_FOUND, "%.1f%%" % (100 * found_share)),
+        ("no clean file flagged", clean_total["ours"] == 0, "%d flagged" % clean_total["ours"]),
+        ("clean trees no slower than PMF", clean_ratio <= TARGET_CLEAN_TIME_RATIO, "%.2fx" % clean_ratio),
+    )
+    print("targets     " + "; ".join("%s: %s (%s)" % (label, "met" if met else "NOT met", value)
+                                     for label, met, value in targets))
+
     if options.list:
         for label, counts, is_malicious in rows:
             if is_malicious and options.list in ("misses", "both"):
@@ -185,7 +200,7 @@ def main():
                         print("flagged by %-4s %s %s" % (side, path, ",".join(rules)))
 
     met = malicious_counts["ours"] > malicious_counts["pmf"] and clean_total["ours"] < clean_total["pmf"]
-    return 0 if met else 2
+    return 0 if met and all(target_met for _label, target_met, _value in targets) else 2
 
 
 if __name__ == "__main__":

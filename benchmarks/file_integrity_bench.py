@@ -20,10 +20,15 @@ Both tools read from a warm page cache (the tree was just written). AIDE is
 configured for the attributes the module records: p+i+n+u+g+s+m+c+l+ftype+sha256.
 Our side runs in a fresh `python3` process, as it would on a managed host.
 
+The targets are issue 17's: a baseline with the scan no slower than `aide --init`,
+a full check at least 10x faster than `aide --check`, an unchanged tree at least
+50x, and peak memory no more than AIDE's on every row.
+
 Run as root (chown, and reading every file): python3 benchmarks/file_integrity_bench.py
 Everything lives under --workdir (default /var/tmp/hostguard-bench/file_integrity)
 and is deleted at the end unless --keep is given. Exit status: 0 = detections
-identical and targets met, 1 = detections differ, 2 = only a speed target missed.
+identical and targets met, 1 = detections differ, 2 = only a speed or memory target
+missed or a finding in the baseline of the generated tree (which holds no shell).
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SITES = 12
 MONTHS = ["%d/%02d" % (year, month) for year in (2023, 2024) for month in range(1, 13)]
 STEP_TIMEOUT = 900
+# Issue 17's targets, as AIDE's seconds over ours: the baseline (with the scan) no slower than aide --init, a full
+# check at least 10x faster than aide --check, an unchanged tree at least 50x.
+TARGET_BASELINE = 1.0
+TARGET_FULL_CHECK = 10.0
+TARGET_UNCHANGED = 50.0
 # Our change kinds for AIDE's attribute names; the others (times, inode, link count) are not modifications here.
 AIDE_TO_OURS = {"perm": "mode", "uid": "owner", "gid": "group", "user": "owner", "group": "group", "size": "size",
                 "sha256": "content", "link_name": "link_target", "linkname": "link_target", "ftype": "type",
@@ -403,18 +413,19 @@ def benchmark(workdir, options):
     print("timing (best of %d): aide --init / our baseline ..." % repeat, flush=True)
     aide_row = best_of(repeat, aide.init)
     ours_row = best_of(repeat, our_baseline)
-    rows.append(("baseline (aide --init)", aide_row, ours_row, None))
+    rows.append(("baseline (aide --init)", aide_row, ours_row, TARGET_BASELINE if options.scan else None))
     baseline_summary = ours_row[3]["summary"]
+    baseline_findings = ours_row[3]["suspicious"]
 
     print("timing: aide --check / our check, rehash: always ...", flush=True)
     aide_check = best_of(repeat, aide.check)
     full_check = best_of(repeat, lambda: ours.run(state="check", rehash="always"))
-    rows.append(("full check (rehash: always)", aide_check, full_check, 2.0))
+    rows.append(("full check (rehash: always)", aide_check, full_check, TARGET_FULL_CHECK))
 
     print("timing: aide --check / our check, rehash: changed, nothing changed ...", flush=True)
     aide_row = best_of(repeat, aide.check)
     ours_row = best_of(repeat, lambda: ours.run(state="check", rehash="changed"))
-    rows.append(("unchanged tree (rehash: changed)", aide_row, ours_row, 20.0))
+    rows.append(("unchanged tree (rehash: changed)", aide_row, ours_row, TARGET_UNCHANGED))
 
     print("timing: aide --check with num_workers=2 (reference) ...", flush=True)
     aide_row = best_of(repeat, lambda: aide.check(workers=2))
@@ -437,7 +448,7 @@ def benchmark(workdir, options):
     for label, aide_run, our_run, target in rows:
         ratio = aide_run[0] / our_run[0]
         table.append((label, "%.2f" % aide_run[0], "%.2f" % our_run[0], "%.1fx" % ratio,
-                      ">= %gx %s" % (target, "met" if ratio >= target else "MISSED") if target else "",
+                      ">= %gx %s" % (target, "met" if ratio >= target else "NOT met") if target else "",
                       "%.0f" % aide_run[1], "%.0f" % our_run[1],
                       "%.2f" % (aide_run[2] / aide_run[0]), "%.2f" % (our_run[2] / our_run[0])))
     widths = [max(len(row[column]) for row in table) for column in range(len(header))]
@@ -448,6 +459,13 @@ def benchmark(workdir, options):
     heavier = [label for label, aide_run, our_run, _target in rows if our_run[1] > aide_run[1]]
     print("peak memory (ru_maxrss of each tool's process tree): ours at most AIDE's on every row: %s" % (
         "yes" if not heavier else "NO (%s)" % ", ".join(heavier)))
+
+    # The generated tree holds no shell before the changes: a finding here is a false alarm (media hold open tags
+    # and other PHP-looking bytes by chance).
+    print("ours, baseline of the generated tree: %d suspicious findings (false alarms)%s" % (
+        len(baseline_findings), ":" if baseline_findings else ""))
+    for finding in baseline_findings:
+        print("  %-24s %s" % (finding["rule"], os.path.relpath(finding["path"], str(tree))))
 
     print()
     print("changes applied:")
@@ -466,7 +484,7 @@ def benchmark(workdir, options):
         print("  " + difference)
     if differences:
         sys.exit(1)
-    if any(target and aide_run[0] / our_run[0] < target for _label, aide_run, our_run, target in rows):
+    if heavier or baseline_findings or any(target and aide_run[0] / our_run[0] < target for _label, aide_run, our_run, target in rows):
         sys.exit(2)
 
 

@@ -52,6 +52,7 @@ import struct
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import planted_files, quarantine, safe_fs, watch_config
 from ansible_collections.hostguard.hosting.plugins.module_utils import webshell_rules
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_facet import Facet
 
 # linux/inotify.h
 IN_MODIFY = 0x00000002
@@ -177,9 +178,8 @@ class Root(object):
             self.tree = None
 
 
-class FilesFacet(object):
+class FilesFacet(Facet):
     NAME = "files"
-    LOOKBACK = 0
     INTERVAL = 1
     DEFAULTS = {
         "paths": list(planted_files.DEFAULT_PATHS),
@@ -240,8 +240,7 @@ class FilesFacet(object):
                     raise watch_config.ConfigError(f"{where}.paths: {exc}") from exc
 
     def __init__(self, context, inotify_factory=Inotify):
-        self.context = context
-        self.settings = context.settings
+        super().__init__(context)
         self.roots = [Root(path, any(_is_within(path, temp) for temp in self.settings["temp_dirs"]))
                       for path in self.settings["paths"]]
         self._inotify_factory = inotify_factory
@@ -256,9 +255,6 @@ class FilesFacet(object):
         self._overflowed = False
         self._buffer = None
         self._burst = {}  # root path -> {"start", "said", "more": [paths], "owners": {}}
-
-    def identifiers(self):
-        return []
 
     # -- start and stop ----------------------------------------------------------------------------------------
     def start(self):

@@ -170,8 +170,14 @@ class MailFacet(object):
         self.mta = Postfix(context.run, self.settings["hold_map"])
         state = context.state
         state.setdefault("sources", {})
-        # queue id -> source, oldest first (dicts keep insertion order), so a restart still knows them
-        self.queue_ids = state.setdefault("queue_ids", {})
+
+    @property
+    def queue_ids(self):
+        """queue id -> source, oldest first (dicts keep insertion order), kept in the state across restarts.
+
+        Looked up each time: the service loads the saved state after the facets are made.
+        """
+        return self.context.state.setdefault("queue_ids", {})
 
     def identifiers(self):
         names = ["pickup", "cleanup", "smtpd", "qmgr"] + list(DELIVERY_AGENTS)

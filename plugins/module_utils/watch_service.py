@@ -33,8 +33,11 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.watch_alerts imp
     Alerter, EmailSink, JournalSink, WebhookSink)
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_files import FilesFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail import MailFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_queue import QueueFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_dnsbl import DnsblFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_bans import BansFacet
 
-FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, FilesFacet)}
+FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, QueueFacet, DnsblFacet, BansFacet, FilesFacet)}
 
 STATE_VERSION = 1
 SAVE_EVERY = 5.0  # state and cursor are saved together: a crash re-reads at most these seconds
@@ -74,6 +77,12 @@ class State(object):
         except FileNotFoundError:
             return self
         if data.get("version") == STATE_VERSION:
+            # Facets are made before the state is loaded and keep their own dict: update those in place, so a
+            # facet sees what it saved, and the defaults it set for keys an older state does not have.
+            facets = self.data["facets"]
+            for name, saved in (data.get("facets") or {}).items():
+                facets.setdefault(name, {}).update(saved)
+            data["facets"] = facets
             self.data = data
         return self
 

@@ -46,7 +46,9 @@ DEBIAN_PACKAGE = "python3-yara"
 LINE_LIMIT = 200
 # Files are matched as a whole; one bigger than this is matched in windows of this size that
 # overlap by WINDOW_OVERLAP bytes, so memory stays bounded and nothing past the first window is skipped.
-WINDOW = 32 << 20
+# A window is held about twice while it is gathered and joined: with 32 MB windows a hashing worker
+# peaked at 114 MB on the benchmark's tree (videos of 30-60 MB), with 8 MB ones at 66 MB.
+WINDOW = 8 << 20
 WINDOW_OVERLAP = 64 << 10
 EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
 # A file that is PHP only by an open tag is seen whole by the PHP view up to this size; past it (media, archives,
@@ -93,6 +95,7 @@ _STR_REPLACE_CALL = re.compile(
 # sanitizer: sanitize_text_field or intval end it), or from another such variable. Its uses are marked
 # with TAINT in the PHP view, so that rules see "$cmd = $_GET['c']; system($cmd);" as what it is.
 TAINT = b"\x02"
+_NOT_TAINT = b"\x01"
 _TAINT_WRAPPER = (rb"(?:(?:trim|stripslashes|urldecode|rawurldecode|base64_decode|str_rot13|strrev|gzinflate|gzuncompress"
                   rb"|hex2bin|html_entity_decode|htmlspecialchars_decode|strval|implode|join|array_values|explode|substr"
                   rb"|unserialize|json_decode)\s*\(\s*(?:'[^'\n]{0,8}'\s*,\s*)?){0,3}")
@@ -333,6 +336,10 @@ class ContentScan(object):
 
 def php_view(data):
     """The file as the PHP content rules see it (see the module docstring)."""
+    if TAINT in data:
+        # Only the marks _taint adds may read as request data: a TAINT byte of the file's own (media and binary
+        # files hold them by chance, "$v\x02(" is a variable call to the rules) becomes another control byte.
+        data = data.replace(TAINT, _NOT_TAINT)
     view = _strip_comments(data)
     lowered = view.lower()
     if b"chr" in lowered:
@@ -454,6 +461,7 @@ def _owner_name(uid):
         return str(uid)
 
 
+_PIECE = re.compile(r"_\d+$")
 _BOUNDARY = frozenset(bytes((value,)) for value in b" \t\r\n;{}()[]@=.,!&|?")
 
 
@@ -461,15 +469,25 @@ def _finding(match, view):
     description = match.meta.get("description", "")
     if not match.strings:
         return Finding(match.rule, description, None, None)
-    # The first string a rule declares is the one that tells most (the others often only gate it).
-    first = match.strings[0]
-    if isinstance(first, tuple):
-        # yara-python before 4.3 (Debian 12's python3-yara): (offset, identifier, data) per match.
-        start, matched = first[0], first[2]
-    else:
-        if not first.instances:
-            return Finding(match.rule, description, None, None)
-        start, matched = first.instances[0].offset, first.instances[0].matched_data
+    # The first string a rule declares is the one that tells most (the others often only gate it). Its pieces
+    # ($name_1, $name_2, ...: one string split so that YARA anchors each piece on its rarest text) count as one
+    # string: the earliest match of any of them is the line.
+    found = []
+    piece_of = None
+    for string in match.strings:
+        if isinstance(string, tuple):
+            # yara-python before 4.3 (Debian 12's python3-yara): (offset, identifier, data) per match.
+            identifier, instances = string[1], [(string[0], string[2])]
+        else:
+            identifier, instances = string.identifier, [(hit.offset, hit.matched_data) for hit in string.instances]
+        piece = _PIECE.sub("", identifier)
+        if piece_of is None:
+            piece_of = piece
+        if piece == piece_of:
+            found.extend(instances)
+    if not found:
+        return Finding(match.rule, description, None, None)
+    start, matched = min(found, key=lambda hit: hit[0])
     end = start + len(matched)
     if matched[:1] in _BOUNDARY:
         start += 1  # the character before a name that rules match to tell eval( from ->eval(

@@ -16,6 +16,13 @@ line logged to stderr at start names the ports actually bound, e.g.
 ``dns_server: 12 zones, 3 names; listening on 127.0.0.1:40123 (udp+tcp)``.
 SIGTERM or SIGINT stops it with exit status 0. The zone file format is
 described at the top of tests/lab/dns_zones.yml.
+
+``--runtime-listings FILE`` lets a test list an address while the server runs
+(a blocklisting that appears, as the watch must notice): FILE maps a zone of
+the zone file to listings in the zone file's format, ``{zen.spamhaus.org:
+[{address: 10.0.0.5, a: 127.0.0.2}]}``. It is read again whenever it changes;
+its listings come before the zone file's, a missing file lists nothing, and a
+malformed one is logged and ignored (the last good one stays).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import os
 import signal
 import socket
 import struct
@@ -182,8 +190,12 @@ def _address_from_labels(labels: tuple[bytes, ...]):
 class Authority:
     """Builds the response to one query; shared by the UDP and TCP front ends."""
 
-    def __init__(self, zones: list[TestZone], records: dict, ttl: int, log_queries: bool):
+    def __init__(self, zones: list[TestZone], records: dict, ttl: int, log_queries: bool,
+                 runtime_listings: str | None = None):
         self.zones = zones
+        self.runtime_path = runtime_listings
+        self.runtime_stamp = None
+        self.runtime: dict = {}
         self.records = records
         self.ttl = ttl
         self.log_queries = log_queries
@@ -266,7 +278,9 @@ class Authority:
                 response.authority.append(soa)
             return True
         address = _address_from_labels(qname.relativize(zone.name).labels)
-        listing = zone.listing_for(address) if address is not None else None
+        listing = None
+        if address is not None:
+            listing = self._runtime_listings().get(zone.name, {}).get(address) or zone.listing_for(address)
         if listing is None:
             response.set_rcode(dns.rcode.NXDOMAIN)
             response.authority.append(soa)
@@ -277,6 +291,47 @@ class Authority:
         else:
             response.authority.append(soa)
         return True
+
+    def _runtime_listings(self) -> dict:
+        """{zone name: {address: Listing}} from the runtime listings file, read again when it changed."""
+        if self.runtime_path is None:
+            return {}
+        try:
+            status = os.stat(self.runtime_path)
+            stamp = (status.st_ino, status.st_mtime_ns, status.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self.runtime_stamp:
+            return self.runtime
+        try:
+            self.runtime = {} if stamp is None else load_runtime_listings(self.runtime_path, self.zones)
+        except (OSError, ZoneFileError, yaml.YAMLError) as error:
+            print(f"dns_server: {self.runtime_path}: {error} (keeping the listings read before)",
+                  file=sys.stderr, flush=True)
+        self.runtime_stamp = stamp
+        return self.runtime
+
+
+def load_runtime_listings(path: str, zones: list[TestZone]) -> dict:
+    """{zone name: {address: Listing}}: exact-address listings for zones the zone file serves."""
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise ZoneFileError(f"expected a mapping of zone names to listings, got {data!r}")
+    served = {zone.name: zone for zone in zones}
+    listings: dict = {}
+    for zone_text, entries in data.items():
+        name = dns.name.from_text(str(zone_text))
+        if name not in served:
+            raise ZoneFileError(f"zone {zone_text} is not in the zone file")
+        for entry in entries or []:
+            _check_keys(f"zone {zone_text}", entry, ("address", "a", "txt"))
+            try:
+                address = ipaddress.ip_address(entry["address"])
+            except (KeyError, ValueError) as error:
+                raise ZoneFileError(f"zone {zone_text}: listing {entry!r}: {error}") from None
+            listings.setdefault(name, {})[address] = _listing_from_entry(str(zone_text), entry)
+    return listings
 
 
 def _quote_txt(reason: str) -> str:
@@ -374,9 +429,10 @@ async def _bind(loop, authority: Authority, host: str, port: int):
     raise OSError(f"no port free for both UDP and TCP on {host}")
 
 
-async def serve(zone_file: str, listens: list[tuple[str, int]], log_queries: bool) -> None:
+async def serve(zone_file: str, listens: list[tuple[str, int]], log_queries: bool,
+                runtime_listings: str | None = None) -> None:
     zones, records, ttl = load_zone_file(zone_file)
-    authority = Authority(zones, records, ttl, log_queries)
+    authority = Authority(zones, records, ttl, log_queries, runtime_listings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
@@ -406,9 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", required=True, action="append", type=parse_listen,
                         help="ip:port or [ipv6]:port to serve on (UDP and TCP); repeatable; port 0 = any free port")
     parser.add_argument("--log-queries", action="store_true", help="log every query and its rcode to stderr")
+    parser.add_argument("--runtime-listings", metavar="FILE",
+                        help="listings tests add while the server runs (YAML: {zone: [{address, a, txt}]})")
     arguments = parser.parse_args(argv)
     try:
-        asyncio.run(serve(arguments.zones, arguments.listen, arguments.log_queries))
+        asyncio.run(serve(arguments.zones, arguments.listen, arguments.log_queries, arguments.runtime_listings))
     except (OSError, ZoneFileError, yaml.YAMLError) as error:
         print(f"dns_server: {error}", file=sys.stderr)
         return 1

@@ -481,7 +481,7 @@ def start_dns(state: dict) -> None:
         return
     log_path = state_dir(state["name"]) / "dns.log"
     cmd = ["ip", "netns", "exec", state["dns_netns"], sys.executable, str(DNS_SERVER),
-           "--zones", str(DNS_ZONES),
+           "--zones", str(DNS_ZONES), "--runtime-listings", state["dns_listings"],
            "--listen", f"{state['dns_ipv4']}:53", "--listen", f"[{state['dns_ipv6']}]:53"]
     with open(log_path, "w") as output:
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
@@ -598,6 +598,8 @@ def plan_lab(name: str, host_specs: list[dict]) -> dict:
         "dns_ipv4": address(net_v4, 2),
         "dns_ipv6": address(net_v6, 2),
         "dns_netns": f"{prefix}-dns",
+        # listings tests add while the lab runs (tests/molecule/labtools.py, Lab.list_in_dns)
+        "dns_listings": str(state_dir(name) / "dns-listings.yml"),
         "bridge": f"hgbr{index}",
         "ssh_key": str(ssh_key()),
         "country_table": COUNTRY_TABLE,

@@ -46,6 +46,29 @@ class Lab:
         self.hosts = {host["name"]: host for host in state["hosts"]}
         self.clients = {name: Client(name, c["netns"], c["ipv4"], c["ipv6"]) for name, c in state["clients"].items()}
 
+    def list_in_dns(self, zone: str, address: str, code: str = "127.0.0.2", reason: str | None = None) -> None:
+        """List `address` on the blocklist `zone` of the lab's DNS server from now on (dns_server.py reads it again)."""
+        listings = self._dns_listings()
+        entries = [entry for entry in listings.get(zone, []) if entry["address"] != address]
+        listings[zone] = entries + [{"address": address, "a": code, **({"txt": reason} if reason else {})}]
+        self._write_dns_listings(listings)
+
+    def unlist_in_dns(self, zone: str, address: str) -> None:
+        listings = self._dns_listings()
+        listings[zone] = [entry for entry in listings.get(zone, []) if entry["address"] != address]
+        self._write_dns_listings(listings)
+
+    def _dns_listings(self) -> dict:
+        path = Path(self.state["dns_listings"])
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _write_dns_listings(self, listings: dict) -> None:
+        # JSON is YAML; written whole and renamed, so the server never reads half a file
+        path = Path(self.state["dns_listings"])
+        partial = path.with_name(path.name + ".tmp")
+        partial.write_text(json.dumps(listings))
+        partial.replace(path)
+
     @classmethod
     def from_env(cls) -> "Lab":
         ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")

@@ -13,6 +13,16 @@
     fragment it matches (matches) and one it must not match (not_matches);
     the unit tests hold each rule to both.
 
+    Cost: YARA searches every string for a short literal (its atom) and checks
+    the whole expression only where that literal is. A variable's "$" is in
+    almost every statement, so where a string has rarer text (a superglobal's
+    name, the \x02 mark, a call's parenthesis after a variable) the "$" and,
+    where needed, a parenthesis are written as one-character classes ([$], [(]),
+    which match the same text but are never taken as the atom. A string whose
+    alternatives have different rare parts is split into pieces named
+    $name_1, $name_2, ...: the rule needs any piece, and a finding names the
+    earliest line any piece matched, as the one string did.
+
     Shared pieces, spelled out in each rule (YARA has no macros):
       runner   eval, assert, system, exec, passthru, shell_exec, popen, proc_open,
                pcntl_exec (not a method: no "->" or "::" before it)
@@ -53,10 +63,13 @@ rule request_callable
         example_no_match = "<?php $value = sanitize_text_field( $_POST['name'] ); $cb( $value );"
     strings:
         $name_from_request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[[^\]]{1,60}\]\s*\(/ nocase
-        $tainted_callee = /(^|[^\w>:])\$\w+\x02\s*(\[[^\]]{1,40}\]\s*)?\(/
-        $variable_call = /(^|[^\w>:])\$\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\b|\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_|getallheaders\s*\(|file_get_contents\s*\(\s*['"]php:\/\/input|\$\w+\x02)/ nocase
+        $tainted_callee = /(^|[^\w>:])[$]\w+\x02\s*(\[[^\]]{1,40}\]\s*)?\(/
+        $variable_call_1 = /(^|[^\w>:])[$]\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(\s*@?\$_(GET|POST|REQUEST|COOKIE)\b/ nocase
+        $variable_call_2 = /(^|[^\w>:])[$]\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(\s*@?(\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_|getallheaders\s*\(|file_get_contents\s*\(\s*['"]php:\/\/input)/ nocase
+        $variable_call_3 = /(^|[^\w>:])[$]\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}[(]\s*@?[$]\w+\x02/
         $string_call = /['"]\s*\)\s*\(\s*@?\$_(GET|POST|REQUEST|COOKIE)/ nocase
-        $result_call = /\w\s*\([^();]{0,80}\)\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\b|\$\w+\x02)/ nocase
+        $result_call_1 = /\w\s*\([^();]{0,80}\)\s*\(\s*@?\$_(GET|POST|REQUEST|COOKIE)\b/ nocase
+        $result_call_2 = /\w\s*[(][^();]{0,80}[)]\s*[(]\s*@?[$]\w+\x02/
     condition:
         any of them
 }
@@ -70,7 +83,7 @@ rule request_through_variable
     strings:
         $tainted = /[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\([^;]{0,200}\$\w+\x02/ nocase
         $runner = /[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\(\s*@?\$\w+/ nocase
-        $variable_call = /(^|[^\w>:])\$\w+\s*\(\s*@?\$\w+\s*\)/
+        $variable_call = /(^|[^\w>:])[$]\w+\s*\(\s*@?[$]\w+\s*\)/
         $extract = /extract\s*\(\s*\$_(GET|POST|REQUEST|COOKIE)\b/ nocase
         $parameter = /function\s+\w+\s*\(\s*\$\w+[^)]{0,80}\)\s*\{[^}]{0,200}[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open)\s*\(\s*@?\$\w+/ nocase
         $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
@@ -85,12 +98,12 @@ rule hidden_runner_name
         example_match = "<?php $f = 'as' . 'se' . 'rt'; $f($x);"
         example_no_match = "<?php $key = 'wp_' . 'nonce'; $s = 'ev' . 'ent'; if ( function_exists( 'system' ) ) {}"
     strings:
-        $assigned = /\$\w+\s*(\.?=|=>)\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|call_user_func|call_user_func_array|base64_decode|gzinflate|gzuncompress|str_rot13)['"]\s*[;,\])]/ nocase
+        $assigned = /[$]\w+\s*(\.?=|=>)\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|call_user_func|call_user_func_array|base64_decode|gzinflate|gzuncompress|str_rot13)['"]\s*[;,\])]/ nocase
         $called = /\(\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|base64_decode|file_get_contents|gzinflate)['"]\s*\)\s*\(/ nocase
         $suffix = /(\$\w+|\])\s*\.\s*['"](ert|sert|ssert|ystem|stem|xec)['"]\s*[;),]/ nocase
-        $variable_call = /(^|[^\w>:])\$\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(/
+        $variable_call = /(^|[^\w>:])[$]\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(/
         $underscore_call = /(^|[^\w>:])\$_{1,9}\s*\(\s*@?(\$_{1,9}\s*[\[)]|[a-z_]\w*\s*\()/ nocase
-        $numeric_calls = /(\$\w+\s*\(\s*\d{1,3}\s*\)\s*\.\s*){4}/
+        $numeric_calls = /([$]\w+\s*\(\s*\d{1,3}\s*\)\s*\.\s*){4}/
     condition:
         $called or $underscore_call or $numeric_calls or (($assigned or $suffix) and $variable_call)
 }

@@ -16,30 +16,27 @@
 rule php_after_image_magic
 {
     meta:
-        description = "PHP code in a file that starts like a GIF, PNG, JPEG or icon: an upload filter fooled by the magic number, run through include or a handler"
+        description = "PHP code that does something right after an open tag (a call ending its statement, request data, an assignment, echo or include, a backtick command, a function or class; one comment may come first) in a file that starts like a GIF, PNG, JPEG or icon: an upload filter fooled by the magic number, run through include or a handler"
         example_match = "GIF89a<?php system($c); ?>"
-        example_no_match = "GIF89a\x01\x00<?xpacket begin='' ?>"
+        example_no_match = "GIF89a\x01\x01<?xpacket begin='' ?>\x16<?=\x1aYjN\x16[\x05(\x02);"
     strings:
-        $php = /<\?php\b/ nocase
-        $short = /<\?(=|[ \t\r\n]+)\s*(@?\$\w+|eval|assert|system|exec|echo|include|require|if|@)/ nocase
+        $code = /<\?(php\b|=|[ \t\r\n])[ \t\r\n]{0,20}((\/\*([^*]|\*+[^*\/]){0,100}\*+\/|(\/\/|#)[^\n]{0,100}\n)[ \t\r\n]{0,20})?@?(\$_(GET|POST|REQUEST|COOKIE|SERVER|FILES|SESSION|ENV)\s*\[|\(?((throw\s+)?new\s+|return\s+)?\$?[a-z_]\w+\s*\([\t\n\r -~]{0,200}\)\s*(;|\?>|\{)|(echo|print|include|include_once|require|require_once)\b[\t\n\r -~]{1,200}(;|\?>)|\$\w+\s*(\[[^\]]{0,40}\]\s*)?=[\t\n\r -~]{1,200};|`[\t\n\r -~]{2,200}`\s*(;|\?>)|(function|class)\s+\w+[\t\n\r -~]{1,200}[;{}])/ nocase
     condition:
         (uint32be(0) == 0x47494638 or uint32be(0) == 0x89504e47 or (uint16be(0) == 0xffd8 and uint8(2) == 0xff) or uint32be(0) == 0x00000100)
-        and ($php or $short)
+        and $code
 }
 
 rule php_in_image_file
 {
     meta:
-        description = "a file named like an image or icon (.jpg, .gif, .png, .ico, ...) with a PHP open tag in it, without an image header (php_after_image_magic names those): images never hold PHP"
+        description = "a file named like an image or icon (.jpg, .gif, .png, .ico, ...) with PHP code that does something after an open tag (the code as in php_after_image_magic, which names files with an image header): images never hold PHP, while their compressed bytes hold the two or three bytes of an open tag by chance"
         example_path = "/var/www/site1/favicon_1a3f84.ico"
         example_match = "<?php @eval($_POST['x']); ?>"
-        example_no_match = "<?xml version=\"1.0\"?><svg/>"
+        example_no_match = "<?xml version=\"1.0\"?><svg/><?=\x07\x08\x12w3F\x0d<? \x16u\x17($a);"
     strings:
-        $php = /<\?php\b/ nocase
-        $echo_tag = "<?="
-        $short = /<\?[ \t\r\n]+(@?\$\w+|eval|assert|system|exec|echo|include|require|if)/ nocase
+        $code = /<\?(php\b|=|[ \t\r\n])[ \t\r\n]{0,20}((\/\*([^*]|\*+[^*\/]){0,100}\*+\/|(\/\/|#)[^\n]{0,100}\n)[ \t\r\n]{0,20})?@?(\$_(GET|POST|REQUEST|COOKIE|SERVER|FILES|SESSION|ENV)\s*\[|\(?((throw\s+)?new\s+|return\s+)?\$?[a-z_]\w+\s*\([\t\n\r -~]{0,200}\)\s*(;|\?>|\{)|(echo|print|include|include_once|require|require_once)\b[\t\n\r -~]{1,200}(;|\?>)|\$\w+\s*(\[[^\]]{0,40}\]\s*)?=[\t\n\r -~]{1,200};|`[\t\n\r -~]{2,200}`\s*(;|\?>)|(function|class)\s+\w+[\t\n\r -~]{1,200}[;{}])/ nocase
     condition:
-        extension matches /^\.(jpe?g|gif|png|ico|bmp|webp|tiff?)$/ and ($php or $echo_tag or $short)
+        extension matches /^\.(jpe?g|gif|png|ico|bmp|webp|tiff?)$/ and $code
         and not php_after_image_magic
 }
 

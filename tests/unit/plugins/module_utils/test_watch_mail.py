@@ -223,3 +223,22 @@ def test_a_released_account_counts_again_from_zero(tmp_path):
     service.tick()
     # nothing counted and not held: a source with nothing left is forgotten
     assert "uid:1001" not in service.state.facet("mail")["sources"]
+
+
+def test_a_restart_keeps_which_queue_id_is_whose(tmp_path):
+    journal, clock = FakeJournal(), Clock(START)
+    service = make_service(tmp_path, journal, Runner(), clock)
+    journal.add(START + 1, "postfix/pickup", "AB000001: uid=1001 from=<user1001>")
+    clock.now = START + 2
+    service.read_journal()
+    service.state.save()
+    # the facets are made before the state is loaded, as in run_forever
+    config = service.config
+    again = watch_service.Service(config, journal=journal, run=Runner(), clock=clock, log=lambda text: None)
+    again.state.load()
+    again.open_journal()
+    journal.add(START + 3, "postfix/smtp", "AB000001: to=<a@victims.md>, relay=none, status=deferred")
+    clock.now = START + 4
+    again.read_journal()
+    source = again.state.facet("mail")["sources"]["uid:1001"]
+    assert source["domains"] == {"victims.md": 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils import webshell_
 from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import (  # noqa: E402
     LINE_LIMIT,
     RULE_SETS,
+    TAINT,
     RuleError,
     Scanner,
     php_view,
@@ -61,7 +63,7 @@ def test_each_rule_keeps_to_its_own_examples(scanner, rule_set, name, meta):
 
 
 # Fragments of each family of the issue, written anew: the rule must stay able to find each.
-@pytest.mark.parametrize("rule, path, content", [
+FAMILIES = [
     ("eval_decoded", "/x.php", b"<?php @eval(gzinflate(base64_decode('7b0HYBxJ'))); ?>"),
     ("eval_decoded", "/x.php", b"<?php EvAl ( str_rot13('riny($_CBFG[0]);') );"),
     ("eval_decoded", "/x.php", b"<?php include base64_decode('L3RtcC94');"),
@@ -155,7 +157,10 @@ def test_each_rule_keeps_to_its_own_examples(scanner, rule_set, name, meta):
     ("php_in_image_file", "/favicon_1a3f84.ico", b"<?php @eval($_POST['x']); ?>"),
     ("known_shell_name", WEBROOT + "/b374k-3.2.phtml", b"<?php echo 1;"),
     ("php_in_upload_dir", WEBROOT + "/sites/default/files/x.phtml", b"<?php echo 1;"),
-])
+]
+
+
+@pytest.mark.parametrize("rule, path, content", FAMILIES)
 def test_each_family_is_found(scanner, rule, path, content):
     assert rule in rule_names(scanner.scan_bytes(path, content))
 
@@ -365,3 +370,88 @@ def test_a_media_file_with_an_open_tag_by_chance_costs_only_its_php_blocks():
     # Tags without close tags never make overlapping blocks.
     many = b"<?php " * 100000
     assert len(webshell_rules._php_blocks(webshell_rules._OPEN_TAG, many)) <= len(many) + 1000
+
+
+# Small real images (made with netpbm from a seeded pixel pattern): a JPEG, a PNG, a GIF and an icon.
+IMAGES = Path(__file__).resolve().parent / "fixtures" / "images"
+IMAGE_RULES = {"php_after_image_magic", "php_in_image_file"}
+
+
+def test_real_images_are_not_php():
+    scanner = Scanner()
+    for image in sorted(IMAGES.iterdir()):
+        assert scanner.scan_bytes(WEBROOT + "/wp-content/uploads/" + image.name, image.read_bytes()) == [], image.name
+
+
+def test_a_request_data_mark_in_the_files_own_bytes_is_no_request_data(scanner):
+    # Media whose bytes hold an open tag and, further on, "$v\x02(" by chance (a generated JPEG did): the byte that
+    # marks a variable holding request data in the PHP view is not the file's.
+    media = b"\xff\xd8\xff\xe0\x97<?=\x9a\x11" + bytes(range(128, 256)) * 8 + b"\xb3$v\x02(\x16\xad" + bytes(range(128, 256))
+    assert scanner.scan_bytes(WEBROOT + "/wp-content/uploads/media-1.jpg", media) == []
+    assert TAINT not in php_view(b"<?php $v\x02($x); echo \"\x02\";")
+    assert b"system($c\x02)" in php_view(b"<?php $c = $_GET['c']; system($c);")
+
+
+def test_open_tags_in_random_bytes_never_match():
+    """Compressed image data holds "<?=" or "<?" by chance: a tag alone, whatever bytes follow it, is no PHP that
+    does something."""
+    scanner = Scanner()
+    rng = random.Random(17)
+    headers = (b"", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"\x00\x00\x01\x00")
+    tags = (b"<?=", b"<?", b"<? ", b"<?\n", b"<?php ")
+    flagged = []
+    for number in range(4000):
+        data = bytearray(rng.randbytes(2048))
+        for _tag in range(12):
+            offset = rng.randrange(0, len(data))
+            data[offset:offset] = rng.choice(tags)
+        data = headers[number % len(headers)] + bytes(data)
+        name = "/wp-content/uploads/media-%d%s" % (number, (".jpg", ".png", ".gif", ".ico", ".webp")[number % 5])
+        found = scanner.scan_bytes(WEBROOT + name, data)
+        if found:
+            flagged.append((number, rule_names(found)))
+    assert flagged == []
+
+
+@pytest.mark.parametrize("image", sorted(path.name for path in IMAGES.iterdir()))
+def test_a_real_image_carrying_each_familys_payload_is_found(scanner, image):
+    header = (IMAGES / image).read_bytes()
+    extension = os.path.splitext(image)[1]
+    missed = []
+    for rule, _path, content in FAMILIES:
+        if b"<?" not in content:
+            continue
+        # Appended to the image (what an upload filter that checks the magic number lets through), and alone in a
+        # file named like the image (the fragments of php_after_image_magic start with an image header of their own).
+        cases = [(header + content, "php_after_image_magic")]
+        if rule != "php_after_image_magic":
+            cases.append((content, "php_in_image_file"))
+        for data, expected in cases:
+            found = rule_names(scanner.scan_bytes(WEBROOT + "/wp-content/uploads/avatar" + extension, data))
+            if expected not in found:
+                missed.append((expected, content))
+    assert missed == []
+
+
+# Strings split into pieces ($name_1, $name_2, ...) so that YARA anchors each on its rarest text: each piece finds
+# its part of what the one string found.
+@pytest.mark.parametrize("rule, piece, content", [
+    ("request_callable", "$variable_call_1", b"<?php $k = $p; $k($_POST['ice']);"),
+    ("request_callable", "$variable_call_2", b"<?php $f = $o->name; $f(getenv('HTTP_X_A'));"),
+    ("request_callable", "$variable_call_2", b"<?php $f = $o->name; $f(file_get_contents('php://input'));"),
+    ("request_callable", "$variable_call_3", b"<?php $c = $_COOKIE['c']; $f = $o->name; $f(@$c);"),
+    ("request_callable", "$result_call_1", b"<?php $q = $_GET[1]; file_get_contents('php' . $q)($_GET[2]);"),
+    ("request_callable", "$result_call_2", b"<?php $c = $_POST['c']; create($a)($c);"),
+])
+def test_each_piece_of_a_split_string_finds_its_part(scanner, rule, piece, content):
+    externals = dict.fromkeys(webshell_rules.EXTERNALS, "")
+    matched = {string.identifier for match in scanner.php_rules.match(data=php_view(content), externals=externals)
+               if match.rule == rule for string in match.strings}
+    assert piece in matched
+
+
+def test_the_pieces_of_a_string_name_the_earliest_line_any_of_them_matched(scanner):
+    # $variable_call_1 matches on line 4, $variable_call_3 on line 3: the finding names line 3, as one string would.
+    content = b"<?php\n$c = $_GET['c'];\n$f($c);\n$g($_POST['x']);\n"
+    (finding,) = [f for f in scanner.scan_bytes("/x.php", content) if f.rule == "request_callable"]
+    assert (finding.line_number, finding.line) == (3, "$f($c);")

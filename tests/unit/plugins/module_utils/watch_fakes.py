@@ -65,3 +65,30 @@ class Clock(object):
 
     def __call__(self):
         return self.now
+
+
+def start_service(tmp_path, facets, journal=None, runner=None, clock=None):
+    """A Service with only `facets` ({name: settings}) enabled, its state in tmp_path/state, journal opened."""
+    import os
+
+    from ansible_collections.hostguard.hosting.plugins.module_utils import watch_config, watch_service
+
+    facets = {name: dict(settings, enabled=True) for name, settings in facets.items()}
+    for name in watch_service.FACET_TYPES:
+        facets.setdefault(name, {"enabled": False})
+    config = watch_config.validate({"host": "mail1.example", "state_dir": str(tmp_path / "state"), "facets": facets},
+                                   watch_service.FACET_TYPES)
+    os.makedirs(config["state_dir"], exist_ok=True)
+    service = watch_service.Service(config, journal=journal or FakeJournal(), run=runner or Runner(),
+                                    clock=clock or Clock(0), log=lambda text: None)
+    service.state.load()
+    service.open_journal()
+    return service
+
+
+def read_events(tmp_path):
+    """events.jsonl as a list of dicts."""
+    import json
+
+    path = tmp_path / "state" / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

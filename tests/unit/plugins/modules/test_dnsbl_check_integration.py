@@ -45,9 +45,9 @@ def ipv6_loopback_available():
         return False
 
 
-def start_server(listens, zone_file=ZONE_FILE):
+def start_server(listens, zone_file=ZONE_FILE, extra=()):
     """Start tests/lab/dns_server.py; return the process and the endpoints its start line names."""
-    command = [sys.executable, str(SERVER), "--zones", str(zone_file)]
+    command = [sys.executable, str(SERVER), "--zones", str(zone_file), *extra]
     for listen in listens:
         command += ["--listen", listen]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)

@@ -1,0 +1,163 @@
+# Copyright: hostguard.hosting contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""hostguard-watch's bans facet: the bruteforce role's fail2ban bans, summarised, and accounts attacked.
+
+fail2ban writes its "Ban ADDRESS" and "Unban ADDRESS" lines to its own log
+file (``logtarget = /var/log/fail2ban.log`` in Debian 12's and 13's
+fail2ban.conf), not to the journal, so the facet reads that file from where it
+stopped (its inode and offset are kept, so a restart or a rotation loses no
+line). One ban is fail2ban doing its work: the facet says nothing about it, and
+an event ``ban_rate`` only when more than ``per_hour`` addresses were banned
+in the last hour, naming the jails and the busiest networks.
+
+An account attacked from many addresses is what the bruteforce role's
+hostguard-accounts action already decides (``bruteforce_account_maxretry``
+failures within ``bruteforce_account_findtime``, from any number of addresses)
+and reports to the journal as ``hostguard-bruteforce``; the facet turns each
+such report naming at least ``account_addresses`` addresses into an event
+``account_attacked``.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import os
+import re
+import time
+
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_facet import Facet
+from ansible_collections.hostguard.hosting.plugins.module_utils import watch_config
+
+# "2026-12-06 03:30:01,234 fail2ban.actions        [812]: NOTICE  [sshd] Ban 203.0.113.10"
+BAN_RE = re.compile(r"^(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)[,.]\d+ fail2ban\.actions\s+\[\d+\]: \w+\s+"
+                    r"\[(?P<jail>[^\]]+)\] (?P<restore>Restore )?Ban (?P<target>\S+)\s*$")
+# The bruteforce role's report (roles/bruteforce/files/hostguard-accounts.py, summary())
+ACCOUNT_RE = re.compile(r"^account (?P<account>\S+) attacked from (?P<addresses>\d+) addresses "
+                        r"\((?P<failures>\d+) failed logins\): (?P<list>[^;]*)"
+                        r"(?:; never banned \(ignoreip\): (?P<ignored>[^;]*))?(?:; banned: (?P<banned>.*))?$")
+BAN_RUNBOOK = "leaked-password.md#2-take-the-guessing-away-from-where-it-happened"
+ACCOUNT_RUNBOOK = "leaked-password.md#1-stop-the-account-being-used"
+# At first start: the last hour of a log that may hold weeks is at its end
+FIRST_READ = 1 << 20
+MAX_READ = 8 << 20
+
+
+def network_of(address):
+    """The /24 (IPv4) or /64 (IPv6) an address is in: attackers rent neighbouring addresses."""
+    parsed = ipaddress.ip_address(address)
+    return str(ipaddress.ip_network(f"{parsed}/{24 if parsed.version == 4 else 64}", strict=False))
+
+
+class BansFacet(Facet):
+    NAME = "bans"
+    LOOKBACK = 3600
+    INTERVAL = 60
+    DEFAULTS = {
+        "log": "/var/log/fail2ban.log",
+        "per_hour": 100,
+        "account_addresses": 3,
+    }
+
+    @staticmethod
+    def validate(settings, where):
+        watch_config.check_absolute_path(settings["log"], f"{where}.log")
+        watch_config.check_integer(settings["per_hour"], f"{where}.per_hour", 1)
+        watch_config.check_integer(settings["account_addresses"], f"{where}.account_addresses", 1)
+
+    def __init__(self, context):
+        # no check_host: fail2ban may start after the watch, and its log is read once it exists
+        super(BansFacet, self).__init__(context)
+        context.state.setdefault("bans", [])  # [time, jail, address] of the last hour's bans
+
+    def identifiers(self):
+        return ["hostguard-bruteforce"]
+
+    # -- accounts attacked, from the journal --------------------------------------------------------------------
+    def on_line(self, line):
+        match = ACCOUNT_RE.match(line.message.strip())
+        if not match:
+            return
+        addresses = match.group("list").split()
+        if len(addresses) < self.settings["account_addresses"]:
+            return
+        account, failures = match.group("account"), int(match.group("failures"))
+        banned = (match.group("banned") or "").split()
+        if banned == ["none"]:
+            banned = []
+        self.context.emit(
+            "account_attacked", account,
+            f"account {account} failed to log in {failures} times from {len(addresses)} addresses",
+            severity="critical", runbook=ACCOUNT_RUNBOOK, when=line.time,
+            evidence={"account": account, "count": failures, "addresses": addresses,
+                      "address_count": len(addresses), "ignored": (match.group("ignored") or "").split(),
+                      "banned": banned})
+
+    # -- bans, from fail2ban's log ------------------------------------------------------------------------------
+    def read_new_lines(self):
+        """The lines fail2ban wrote since the last read; follows a rotation (the old file as .1) and a truncation.
+
+        Only whole lines are taken: a line fail2ban is still writing is read next time.
+        """
+        state = self.context.state
+        path = self.settings["log"]
+        try:
+            status = os.stat(path)
+        except FileNotFoundError:
+            return []
+        position = state.get("position")
+        rest_of_rotated = b""
+        if position is None:
+            offset = max(0, status.st_size - FIRST_READ)
+        else:
+            offset = position["offset"]
+            if position["inode"] != status.st_ino:
+                try:
+                    with open(path + ".1", "rb") as rotated:
+                        if os.fstat(rotated.fileno()).st_ino == position["inode"]:
+                            rotated.seek(offset)
+                            rest_of_rotated = rotated.read(MAX_READ)
+                except FileNotFoundError:
+                    pass
+                offset = 0
+            elif status.st_size < offset:
+                offset = 0  # truncated in place (copytruncate)
+        with open(path, "rb") as stream:
+            stream.seek(offset)
+            data = stream.read(min(max(0, status.st_size - offset), MAX_READ))
+        if position is None and offset:
+            cut = data.find(b"\n") + 1  # the first line was cut in two
+            offset, data = offset + cut, data[cut:]
+        whole = data[:data.rfind(b"\n") + 1]
+        state["position"] = {"inode": status.st_ino, "offset": offset + len(whole)}
+        self.context.changed()
+        return (rest_of_rotated + b"\n" + whole).decode("utf-8", "replace").splitlines()
+
+    def tick(self, now):
+        first = self.context.state.get("position") is None
+        bans = self.context.state["bans"]
+        for text in self.read_new_lines():
+            match = BAN_RE.match(text)
+            if not match or match.group("restore"):
+                continue  # a ban restored at fail2ban's restart was counted when it happened
+            try:
+                network_of(match.group("target"))
+            except ValueError:
+                continue  # the hostguard-accounts jail "bans" an account name, not an address
+            when = time.mktime(time.strptime(match.group("stamp"), "%Y-%m-%d %H:%M:%S"))  # fail2ban's local time
+            bans.append([when, match.group("jail"), match.group("target")])
+        bans[:] = [ban for ban in bans if ban[0] > now - 3600]
+        self.context.changed()
+        if first or len(bans) <= self.settings["per_hour"]:
+            return  # at first start the last hour is learnt, not alerted on
+        jails = collections.Counter(ban[1] for ban in bans)
+        addresses = [ban[2] for ban in bans]
+        networks = collections.Counter(network_of(address) for address in addresses)
+        busiest = [jail for jail, count in jails.most_common(3)]
+        self.context.emit(
+            "ban_rate", "bans", f"fail2ban banned {len(bans)} addresses in the last hour "
+            f"(limit {self.settings['per_hour']}), most in {', '.join(busiest)}",
+            runbook=BAN_RUNBOOK, when=now,
+            evidence={"count": len(bans), "limit": self.settings["per_hour"], "jails": dict(jails.most_common()),
+                      "top_networks": dict(networks.most_common(5)),
+                      "addresses": sorted(set(addresses))[:20]})

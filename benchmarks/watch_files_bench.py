@@ -13,7 +13,7 @@ line is in events.jsonl is taken, for:
 Every latency includes the facet's settle time (a file is examined once it has been quiet 2 s, so that a file still
 being written is not scanned half-way); the issue's bound is 60 s. Nothing is asserted: the table is the result.
 
-Run as root: python3 benchmarks/watch_bench.py [--section files] [--repeat 10] [--burst 2000]
+Run as root: python3 benchmarks/watch_files_bench.py [--section files] [--repeat 10] [--burst 2000]
 Everything lives under --workdir (default /var/tmp/hostguard-bench-watch) and is deleted at the end.
 """
 
@@ -228,7 +228,7 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="leave the work directory in place")
     options = parser.parse_args(argv)
     if os.geteuid() != 0:
-        print("watch_bench: run it as root (the trees belong to a customer uid)", file=sys.stderr)
+        print("watch_files_bench: run it as root (the trees belong to a customer uid)", file=sys.stderr)
         return 2
     status = 0
     for name in options.section or sorted(SECTIONS):

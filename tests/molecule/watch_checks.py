@@ -162,3 +162,16 @@ def check_audit_names_the_hold(host_name: str):
     assert "site1" in findings[0]["summary"] and "contained: mail from uid 2001 (site1) is held" in findings[0]["summary"]
     assert "release_mail_uid=2001" in findings[0]["remedy"]
     assert findings[0]["summary"] in lines[host_name]
+
+
+def assert_nothing_said_again(host, receiver, said: int, hooks: int):
+    """No event or webhook since the first `said` events and `hooks` messages repeats a (kind, key) said before.
+
+    Other facets may say something new meanwhile (the queue facet sees the held mail); a repeat is the failure.
+    """
+    before = events(host)[:said]
+    already = {(event["kind"], event["key"]) for event in before}
+    again = [event for event in events(host)[said:] if (event["kind"], event["key"]) in already]
+    assert not again, again
+    hooked = [message["hostguard"] for message in receiver.messages()[hooks:]]
+    assert not [event for event in hooked if (event["kind"], event["key"]) in already], hooked

@@ -139,7 +139,7 @@ def _scan_tree(root, walker, scanner, max_size, report):
             elif is_file:
                 report.examined += 1
                 try:
-                    planted = _examine(path, walker.directory(parts), name, walker.mount, scanner, max_size, buffer)
+                    planted = examine(path, walker.directory(parts), name, walker.mount, scanner, max_size, buffer)
                 except (OSError, safe_fs.UnsafePath) as exc:
                     if getattr(exc, "errno", None) != errno.ENOENT:  # removed meanwhile: it is not there
                         report.errors.append({"path": path, "error": "not read: %s" % _reason(exc)})
@@ -148,7 +148,7 @@ def _scan_tree(root, walker, scanner, max_size, report):
                     report.files.append(planted)
 
 
-def _examine(path, dir_fd, name, mount, scanner, max_size, buffer):
+def examine(path, dir_fd, name, mount, scanner, max_size, buffer):
     """The PlantedFile for the regular file ``name`` in ``dir_fd``, or None when it is neither PHP nor ELF and no
     rule matched it."""
     fd, info = safe_fs.open_entry(dir_fd, name, "file", noatime=True, parent_mount=mount)

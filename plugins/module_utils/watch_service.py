@@ -34,12 +34,13 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file impo
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_alerts import (
     Alerter, EmailSink, JournalSink, WebhookSink)
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_logins import LoginsFacet
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_files import FilesFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail import MailFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_queue import QueueFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_dnsbl import DnsblFacet
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_bans import BansFacet
 
-FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, LoginsFacet, QueueFacet, DnsblFacet, BansFacet)}
+FACET_TYPES = {facet.NAME: facet for facet in (MailFacet, LoginsFacet, QueueFacet, DnsblFacet, BansFacet, FilesFacet)}
 
 STATE_VERSION = 1
 SAVE_EVERY = 5.0  # state and cursor are saved together: a crash re-reads at most these seconds

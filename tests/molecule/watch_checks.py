@@ -142,13 +142,18 @@ def check_refused_configuration(host, converge: str, host_name: str):
     assert host.service("hostguard-watch").is_running
 
 
-def check_audit_names_the_hold(host_name: str):
-    """The audit's watch facet names what the watch saw and contained, with how to undo it."""
+def audit_only_the_watch() -> tuple[dict, dict]:
+    """hostguard.hosting.audit with every facet but the watch off: ({host: hostguard_audit}, {host: its lines})."""
     only_watch = {f"audit_{facet}_enabled": False for facet in (
         "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")}
     run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
     assert run["rc"] == 0, run["stats"]
-    facts, lines = audit_results(run["plays"])
+    return audit_results(run["plays"])
+
+
+def check_audit_names_the_hold(host_name: str):
+    """The audit's watch facet names what the watch saw and contained, with how to undo it."""
+    facts, lines = audit_only_the_watch()
     watch = facts[host_name]["watch"]
     assert watch["present"] and watch["counts"]["mail_rate"] == 1
     findings = [finding for finding in facts[host_name]["findings"]
@@ -157,3 +162,16 @@ def check_audit_names_the_hold(host_name: str):
     assert "site1" in findings[0]["summary"] and "contained: mail from uid 2001 (site1) is held" in findings[0]["summary"]
     assert "release_mail_uid=2001" in findings[0]["remedy"]
     assert findings[0]["summary"] in lines[host_name]
+
+
+def assert_nothing_said_again(host, receiver, said: int, hooks: int):
+    """No event or webhook since the first `said` events and `hooks` messages repeats a (kind, key) said before.
+
+    Other facets may say something new meanwhile (the queue facet sees the held mail); a repeat is the failure.
+    """
+    before = events(host)[:said]
+    already = {(event["kind"], event["key"]) for event in before}
+    again = [event for event in events(host)[said:] if (event["kind"], event["key"]) in already]
+    assert not again, again
+    hooked = [message["hostguard"] for message in receiver.messages()[hooks:]]
+    assert not [event for event in hooked if (event["kind"], event["key"]) in already], hooked

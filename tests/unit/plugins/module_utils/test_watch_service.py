@@ -25,7 +25,7 @@ def test_check_accepts_a_good_configuration_and_names_the_facets(tmp_path, capsy
     ("host: mail1\nalerts:\n  email: root\n", "alerts.email: expected an address like root@example.org, got 'root'"),
     ("host: mail1\nalert:\n  email: a@b\n", "alert: unknown setting (known: alerts, facets, host, state_dir)"),
     ("host: mail1\nfacets:\n  mail:\n    per_hour: ten\n", "facets.mail.per_hour: expected a whole number at least 1, got 'ten'"),
-    ("host: mail1\nfacets:\n  spam:\n    enabled: true\n", "facets.spam: unknown facet (known: bans, dnsbl, logins, mail, queue)"),
+    ("host: mail1\nfacets:\n  spam:\n    enabled: true\n", "facets.spam: unknown facet (known: bans, dnsbl, files, logins, mail, queue)"),
     ("host: mail1\nfacets:\n  mail:\n    enabled: yes please\n", "facets.mail.enabled: expected true or false, got 'yes please'"),
     ("host: 'a b'\n", "host: expected the host's name, got 'a b'"),
     ("host: mail1\n  bad: [\n", "not valid YAML"),

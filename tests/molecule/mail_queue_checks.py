@@ -254,7 +254,10 @@ def directories_before(host, mta, before):
 def test_monit_starts_the_mta_again_when_it_stops_while_watched(host, mta):
     """The watch is live: without the pause, monit would undo the playbook's stop."""
     offset = monit_log_size(host)
-    host.run_expect([0], "systemctl stop %s" % mta.service)
+    stop = host.run("systemctl stop %s" % mta.service)
+    # monit may start the MTA while systemd is still stopping it: systemd then cancels the stop job, which is
+    # monit undoing the stop as well
+    assert stop.rc == 0 or (stop.rc == 1 and "canceled" in stop.stderr), (stop.rc, stop.stderr)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not host.service(mta.service).is_running:
         time.sleep(0.5)

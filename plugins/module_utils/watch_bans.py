@@ -4,9 +4,9 @@
 
 fail2ban writes its "Ban ADDRESS" and "Unban ADDRESS" lines to its own log
 file (``logtarget = /var/log/fail2ban.log`` in Debian 12's and 13's
-fail2ban.conf), not to the journal, so the facet reads that file from where it
-stopped (its inode and offset are kept, so a restart or a rotation loses no
-line). One ban is fail2ban doing its work: the facet says nothing about it, and
+fail2ban.conf), not to the journal, so the facet has the service follow that
+file (the service keeps its inode and offset, so a restart or a rotation loses
+no line). One ban is fail2ban doing its work: the facet says nothing about it, and
 an event ``ban_rate`` only when more than ``per_hour`` addresses were banned
 in the last hour, naming the jails and the busiest networks.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import ipaddress
-import os
 import re
 import time
 
@@ -38,9 +37,6 @@ ACCOUNT_RE = re.compile(r"^account (?P<account>\S+) attacked from (?P<addresses>
                         r"(?:; never banned \(ignoreip\): (?P<ignored>[^;]*))?(?:; banned: (?P<banned>.*))?$")
 BAN_RUNBOOK = "leaked-password.md#2-take-the-guessing-away-from-where-it-happened"
 ACCOUNT_RUNBOOK = "leaked-password.md#1-stop-the-account-being-used"
-# At first start: the last hour of a log that may hold weeks is at its end
-FIRST_READ = 1 << 20
-MAX_READ = 8 << 20
 
 
 def network_of(address):
@@ -73,8 +69,17 @@ class BansFacet(Facet):
     def identifiers(self):
         return ["hostguard-bruteforce"]
 
-    # -- accounts attacked, from the journal --------------------------------------------------------------------
+    def log_files(self):
+        return [self.settings["log"]]
+
     def on_line(self, line):
+        if line.identifier == self.settings["log"]:
+            self.banned(line.message)
+        else:
+            self.attacked(line)
+
+    # -- accounts attacked, from the journal --------------------------------------------------------------------
+    def attacked(self, line):
         match = ACCOUNT_RE.match(line.message.strip())
         if not match:
             return
@@ -94,58 +99,23 @@ class BansFacet(Facet):
                       "banned": banned})
 
     # -- bans, from fail2ban's log ------------------------------------------------------------------------------
-    def read_new_lines(self):
-        """The lines fail2ban wrote since the last read; follows a rotation (the old file as .1) and a truncation.
-
-        Only whole lines are taken: a line fail2ban is still writing is read next time.
-        """
-        state = self.context.state
-        path = self.settings["log"]
+    def banned(self, text):
+        match = BAN_RE.match(text)
+        if not match or match.group("restore"):
+            return  # a ban restored at fail2ban's restart was counted when it happened
         try:
-            status = os.stat(path)
-        except FileNotFoundError:
-            return []
-        position = state.get("position")
-        rest_of_rotated = b""
-        if position is None:
-            offset = max(0, status.st_size - FIRST_READ)
-        else:
-            offset = position["offset"]
-            if position["inode"] != status.st_ino:
-                try:
-                    with open(path + ".1", "rb") as rotated:
-                        if os.fstat(rotated.fileno()).st_ino == position["inode"]:
-                            rotated.seek(offset)
-                            rest_of_rotated = rotated.read(MAX_READ)
-                except FileNotFoundError:
-                    pass
-                offset = 0
-            elif status.st_size < offset:
-                offset = 0  # truncated in place (copytruncate)
-        with open(path, "rb") as stream:
-            stream.seek(offset)
-            data = stream.read(min(max(0, status.st_size - offset), MAX_READ))
-        if position is None and offset:
-            cut = data.find(b"\n") + 1  # the first line was cut in two
-            offset, data = offset + cut, data[cut:]
-        whole = data[:data.rfind(b"\n") + 1]
-        state["position"] = {"inode": status.st_ino, "offset": offset + len(whole)}
+            network_of(match.group("target"))
+        except ValueError:
+            return  # the hostguard-accounts jail "bans" an account name, not an address
+        when = time.mktime(time.strptime(match.group("stamp"), "%Y-%m-%d %H:%M:%S"))  # fail2ban's local time
+        self.context.state["bans"].append([when, match.group("jail"), match.group("target")])
         self.context.changed()
-        return (rest_of_rotated + b"\n" + whole).decode("utf-8", "replace").splitlines()
 
     def tick(self, now):
-        first = self.context.state.get("position") is None
+        # the first check after the first start learns the last hour's bans, and says nothing of them
+        first = not self.context.state.get("learned")
+        self.context.state["learned"] = True
         bans = self.context.state["bans"]
-        for text in self.read_new_lines():
-            match = BAN_RE.match(text)
-            if not match or match.group("restore"):
-                continue  # a ban restored at fail2ban's restart was counted when it happened
-            try:
-                network_of(match.group("target"))
-            except ValueError:
-                continue  # the hostguard-accounts jail "bans" an account name, not an address
-            when = time.mktime(time.strptime(match.group("stamp"), "%Y-%m-%d %H:%M:%S"))  # fail2ban's local time
-            bans.append([when, match.group("jail"), match.group("target")])
         bans[:] = [ban for ban in bans if ban[0] > now - 3600]
         self.context.changed()
         if first or len(bans) <= self.settings["per_hour"]:

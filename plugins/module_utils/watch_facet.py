@@ -23,6 +23,10 @@ class Facet(object):
         """The journal's SYSLOG_IDENTIFIERs whose lines on_line() wants."""
         return []
 
+    def log_files(self):
+        """Log files whose new lines on_line() wants (identifier: the path); the service follows them."""
+        return []
+
     def start(self):
         pass
 

@@ -37,6 +37,7 @@ import shutil
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import watch_config
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_facet import Facet
 from ansible_collections.hostguard.hosting.plugins.module_utils.mail_queue import MailQueueError, find_mta
 
 QUEUE_ID = r"(?P<qid>[0-9A-Za-z]{6,})"
@@ -356,7 +357,7 @@ def release(state_dir, map_path, uid, run, mta="postfix"):
     return {"uid": uid, "was_held": was_held, "released": released, "queue_ids": len(queue_ids)}
 
 
-class MailFacet(object):
+class MailFacet(Facet):
     NAME = "mail"
     LOOKBACK = 3600
     INTERVAL = 60
@@ -391,8 +392,7 @@ class MailFacet(object):
             raise watch_config.ConfigError(f"{where}.hold_map: its directory {directory} does not exist")
 
     def __init__(self, context):
-        self.context = context
-        self.settings = context.settings
+        super(MailFacet, self).__init__(context)
         kind = resolve_mta(self.settings["mta"])
         if kind == "exim":
             self.mta = Exim(context.run, self.settings["hold_map"], self.settings["exim_mainlog"])
@@ -414,15 +414,6 @@ class MailFacet(object):
 
     def log_files(self):
         return self.mta.log_files()
-
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
-
-    def fds(self):
-        return []
 
     # -- lines: the MTA's class reads them and says what they mean through the methods below -----------------
     def on_line(self, line):

@@ -256,7 +256,7 @@ class Service(object):
         for facet in self.facets:
             for identifier in facet.identifiers():
                 self._by_identifier[identifier].append(facet)
-            for path in getattr(facet, "log_files", lambda: [])():
+            for path in facet.log_files():
                 self._by_file[path].append(facet)
         self.tails = {}
         self._skip_before = {}  # path -> the look-back's start, while a never-read file is read the first time
@@ -298,20 +298,25 @@ class Service(object):
 
     # -- the journal ---------------------------------------------------------------------------------------
     def open_journal(self):
-        """Position the reader: after the saved cursor, or (first start) at the facets' look-back, learning."""
+        """Position the reader: after the saved cursor, or at the facets' look-back; learning at the first start.
+
+        The first start (no journal cursor and no file position saved) reads the look-back to learn, saying
+        nothing; after that, everything new is said, also from a file followed for the first time.
+        """
         lookback = max([facet.LOOKBACK for facet in self.facets] or [0])
         now = self.clock()
+        cursor = self.state.data.get("cursor")
+        if not cursor and not any(self.state.data["files"].values()):
+            self.learning_until = now
         self.open_files(now - lookback)
         if not self._by_identifier:
             return  # no facet reads the journal: a reader without matches would hand over every entry
         for identifier in sorted(self._by_identifier):
             self.journal.add_match(SYSLOG_IDENTIFIER=identifier)
-        cursor = self.state.data.get("cursor")
         if cursor:
             self.journal.seek_cursor(cursor)
             self.journal.get_next()  # the entry at the cursor was handled before the stop
             return
-        self.learning_until = now
         self.journal.seek_realtime(int((now - lookback) * 1_000_000))  # an int is microseconds
 
     def read_journal(self, limit=5000):
@@ -337,11 +342,10 @@ class Service(object):
 
     # -- log files -----------------------------------------------------------------------------------------
     def open_files(self, since):
-        """Follow every file a facet reads: from the saved position, or (never read) from `since` on, learning."""
+        """Follow every file a facet reads: from the saved position, or (never read) from `since` on."""
         for path in sorted(self._by_file):
             tail = self.tails[path] = FileTail(path, self.state.data["files"].get(path))
             if tail.fresh:
-                self.learning_until = self.clock()
                 self._skip_before[path] = since
 
     def read_files(self, limit=5000):

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import watch_config, watch_service
 from ansible_collections.hostguard.hosting.tests.unit.plugins.module_utils.watch_fakes import (
-    Clock, FakeJournal, read_events, start_service)
+    Clock, FakeJournal, read_events, start_service, step)
 
 START = 1_800_000_000.0
 ACTION = Path(__file__).resolve().parents[4] / "roles" / "bruteforce" / "files" / "hostguard-accounts.py"
@@ -50,14 +50,14 @@ def test_bans_past_the_hourly_rate_are_one_event_naming_jails_and_networks(tmp_p
     append(log, ban(START - 100, "sshd", "203.0.113.1"))
     clock = Clock(START)
     service = service_for(tmp_path, clock)
-    service.tick()  # first start: the last hour is learnt
+    step(service)  # first start: the last hour is learnt
     append(log, *[ban(START + number, "sshd", f"203.0.113.{10 + number}") for number in range(4)])
     append(log, ban(START + 5, "dovecot", "2001:db8:77::1"),
            f"{stamp(START + 6)} fail2ban.actions        [812]: NOTICE  [sshd] Unban 203.0.113.1\n",
            ban(START + 7, "sshd", "203.0.113.200", restore=True),
            ban(START + 8, "hostguard-accounts", "customer1"))
     clock.now = START + 60
-    service.tick()
+    step(service)
     [event] = read_events(tmp_path)
     assert (event["kind"], event["count"], event["limit"]) == ("ban_rate", 6, 5)
     assert event["jails"] == {"sshd": 5, "dovecot": 1}
@@ -66,7 +66,7 @@ def test_bans_past_the_hourly_rate_are_one_event_naming_jails_and_networks(tmp_p
 
     append(log, ban(START + 70, "sshd", "203.0.113.50"))
     clock.now = START + 120
-    service.tick()
+    step(service)
     assert len(read_events(tmp_path)) == 1  # said once per alert interval
 
 
@@ -75,11 +75,11 @@ def test_bans_older_than_an_hour_do_not_count_and_one_ban_is_no_event(tmp_path):
     log.write_text("")
     clock = Clock(START)
     service = service_for(tmp_path, clock)
-    service.tick()
+    step(service)
     append(log, *[ban(START - 4000 + number, "sshd", f"203.0.113.{number}") for number in range(10)])
     append(log, ban(START + 1, "sshd", "198.18.0.9"))
     clock.now = START + 60
-    service.tick()
+    step(service)
     assert read_events(tmp_path) == []
     assert len(service.state.facet("bans")["bans"]) == 1
 
@@ -89,10 +89,10 @@ def test_a_rotated_log_and_a_restart_lose_no_ban_and_count_none_twice(tmp_path):
     log.write_text("")
     clock = Clock(START)
     service = service_for(tmp_path, clock)
-    service.tick()
+    step(service)
     append(log, *[ban(START + number, "sshd", f"203.0.113.{number}") for number in range(3)])
     clock.now = START + 60
-    service.tick()
+    step(service)
     service.state.save()
     # while the watch is stopped: two more bans, then logrotate moves the file and fail2ban opens a new one
     append(log, *[ban(START + 70 + number, "sshd", f"203.0.113.{50 + number}") for number in range(2)])
@@ -100,13 +100,13 @@ def test_a_rotated_log_and_a_restart_lose_no_ban_and_count_none_twice(tmp_path):
     append(log, ban(START + 80, "sshd", "203.0.113.99"), f"{stamp(START + 81)} fail2ban.actions  [812]: NOT")
     clock.now = START + 120
     again = service_for(tmp_path, clock)
-    again.tick()
+    step(again)
     [event] = read_events(tmp_path)
     assert event["count"] == 6
     # the half-written line is read once it is whole
     append(log, "ICE  [sshd] Ban 203.0.113.98\n")
     clock.now = START + 180
-    again.tick()
+    step(again)
     assert len(again.state.facet("bans")["bans"]) == 7
 
 

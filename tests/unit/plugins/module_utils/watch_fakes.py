@@ -93,3 +93,10 @@ def read_events(tmp_path):
 
     path = tmp_path / "state" / "events.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def step(service):
+    """One turn of the service's loop: the followed files, the journal, then the facets' periodic checks."""
+    service.read_files()
+    service.read_journal()
+    service.tick()

@@ -11,8 +11,8 @@ itself sshd or dovecot and log "Accepted ... for someone"):
   ``imap-login: Logged in: user=<U>, ..., rip=ADDR``, pop3 and submission alike, from Dovecot's log process
   (root; the IMAP processes that run as the mailbox's owner share its unit);
 - Postfix smtpd's SMTP AUTH: ``QUEUEID: client=NAME[ADDR], sasl_method=M, sasl_username=U``, as postfix or root;
-- vsftpd: ``[pid N] [USER] OK LOGIN: Client "ADDR"`` in its own log file (vsftpd_log_file, which the facet
-  tails, following logrotate's rename), or in the journal where vsftpd.conf says syslog_enable.
+- vsftpd: ``[pid N] [USER] OK LOGIN: Client "ADDR"`` in its own log file (vsftpd_log_file, which the
+  service follows for the facet, across logrotate's rename), or in the journal where vsftpd.conf says syslog_enable.
 
 Each address's country comes from a table built on the controller from
 ``watch_country_cidrs`` (one ``FIRST LAST CC`` range a line, sorted, looked up
@@ -26,8 +26,10 @@ abroad is. Loopback logins (webmail on the host) have no place and are skipped.
 Locking (``contain: lock``) is account_cleanup's lock, with its record under
 account_cleanup's state directory, so that ``account_cleanup`` with
 ``mode=unlock`` undoes it exactly; Dovecot's open sessions of the account are
-ended (``doveadm kick``). Root and system accounts (uid below ``min_uid``) are
-never locked: the alert says why.
+ended (``doveadm kick``). An SSH login is said but never locked (SSH is how
+administrators get in), nor are the accounts in ``keep`` (the role adds the
+account Ansible connects as), root, or system accounts (uid below ``min_uid``):
+the alert says why.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import re
 import time
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import account_cleanup, watch_config
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_facet import Facet
 
 ADDRESS = r"(?P<address>[0-9A-Fa-f:.]+)"
 SSHD_RE = re.compile(r"^Accepted \S+ for (?P<user>\S+) from " + ADDRESS + r" port \d+")
@@ -54,7 +57,6 @@ VSFTPD_TIME_RE = re.compile(r"^(?P<when>\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}
 RUNBOOK = "leaked-password.md"
 MAIL_SERVICES = ("imap", "pop3", "submission", "smtp")
 MAX_PLACES = 50
-TAIL_CHUNK = 1 << 20
 
 
 class CountryError(ValueError):
@@ -248,54 +250,12 @@ def parse_vsftpd_line(line, localtime):
     return float(when), Login(match.group("user"), "ftp", match.group("address"))
 
 
-class FileTail(object):
-    """New whole lines of a log file, from a position kept in `state` (inode, offset) across restarts. After
-    logrotate's rename, the rest of the old file (PATH.1 with the same inode) is read before the new one."""
-
-    def __init__(self, path, state):
-        self.path, self.state = path, state
-
-    def read(self):
-        lines = []
-        try:
-            current = os.stat(self.path)
-        except FileNotFoundError:
-            return lines
-        inode, offset = self.state.get("inode"), self.state.get("offset", 0)
-        if inode is not None and inode != current.st_ino:
-            rotated = self.path + ".1"
-            try:
-                if os.stat(rotated).st_ino == inode:
-                    lines += self._read_from(rotated, offset)[0]
-            except FileNotFoundError:
-                pass
-            offset = 0
-        elif current.st_size < offset:  # truncated (copytruncate)
-            offset = 0
-        new, offset = self._read_from(self.path, offset)
-        self.state.update(inode=current.st_ino, offset=offset)
-        return lines + new
-
-    @staticmethod
-    def _read_from(path, offset):
-        with open(path, "rb") as stream:
-            stream.seek(offset)
-            data = b""
-            while True:
-                chunk = stream.read(TAIL_CHUNK)
-                if not chunk:
-                    break
-                data += chunk
-        end = data.rfind(b"\n") + 1  # a line vsftpd is still writing waits for the next read
-        return data[:end].decode("utf-8", "replace").splitlines(), offset + end
-
-
 # -- locking ------------------------------------------------------------------------------------------------------------
 class Locker(object):
     """account_cleanup's lock of the account a login used, recorded where account_cleanup's unlock finds it."""
 
-    def __init__(self, run, state_dir, min_uid, root="/"):
-        self.run, self.min_uid = run, min_uid
+    def __init__(self, run, state_dir, min_uid, keep=(), root="/"):
+        self.run, self.min_uid, self.keep = run, min_uid, tuple(keep)
         self.paths = account_cleanup.Paths(root=root, state_dir=state_dir)
 
     def _command(self, argv):
@@ -304,6 +264,13 @@ class Locker(object):
     def lock(self, name, service, host_name):
         """The action: what was done (or why nothing was) and how to undo it."""
         undo = f"ansible {host_name} -m hostguard.hosting.account_cleanup -a 'mode=unlock unlock={name}'"
+        # SSH is how administrators reach the host, wherever they travel: said, never locked
+        if service == "ssh":
+            return {"kind": "lock", "failed": True, "account": name, "undo": "nothing to undo",
+                    "done": "nothing: an SSH login is said, never locked (the way administrators get in)"}
+        if name in self.keep:
+            return {"kind": "lock", "failed": True, "account": name, "undo": "nothing to undo",
+                    "done": f"nothing: {name} is never locked (in watch_logins_keep, or the account Ansible connects as)"}
         host = account_cleanup.Host(self.paths, self._command)
         rc, doveconf, _err = self._command(["doveconf", "-n"])
         accounts = account_cleanup.collect(self.paths, min_uid=self.min_uid, doveconf_text=doveconf if rc == 0 else None,
@@ -356,7 +323,7 @@ class Locker(object):
 
 
 # -- the facet -----------------------------------------------------------------------------------------------------------
-class LoginsFacet(object):
+class LoginsFacet(Facet):
     NAME = "logins"
     LOOKBACK = 30 * 86400
     INTERVAL = 5
@@ -367,6 +334,7 @@ class LoginsFacet(object):
         "vsftpd_conf": "/etc/vsftpd.conf",
         "lock_state_dir": "/var/lib/hostguard/account_cleanup",
         "min_uid": 1000,
+        "keep": [],
     }
 
     @staticmethod
@@ -378,6 +346,8 @@ class LoginsFacet(object):
         watch_config.check_absolute_path(settings["vsftpd_conf"], f"{where}.vsftpd_conf")
         watch_config.check_absolute_path(settings["lock_state_dir"], f"{where}.lock_state_dir")
         watch_config.check_integer(settings["min_uid"], f"{where}.min_uid", 1)
+        if not isinstance(settings["keep"], list) or not all(isinstance(name, str) for name in settings["keep"]):
+            raise watch_config.ConfigError(f"{where}.keep: expected a list of account names, got {settings['keep']!r}")
 
     @staticmethod
     def check_host(settings, where):
@@ -389,41 +359,38 @@ class LoginsFacet(object):
             raise watch_config.ConfigError(f"{where}.lock_state_dir: {settings['lock_state_dir']} does not exist")
 
     def __init__(self, context):
-        self.context = context
-        self.settings = context.settings
+        super(LoginsFacet, self).__init__(context)
         self.history = self.settings["history_days"] * 86400
         self.LOOKBACK = self.history  # the first start learns the whole window from the journal
         self.countries = CountryTable.load(self.settings["country_table"])
         self.sources = [source() for source in JOURNAL_SOURCES]
         self.by_identifier = {identifier: source for source in self.sources for identifier in source.IDENTIFIERS}
-        self.locker = Locker(context.run, self.settings["lock_state_dir"], self.settings["min_uid"])
-        self.tail = None
-        self.vsftpd_localtime = False
+        self.locker = Locker(context.run, self.settings["lock_state_dir"], self.settings["min_uid"], self.settings["keep"])
+        # vsftpd logs to its own file unless vsftpd.conf says syslog_enable; the service follows that file
+        text = account_cleanup.read_text(self.settings["vsftpd_conf"])
+        vsftpd = account_cleanup.parse_vsftpd_conf(text)
+        self.vsftpd_localtime = vsftpd["use_localtime"]
+        syslog = vsftpd.get("syslog_enable", "NO").upper() == "YES"
+        self.vsftpd_log = vsftpd["vsftpd_log_file"] if text is not None and not syslog else None
         self.next_prune = 0
 
     def identifiers(self):
         return list(self.by_identifier)
 
+    def log_files(self):
+        return [self.vsftpd_log] if self.vsftpd_log else []
+
     def start(self):
         # Here, not in __init__: the service loads the saved state after making its facets.
-        state = self.context.state
-        state.setdefault("accounts", {})
-        state.setdefault("places", {})
-        text = account_cleanup.read_text(self.settings["vsftpd_conf"])
-        vsftpd = account_cleanup.parse_vsftpd_conf(text)
-        self.vsftpd_localtime = vsftpd["use_localtime"]
-        if text is not None and vsftpd.get("syslog_enable", "NO").upper() != "YES":
-            self.tail = FileTail(vsftpd["vsftpd_log_file"], state.setdefault("vsftpd_log", {}))
-        # vsftpd's lines written while the service was stopped (or, at first start, the window), before the journal's
-        self.tick(self.context.service.clock(), prune=False)
-
-    def stop(self):
-        pass
-
-    def fds(self):
-        return []
+        self.context.state.setdefault("accounts", {})
+        self.context.state.setdefault("places", {})
 
     def on_line(self, line):
+        if line.identifier == self.vsftpd_log:
+            parsed = parse_vsftpd_line(line.message, self.vsftpd_localtime)
+            if parsed and parsed[0] >= self.context.service.clock() - self.history:
+                self.login(parsed[1], parsed[0])
+            return
         source = self.by_identifier.get(line.identifier)
         if source is None:
             return
@@ -436,17 +403,8 @@ class LoginsFacet(object):
             return
         self.login(login, line.time)
 
-    def tick(self, now, prune=True):
-        if self.tail is not None:
-            horizon = now - self.history
-            position = dict(self.tail.state)
-            for text in self.tail.read():
-                parsed = parse_vsftpd_line(text, self.vsftpd_localtime)
-                if parsed and parsed[0] >= horizon:
-                    self.login(parsed[1], parsed[0])
-            if self.tail.state != position:  # the state file is written only when there is something new
-                self.context.changed()
-        if prune and now >= self.next_prune:
+    def tick(self, now):
+        if now >= self.next_prune:
             self.next_prune = now + 3600
             self.prune(now)
 

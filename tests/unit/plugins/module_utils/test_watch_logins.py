@@ -12,7 +12,8 @@ import pytest
 from ansible_collections.hostguard.hosting.plugins.module_utils import watch_config, watch_logins, watch_service
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import load_countries
 
-from ansible_collections.hostguard.hosting.tests.unit.plugins.module_utils.watch_fakes import Clock, FakeJournal, Runner
+from ansible_collections.hostguard.hosting.tests.unit.plugins.module_utils.watch_fakes import (
+    Clock, FakeJournal, Runner, step)
 
 START = 1_800_000_000.0
 DAY = 86400
@@ -282,18 +283,18 @@ def test_vsftpd_s_log_file_is_tailed_across_restarts_and_rotation(tmp_path):
     journal, clock = FakeJournal(), Clock(START)
     journal.add(START - DAY, "sshd-session", "Accepted publickey for root from 198.18.0.10 port 1 ssh2", **ROOT)
     service = make_service(tmp_path, journal, Runner(), clock)  # the first start reads the file: learning
-    service.read_journal()
+    step(service)
     assert events(tmp_path) == [] and set(service.state.facet("logins")["accounts"]["ftp1"]) == {"JP"}
 
     with open(log, "a") as stream:
         stream.write(vsftpd_line(START + 10, "ftp1", "203.0.113.10"))
         stream.write(vsftpd_line(START + 11, "ftp1", "198.18.0.10")[:30])  # vsftpd still writing this one
     clock.now = START + 20
-    service.tick()
+    step(service)
     assert [(e["account"], e["service"], e["country"]) for e in events(tmp_path)] == [("ftp1", "ftp", "MD")]
     service.state.save()
     clock.now = START + 25
-    service.tick()
+    step(service)
     assert not service.state.dirty  # nothing new in the file: no state to write
 
     # logrotate renames the file while the service is stopped: the rest of the old one is read, then the new one
@@ -304,6 +305,7 @@ def test_vsftpd_s_log_file_is_tailed_across_restarts_and_rotation(tmp_path):
     log.write_text(vsftpd_line(START + 13, "ftp2", "2001:db8:203::a").replace("::ffff:", ""))
     clock.now = START + 30
     again = make_service(tmp_path, journal, Runner(), clock)
+    step(again)
     places = again.state.facet("logins")["accounts"]
     assert set(places["ftp1"]) == {"JP", "MD"} and set(places["ftp2"]) == {"JP", "MD"}
     said = [(e["account"], e["address"]) for e in events(tmp_path)]
@@ -314,7 +316,7 @@ def test_vsftpd_logging_to_syslog_is_read_from_the_journal_only(tmp_path):
     (tmp_path / "vsftpd.conf").write_text("syslog_enable=YES\n")
     journal, clock = FakeJournal(), Clock(START)
     service = learned(tmp_path, journal, clock)
-    assert facet_of(service).tail is None
+    assert facet_of(service).log_files() == []
     journal.add(START + 10, "vsftpd", '[pid 285] [mbox1] OK LOGIN: Client "::ffff:203.0.113.10"', **ROOT)
     clock.now = START + 20
     service.read_journal()
@@ -393,7 +395,7 @@ def test_a_system_account_is_locked_with_usermod_and_chage_and_root_never(tmp_pa
     assert site1["action"]["done"].startswith("system account site1 is locked")
     argvs = [argv for argv, _stdin in runner.calls]
     assert ["usermod", "--lock", "site1"] in argvs and ["chage", "--expiredate", "0", "site1"] in argvs
-    assert root["action"]["failed"] and "never locked (root)" in root["action"]["done"]
+    assert root["action"]["failed"] and "never locked" in root["action"]["done"]
     assert not [argv for argv in argvs if argv[-1] == "root" and argv[0] in ("usermod", "chage")]
 
 
@@ -442,3 +444,20 @@ def test_the_first_start_reads_back_the_history_for_logins_but_each_facet_only_i
     mail = service.state.facet("mail")["sources"]["uid:2001"]
     assert sum(mail["minutes"].values()) == 1  # the mail facet looks back one hour
     assert set(service.state.facet("logins")["accounts"]["mbox1"]) == {"JP"}
+
+
+def test_an_ssh_login_and_a_kept_account_are_said_and_never_locked(tmp_path, host_files):
+    clock = Clock(START)
+    service, journal, runner = locking_service(tmp_path, host_files, clock)
+    facet_of(service).locker.keep = ("mbox1",)
+    journal.add(START + 10, "sshd-session", "Accepted password for site1 from 203.0.113.10 port 1 ssh2", **ROOT)
+    imap(journal, START + 20, "mbox1", "203.0.113.10")
+    clock.now = START + 30
+    service.read_journal()
+
+    site1, mbox1 = events(tmp_path)
+    assert site1["service"] == "ssh" and site1["action"]["failed"] and "SSH login is said, never locked" in site1["action"]["done"]
+    assert mbox1["action"]["failed"] and "mbox1 is never locked (in watch_logins_keep" in mbox1["action"]["done"]
+    argvs = [argv for argv, _stdin in runner.calls]
+    assert not [argv for argv in argvs if argv[0] in ("usermod", "chage", "doveadm")]
+    assert "nologin" not in host_files[1].read_text()

@@ -138,6 +138,19 @@ def audit_enforcement(host: str) -> dict:
     return {entry["role"]: entry for entry in facts[host]["enforcement"]["roles"]}
 
 
+# Run by a client's python: IMAP login after STARTTLS (Dovecot refuses plaintext auth without TLS).
+IMAP_LOGIN = """
+import imaplib, ssl, sys
+imap = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
+imap.starttls(ssl_context=ssl._create_unverified_context())  # the lab's certificate is self-signed
+try:
+    imap.login(sys.argv[2], sys.argv[3])
+except imaplib.IMAP4.error as error:
+    print("refused", error)
+else:
+    print("ok")
+"""
+
 SMTP_PROBE = PROJECT_DIR / "tests" / "molecule" / "smtp_probe.py"
 
 

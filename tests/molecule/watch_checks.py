@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from labtools import AUDIT_PLAYBOOK, PROJECT_DIR, Lab, ansible_playbook_stats, audit_results
+from labtools import AUDIT_PLAYBOOK, IMAP_LOGIN, PROJECT_DIR, Lab, ansible_playbook_stats, audit_results
 
 RECEIVER = PROJECT_DIR / "tests" / "molecule" / "webhook_receiver.py"
 EVENTS = "/var/lib/hostguard/watch/events.jsonl"
@@ -48,20 +48,6 @@ def wait_for(what, timeout: float = 60.0, every: float = 1.0):
         time.sleep(every)
         value = what()
     return value
-
-
-# Run by the client's python: IMAP login after STARTTLS (Dovecot refuses plaintext auth without TLS).
-IMAP_LOGIN = """
-import imaplib, ssl, sys
-imap = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
-imap.starttls(ssl_context=ssl._create_unverified_context())  # the lab's certificate is self-signed
-try:
-    imap.login(sys.argv[2], sys.argv[3])
-except imaplib.IMAP4.error as error:
-    print("refused", error)
-else:
-    print("ok")
-"""
 
 
 def imap_login(client, address: str, user: str, password: str) -> str:
@@ -175,3 +161,21 @@ def assert_nothing_said_again(host, receiver, said: int, hooks: int):
     assert not again, again
     hooked = [message["hostguard"] for message in receiver.messages()[hooks:]]
     assert not [event for event in hooked if (event["kind"], event["key"]) in already], hooked
+
+
+def check_restart_loses_no_line_and_repeats_no_alert(host, receiver):
+    """Mail site2 sends while the service is stopped is counted after it starts, and nothing said is said again."""
+    said = len(events(host))
+    hooks = len(receiver.messages())
+    host.run_expect([0], "systemctl stop hostguard-watch")
+    for _message in range(3):
+        run_script(host, "site2", "form.php")
+    host.run_expect([0], "systemctl start hostguard-watch")
+
+    def site2_counted():
+        state = json.loads(host.file("/var/lib/hostguard/watch/state.json").content_string)
+        source = state["facets"]["mail"]["sources"].get("uid:2002", {})
+        return sum(source.get("minutes", {}).values()) == 5  # 2 before the stop, 3 while it was stopped
+
+    assert wait_for(site2_counted, timeout=30)
+    assert_nothing_said_again(host, receiver, said, hooks)

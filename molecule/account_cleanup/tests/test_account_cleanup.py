@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from labtools import Lab, ansible_playbook_stats, changed_tasks, smtp, task_name
+from labtools import IMAP_LOGIN, Lab, ansible_playbook_stats, changed_tasks, smtp, task_name
 
 LAB = Lab.from_env()
 AC1, AC2 = LAB.hosts["ac1"], LAB.hosts["ac2"]
@@ -33,19 +33,7 @@ ARCHIVE_DIR = "/var/lib/hostguard/account_archive"
 SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
                "-o", "LogLevel=ERROR"]
 
-# Run by the client's python: IMAP login after STARTTLS (Dovecot refuses plaintext auth without TLS).
-IMAP_LOGIN = """
-import imaplib, ssl, sys
-imap = imaplib.IMAP4(sys.argv[1], 143, timeout=10)
-imap.starttls(ssl_context=ssl._create_unverified_context())  # the lab's certificate is self-signed
-try:
-    imap.login(sys.argv[2], sys.argv[3])
-except imaplib.IMAP4.error as error:
-    print("refused", error)
-else:
-    print("ok")
-"""
-# The same, then the number of messages in INBOX.
+# labtools.IMAP_LOGIN, then the number of messages in INBOX.
 IMAP_INBOX = IMAP_LOGIN.replace('print("ok")', 'print(imap.select("INBOX")[1][0].decode())')
 FTP_LOGIN = """
 import ftplib, sys

@@ -348,20 +348,28 @@ def disks_findings(facet):
 
 def watch_facet(data):
     result = _ran(data.get("result")) or {}
+    unit = data.get("unit")  # the unit as service_facts saw it, None where it is not installed
     return {"path": result.get("path"), "present": bool(result.get("present")), "days": data.get("days"),
+            "installed": unit is not None, "running": bool(unit) and unit.get("state") == "running",
             "events": result.get("events") or [], "counts": result.get("counts") or {},
             "malformed": result.get("malformed") or 0}
 
 
 def watch_findings(facet):
     """The latest event of each kind and source, saying whether the watch contained it; or that nothing watches."""
-    if not facet["present"]:
-        return [_finding("watch", "info", "hostguard-watch has no events log here: nothing watches this host "
-                                          "between audits", {"path": facet["path"]}, "roles/watch")]
+    findings = []
+    if not facet["installed"]:
+        findings.append(_finding("watch", "info", "hostguard-watch is not installed here: nothing watches this host "
+                                                  "between audits", {"path": facet["path"]}, "roles/watch"))
+    elif not facet["running"]:
+        findings.append(_finding("watch", "critical", "hostguard-watch is installed but not running: nothing is "
+                                                      "noticed or contained until it runs",
+                                 {"path": facet["path"]},
+                                 "journalctl -u hostguard-watch, then run roles/watch again (it starts the service "
+                                 "and reads back that it runs)"))
     latest = {}
     for event in facet["events"]:
         latest[(event.get("kind"), event.get("key"))] = event
-    findings = []
     for event in latest.values():
         severity = event.get("severity") if event.get("severity") in SEVERITIES else "warning"
         action = event.get("action") or {}

@@ -141,6 +141,7 @@ def check_audit_names_the_hold(host_name: str):
     """The audit's watch facet names what the watch saw and contained, with how to undo it."""
     facts, lines = audit_only_the_watch()
     watch = facts[host_name]["watch"]
+    assert watch["installed"] and watch["running"]
     assert watch["present"] and watch["counts"]["mail_rate"] == 1
     findings = [finding for finding in facts[host_name]["findings"]
                 if finding["facet"] == "watch" and finding["evidence"]["kind"] == "mail_rate"]

@@ -147,7 +147,7 @@ HELD_EVENT = {"time": "2026-12-06T04:10:02+00:00", "host": "web1", "kind": "mail
               "runbook": "spam-outbreak.md", "uid": 2001, "account": "site1", "script": "contact.php", "count": 201,
               "action": {"done": "mail from uid 2001 (site1) is held", "undo": "ansible-playbook "
                          "hostguard.hosting.release_mail -e release_mail_hosts=web1 -e release_mail_uid=2001"}}
-WATCH = {"days": 7, "result": {"changed": False, "path": "/var/lib/hostguard/watch/events.jsonl", "present": True,
+WATCH = {"days": 7, "unit": {"name": "hostguard-watch.service", "state": "running", "status": "enabled"}, "result": {"changed": False, "path": "/var/lib/hostguard/watch/events.jsonl", "present": True,
                                "events": [dict(HELD_EVENT, count=150, action=None), HELD_EVENT],
                                "counts": {"mail_rate": 2}, "malformed": 0, "truncated": False}}
 FACETS_INPUT = {"services": services(), "enforcement": ENFORCEMENT, "dnsbl": DNSBL, "integrity": INTEGRITY, "accounts": ACCOUNTS,
@@ -354,3 +354,14 @@ def test_a_host_without_the_watch_is_said_to_be_unwatched():
     watch = [finding for finding in document["findings"] if finding["facet"] == "watch"]
     assert [(f["severity"], f["remedy"]) for f in watch] == [("info", "roles/watch")]
     assert "nothing watches this host between audits" in watch[0]["summary"]
+
+
+def test_a_watch_installed_but_not_running_is_critical_and_its_events_still_count():
+    stopped = dict(WATCH, unit={"name": "hostguard-watch.service", "state": "stopped", "status": "enabled"})
+    document = result(dict(FACETS_INPUT, watch=stopped))
+    assert_valid(document)
+    assert (document["watch"]["installed"], document["watch"]["running"]) == (True, False)
+    watch = [finding for finding in document["findings"] if finding["facet"] == "watch"]
+    assert [f["severity"] for f in watch] == ["critical", "critical"]
+    assert watch[0]["summary"].startswith("hostguard-watch is installed but not running")
+    assert "contained: mail from uid 2001" in watch[1]["summary"]

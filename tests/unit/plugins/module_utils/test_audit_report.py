@@ -147,9 +147,10 @@ HELD_EVENT = {"time": "2026-12-06T04:10:02+00:00", "host": "web1", "kind": "mail
               "runbook": "spam-outbreak.md", "uid": 2001, "account": "site1", "script": "contact.php", "count": 201,
               "action": {"done": "mail from uid 2001 (site1) is held", "undo": "ansible-playbook "
                          "hostguard.hosting.release_mail -e release_mail_hosts=web1 -e release_mail_uid=2001"}}
-WATCH = {"days": 7, "unit": {"name": "hostguard-watch.service", "state": "running", "status": "enabled"}, "result": {"changed": False, "path": "/var/lib/hostguard/watch/events.jsonl", "present": True,
-                               "events": [dict(HELD_EVENT, count=150, action=None), HELD_EVENT],
-                               "counts": {"mail_rate": 2}, "malformed": 0, "truncated": False}}
+WATCH = {"days": 7, "unit": {"name": "hostguard-watch.service", "state": "running", "status": "enabled"},
+         "result": {"changed": False, "path": "/var/lib/hostguard/watch/events.jsonl", "present": True,
+                    "events": [dict(HELD_EVENT, count=150, action=None), HELD_EVENT],
+                    "counts": {"mail_rate": 2}, "malformed": 0, "truncated": False}}
 FACETS_INPUT = {"services": services(), "enforcement": ENFORCEMENT, "dnsbl": DNSBL, "integrity": INTEGRITY, "accounts": ACCOUNTS,
                 "mail_queue": QUEUE, "attacks": ATTACKS, "updates": UPDATES, "disks": DISKS, "watch": WATCH}
 

@@ -61,9 +61,22 @@ molecule_scenario() {
   molecule test -s "$scenario"
 }
 
+# The scenarios by the seconds each took in a full run (molecule/durations.txt), longest first:
+# side by side, a long scenario started last would run alone at the end and lengthen the whole run.
+# A scenario the file does not list yet counts as the longest. Each run writes what it measured to
+# .build/molecule-durations.txt, to copy over molecule/durations.txt when the times have moved.
+longest_first() {
+  [ -f molecule/durations.txt ] || { printf '%s\n' "$@"; return; }
+  printf '%s\n' "$@" | awk 'NR == FNR { if ($1 !~ /^#/ && NF == 2) seconds[$1] = $2; next }
+                              { print (($1 in seconds) ? seconds[$1] : 999999), $1 }' molecule/durations.txt - \
+    | sort -k1,1nr -k2,2 | cut -d' ' -f2
+}
+
 molecule_scenarios() {
   # molecule/default is only the stub molecule reads first (see its molecule.yml).
   local scenarios=${MOLECULE_SCENARIOS:-$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done | grep -vx default)}
+  # shellcheck disable=SC2086  # one word a scenario
+  scenarios=$(longest_first $scenarios)
   # Scenarios spend most of their time waiting on their lab's hosts, each its own lab: MOLECULE_JOBS of
   # them run side by side (2 by default; 1 runs them one after another, printing as they go).
   local jobs=${MOLECULE_JOBS:-2}
@@ -96,6 +109,13 @@ molecule_scenarios() {
   done
   wait
   local result seconds
+  {
+    echo "# Seconds each molecule scenario took in a full \`make test\` (MOLECULE_JOBS=2); scripts/test.sh starts the"
+    echo "# longest first. Written by a run to .build/molecule-durations.txt; $(date -u +%Y-%m-%d)."
+    for scenario in $scenarios; do
+      read -r result seconds <"$logs/$scenario.result" 2>/dev/null && echo "$scenario $seconds"
+    done
+  } >.build/molecule-durations.txt
   for scenario in $scenarios; do
     read -r result seconds <"$logs/$scenario.result" 2>/dev/null || { result=FAILED; seconds=0; }
     SUMMARY+=("$(printf '%-28s %-7s %4ds' "molecule $scenario" "$result" "$seconds")")

@@ -21,8 +21,15 @@ methods (``identifiers``, ``log_files``, ``on_line``, ``held_uids``,
   recipients. Holding: the queued messages are frozen (``exim -Mf``) and the uid
   goes into the list the watch's ``acl_not_smtp`` freezes new local mail of.
 
-Either way the account's new mail is accepted and held, not lost, while other
-accounts' mail flows, and ``release()`` lets it go again. The map or list is
+A SASL user (a mailbox sending through authenticated submission) is held the
+same way at the end of its DATA: on Postfix ``check_sasl_access`` in
+``smtpd_end_of_data_restrictions`` reads the watch's texthash map (``USER
+HOLD``), staged and proven with ``postmap -q`` before it is live and Postfix is
+reloaded; on Exim the watch's DATA ACL freezes the messages of the
+authenticated users in its list.
+
+Either way the source's new mail is accepted and held, not lost, while other
+sources' mail flows, and ``release()`` lets it go again. The map or list is
 the truth of what is held: the service and a release read it, so they cannot
 disagree. The facet counts messages per source over the last hour and says
 when a source passes ``per_hour`` or ``rate_factor`` times its usual rate.
@@ -30,6 +37,7 @@ when a source passes ``per_hour`` or ``rate_factor`` times its usual rate.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -64,10 +72,19 @@ EXIM_ARRIVAL_RE = re.compile(r"^<= (?P<sender>\S+)(?P<fields>.*)$")
 EXIM_FIELD_RE = re.compile(r" (?P<name>[A-Za-z]+)=(?P<value>\"[^\"]*\"|\S+)")
 EXIM_RECIPIENT_RE = re.compile(r"^(?:=>|->|\*\*|==) (?P<to>\S+)")
 EXIM_ARGUMENTS_RE = re.compile(r"^cwd=(?P<cwd>\S+) \d+ args: (?P<args>.*)$")
-EXIM_NOTE_RE = re.compile(r"hostguard-watch: (?P<what>script|held)=(?P<value>\S*)")
+EXIM_NOTE_RE = re.compile(r"hostguard-watch: (?P<what>script|held|held-sasl)=(?P<value>\S*)")
+# smtpd's log of a message check_sasl_access held at the end of DATA (the map's text names the user)
+SASL_HELD_RE = re.compile(QUEUE_ID + r": hold: .*?hostguard-watch: mail of SASL user (?P<user>\S+) held")
 EXIM_LIST_HEADER = ("# Written by hostguard-watch: Exim's acl_not_smtp freezes the local mail of these uids until\n"
                     "# they are released (playbooks/release_mail.yml). One uid a line.\n")
 MAX_PENDING = 2000
+# What a SASL user may be named in the map and list: no white space (texthash's separator), no colon (lsearch's),
+# no slash (the name of the file of its held messages), never "." or "..".
+SASL_USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._%+@=-]{0,254}$")
+SASL_MAP_HEADER = ("# Written by hostguard-watch: check_sasl_access in smtpd_end_of_data_restrictions holds the new\n"
+                   "# mail of these SASL users until they are released (playbooks/release_mail.yml).\n")
+EXIM_SASL_LIST_HEADER = ("# Written by hostguard-watch: Exim's DATA ACL freezes the mail of these authenticated users\n"
+                         "# until they are released (playbooks/release_mail.yml). One user a line.\n")
 
 
 def hold_rule(uid):
@@ -102,6 +119,32 @@ def write_exim_list(list_path, uids):
     write_atomically(list_path, text.encode(), mode=0o644)
 
 
+def check_sasl_user(user):
+    """`user` when it is a name the map and list can hold, else ValueError naming it."""
+    if not isinstance(user, str) or not SASL_USER_RE.match(user):
+        raise ValueError(f"not a SASL user name the hold map can hold: {user!r}")
+    return user
+
+
+def read_held_sasl_users(path):
+    """The SASL users in the watch's Postfix map or Exim list (the first field of each line, comments ignored)."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return sorted({line.split()[0] for line in stream if line.strip() and not line.startswith("#")})
+    except FileNotFoundError:
+        return []
+
+
+def sasl_map_text(users):
+    return SASL_MAP_HEADER + "".join(f"{check_sasl_user(user)} HOLD hostguard-watch: mail of SASL user {user} held\n"
+                                     for user in sorted(set(users)))
+
+
+def write_exim_sasl_list(list_path, users):
+    text = EXIM_SASL_LIST_HEADER + "".join(f"{check_sasl_user(user)}\n" for user in sorted(set(users)))
+    write_atomically(list_path, text.encode(), mode=0o644)
+
+
 def account_name(uid):
     try:
         return pwd.getpwuid(uid).pw_name
@@ -121,10 +164,12 @@ class Postfix(object):
 
     NAME = "postfix"
     HOLD_MAP = "/etc/postfix/hostguard-watch-hold.regexp"
+    SASL_HOLD_MAP = "/etc/postfix/hostguard-watch-sasl-hold"
     OWN_DIRECTORY = False
 
-    def __init__(self, run, map_path=None):
+    def __init__(self, run, map_path=None, sasl_map_path=None):
         self.run, self.map_path = run, map_path or self.HOLD_MAP
+        self.sasl_map_path = sasl_map_path or self.SASL_HOLD_MAP
 
     @staticmethod
     def identifiers():
@@ -149,6 +194,10 @@ class Postfix(object):
             match = SASL_RE.match(message)
             if match:
                 sink.submitted(f"sasl:{match.group('user')}", line, match.group("qid"), sasl_user=match.group("user"))
+                return
+            match = SASL_HELD_RE.match(message)
+            if match:
+                sink.held_at_submission(match.group("qid"), sasl_user=match.group("user"))
         elif program == "cleanup":
             match = HEADER_RE.match(message)
             if not match:
@@ -159,7 +208,7 @@ class Postfix(object):
             elif header == "received" and match.group("action") == "hold":
                 held = HELD_UID_RE.search(value)
                 if held:
-                    sink.held_at_submission(int(held.group("uid")), match.group("qid"))
+                    sink.held_at_submission(match.group("qid"), uid=int(held.group("uid")))
         elif program == "qmgr":
             match = REMOVED_RE.match(message)
             if match:
@@ -194,14 +243,52 @@ class Postfix(object):
         if uid in uids:
             write_hold_map(self.map_path, [u for u in uids if u != uid])
             self._reload()
-        released = 0
-        if queue_ids:
-            rc, out, err = self.run(["postsuper", "-H", "-"], stdin="".join(f"{q}\n" for q in queue_ids))
-            if rc != 0:
-                raise RuntimeError(f"postsuper -H failed: {(err or out).strip()}")
-            match = re.search(r"Released from hold: (\d+) message", err + out)
-            released = int(match.group(1)) if match else 0
-        return released
+        return self.release_queued(queue_ids)
+
+    def release_queued(self, queue_ids):
+        """postsuper -H: the number of messages released (ids no longer held or queued are skipped)."""
+        if not queue_ids:
+            return 0
+        rc, out, err = self.run(["postsuper", "-H", "-"], stdin="".join(f"{q}\n" for q in queue_ids))
+        if rc != 0:
+            raise RuntimeError(f"postsuper -H failed: {(err or out).strip()}")
+        match = re.search(r"Released from hold: (\d+) message", err + out)
+        return int(match.group(1)) if match else 0
+
+    def held_sasl_users(self):
+        return read_held_sasl_users(self.sasl_map_path)
+
+    def hold_sasl_user(self, user, queue_ids):
+        users = self.held_sasl_users()
+        if user not in users:
+            self._write_sasl_map(users + [user])
+        self._reload()  # also when the user is there already: an earlier reload may have failed
+        return self.hold_queued(queue_ids)
+
+    def release_sasl_user(self, user, queue_ids):
+        users = self.held_sasl_users()
+        if user in users:
+            self._write_sasl_map([u for u in users if u != user])
+            self._reload()
+        return self.release_queued(queue_ids)
+
+    def _write_sasl_map(self, users):
+        """Stage the map beside the live one, prove Postfix reads every user as HOLD from it, then make it live."""
+        staged = self.sasl_map_path + ".new"
+        write_atomically(staged, sasl_map_text(users).encode(), mode=0o644)
+        try:
+            if users:
+                rc, out, err = self.run(["postmap", "-q", "-", f"texthash:{staged}"],
+                                        stdin="".join(f"{user}\n" for user in users))
+                found = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in out.splitlines() if "\t" in line}
+                wrong = [user for user in users if not found.get(user, "").startswith("HOLD")]
+                if wrong:
+                    raise RuntimeError(f"postmap -q does not read {', '.join(wrong)} as HOLD from {staged} "
+                                       f"(rc {rc}): {err.strip()}")
+            os.replace(staged, self.sasl_map_path)
+        finally:
+            if os.path.exists(staged):
+                os.unlink(staged)
 
     def _reload(self):
         rc, out, err = self.run(["postfix", "reload"])
@@ -214,12 +301,14 @@ class Exim(object):
 
     NAME = "exim"
     HOLD_MAP = "/etc/exim4/hostguard-watch/held-uids"
+    SASL_HOLD_MAP = "/etc/exim4/hostguard-watch/held-sasl-users"
     OWN_DIRECTORY = True
     MAINLOG = "/var/log/exim4/mainlog"
     BATCH = 500  # message ids per exim -Mf/-Mt call
 
-    def __init__(self, run, map_path=None, mainlog=MAINLOG):
+    def __init__(self, run, map_path=None, sasl_map_path=None, mainlog=MAINLOG):
         self.run, self.map_path, self.mainlog = run, map_path or self.HOLD_MAP, mainlog
+        self.sasl_map_path = sasl_map_path or self.SASL_HOLD_MAP
         # pid -> what the submitting process logged before its "<=" line (cwd and arguments, script, held)
         self.pending = {}
 
@@ -272,6 +361,8 @@ class Exim(object):
         if "A" in fields and ":" in fields["A"]:
             user = fields["A"].split(":", 1)[1]
             sink.submitted(f"sasl:{user}", line, queue_id, sasl_user=user)
+            if noted.get("held-sasl") == user:
+                sink.held_at_submission(queue_id, sasl_user=user)
         elif "U" in fields and fields.get("P", "").startswith("local"):
             user = fields["U"]
             uid = account_uid(user)
@@ -283,7 +374,7 @@ class Exim(object):
             if noted.get("script"):
                 sink.script(queue_id, noted["script"].split(":", 1)[-1])
             if noted.get("held") and uid is not None:
-                sink.held_at_submission(uid, queue_id)
+                sink.held_at_submission(queue_id, uid=uid)
 
     def held_uids(self):
         return read_exim_list(self.map_path)
@@ -302,7 +393,26 @@ class Exim(object):
         uids = read_exim_list(self.map_path)
         if uid in uids:
             write_exim_list(self.map_path, [u for u in uids if u != uid])
+        return self.release_queued(queue_ids)
+
+    def release_queued(self, queue_ids):
+        """exim -Mt: the number of messages thawed."""
         return self._each(["-Mt"], queue_ids, "is no longer frozen")
+
+    def held_sasl_users(self):
+        return read_held_sasl_users(self.sasl_map_path)
+
+    def hold_sasl_user(self, user, queue_ids):
+        users = self.held_sasl_users()
+        if user not in users:
+            write_exim_sasl_list(self.sasl_map_path, users + [user])  # read by every new message's DATA ACL
+        return self.hold_queued(queue_ids)
+
+    def release_sasl_user(self, user, queue_ids):
+        users = self.held_sasl_users()
+        if user in users:
+            write_exim_sasl_list(self.sasl_map_path, [u for u in users if u != user])
+        return self.release_queued(queue_ids)
 
     def _each(self, option, queue_ids, done):
         count = 0
@@ -332,17 +442,25 @@ def resolve_mta(wanted, which=shutil.which):
         raise watch_config.ConfigError(f"facets.mail.mta: auto found no MTA: {exc}") from None
 
 
-def held_ids_path(state_dir, uid):
+def held_ids_path(state_dir, uid=None, sasl_user=None):
+    if sasl_user is not None:
+        return os.path.join(state_dir, f"held-sasl-{check_sasl_user(sasl_user)}.ids")
     return os.path.join(state_dir, f"held-uid-{int(uid)}.ids")
 
 
-def held_queue_ids(state_dir, uid):
-    """The ids of the messages the watch held for `uid` (some may be gone from the queue since)."""
+def held_queue_ids(state_dir, uid=None, sasl_user=None):
+    """The ids of the messages the watch held for `uid` or `sasl_user` (some may be gone from the queue since)."""
     try:
-        with open(held_ids_path(state_dir, uid), encoding="ascii") as stream:
+        with open(held_ids_path(state_dir, uid, sasl_user), encoding="ascii") as stream:
             return sorted({line.strip() for line in stream if line.strip()})
     except FileNotFoundError:
         return []
+
+
+def remember_held(state_dir, queue_ids, uid=None, sasl_user=None):
+    """Add message ids to those a release lets go."""
+    with open(held_ids_path(state_dir, uid, sasl_user), "a", encoding="ascii") as stream:
+        stream.write("".join(f"{qid}\n" for qid in queue_ids))
 
 
 def release(state_dir, map_path, uid, run, mta="postfix"):
@@ -357,6 +475,40 @@ def release(state_dir, map_path, uid, run, mta="postfix"):
     return {"uid": uid, "was_held": was_held, "released": released, "queue_ids": len(queue_ids)}
 
 
+def release_sasl_user(state_dir, map_path, user, run, mta="postfix"):
+    """Let a held SASL user's mail go: out of the MTA's SASL map or list, its held messages back in the queue."""
+    path = held_ids_path(state_dir, sasl_user=user)
+    queue_ids = held_queue_ids(state_dir, sasl_user=user)
+    kind = MTA_TYPES[mta](run, sasl_map_path=map_path)
+    was_held = user in kind.held_sasl_users()
+    released = kind.release_sasl_user(user, queue_ids)
+    if os.path.exists(path):
+        os.unlink(path)
+    return {"sasl_user": user, "was_held": was_held, "released": released, "queue_ids": len(queue_ids)}
+
+
+def queued_ids_of(state_path, key):
+    """The queue ids the watch's saved state says `key` (uid:N, sasl:USER) submitted and are not gone yet."""
+    try:
+        with open(state_path, encoding="utf-8") as stream:
+            state = json.load(stream)
+    except FileNotFoundError:
+        return []
+    owners = state.get("facets", {}).get("mail", {}).get("queue_ids", {})
+    return [qid for qid, owner in owners.items() if owner == key]
+
+
+def hold_sasl_user(state_dir, map_path, user, run, mta="postfix", state_file="state.json"):
+    """Hold a SASL user by hand: into the MTA's SASL map or list, and its queued messages the watch saw held."""
+    kind = MTA_TYPES[mta](run, sasl_map_path=map_path)
+    was_held = user in kind.held_sasl_users()
+    queue_ids = queued_ids_of(os.path.join(state_dir, state_file), f"sasl:{user}")
+    held = kind.hold_sasl_user(user, queue_ids)
+    if queue_ids:
+        remember_held(state_dir, queue_ids, sasl_user=user)
+    return {"sasl_user": user, "was_held": was_held, "held": held, "queue_ids": len(queue_ids)}
+
+
 class MailFacet(Facet):
     NAME = "mail"
     LOOKBACK = 3600
@@ -368,6 +520,7 @@ class MailFacet(Facet):
         "rate_floor": 50,
         "contain": "none",
         "hold_map": None,  # the MTA's own: Postfix's header_checks map, Exim's hold list
+        "sasl_hold_map": None,  # the MTA's own: Postfix's check_sasl_access map, Exim's list of SASL users
         "exim_mainlog": Exim.MAINLOG,
     }
 
@@ -378,8 +531,9 @@ class MailFacet(Facet):
         watch_config.check_integer(settings["rate_factor"], f"{where}.rate_factor", 2)
         watch_config.check_integer(settings["rate_floor"], f"{where}.rate_floor", 1)
         watch_config.check_choice(settings["contain"], f"{where}.contain", ("none", "hold"))
-        if settings["hold_map"] is not None:
-            watch_config.check_absolute_path(settings["hold_map"], f"{where}.hold_map")
+        for name in ("hold_map", "sasl_hold_map"):
+            if settings[name] is not None:
+                watch_config.check_absolute_path(settings[name], f"{where}.{name}")
         watch_config.check_absolute_path(settings["exim_mainlog"], f"{where}.exim_mainlog")
 
     @staticmethod
@@ -390,14 +544,18 @@ class MailFacet(Facet):
             directory = os.path.dirname(directory)
         if settings["contain"] == "hold" and not os.path.isdir(directory):
             raise watch_config.ConfigError(f"{where}.hold_map: its directory {directory} does not exist")
+        sasl_directory = os.path.dirname(settings["sasl_hold_map"] or mta.SASL_HOLD_MAP)
+        if settings["contain"] == "hold" and not mta.OWN_DIRECTORY and not os.path.isdir(sasl_directory):
+            raise watch_config.ConfigError(f"{where}.sasl_hold_map: its directory {sasl_directory} does not exist")
 
     def __init__(self, context):
         super(MailFacet, self).__init__(context)
         kind = resolve_mta(self.settings["mta"])
         if kind == "exim":
-            self.mta = Exim(context.run, self.settings["hold_map"], self.settings["exim_mainlog"])
+            self.mta = Exim(context.run, self.settings["hold_map"], self.settings["sasl_hold_map"],
+                            self.settings["exim_mainlog"])
         else:
-            self.mta = Postfix(context.run, self.settings["hold_map"])
+            self.mta = Postfix(context.run, self.settings["hold_map"], self.settings["sasl_hold_map"])
         state = context.state
         state.setdefault("sources", {})
 
@@ -430,9 +588,9 @@ class MailFacet(Facet):
             scripts = self.context.state["sources"][key]["scripts"]
             scripts[script] = scripts.get(script, 0) + 1
 
-    def held_at_submission(self, uid, queue_id):
-        """The MTA held a message of a held uid as it came in (remembered for the release)."""
-        self._remember_held(uid, [queue_id])
+    def held_at_submission(self, queue_id, **what):
+        """The MTA held a message of a held uid or SASL user as it came in (remembered for the release)."""
+        self._remember_held(what, [queue_id])
         seen = self.context.state.setdefault("held_at_submission", [])
         seen.append(queue_id)
         del seen[:-MAX_QUEUE_IDS]
@@ -508,7 +666,7 @@ class MailFacet(Facet):
             evidence["script"] = source["cwd"]  # no PHP header: the directory the sending program ran in
         summary = f"{who} sent {count} messages in the last hour ({reason})"
         action = None
-        if self.settings["contain"] == "hold" and "uid" in source and not source.get("held") \
+        if self.settings["contain"] == "hold" and ("uid" in source or "sasl_user" in source) and not source.get("held") \
                 and now - source.get("hold_failed", 0) >= self.context.service.config["alerts"]["interval"]:
             action = self._hold(key, source, now)
         self.context.emit("mail_rate", key, summary, severity="critical", runbook=RUNBOOK, evidence=evidence,
@@ -528,49 +686,65 @@ class MailFacet(Facet):
     def _hold(self, key, source, now):
         if self.context.service.learning_until is not None:
             return None  # reading the past at first start: nothing is contained for what already went out
-        uid = source["uid"]
         queue_ids = [qid for qid, owner in self.queue_ids.items() if owner == key]
+        if "uid" in source:
+            uid = source["uid"]
+            what, who, name = {"uid": uid}, f"uid {uid}", f"mail from uid {uid} ({source.get('account') or uid})"
+            undo = f"-e release_mail_uid={uid}"
+        else:
+            user = source["sasl_user"]
+            what, who, name = {"sasl_user": user}, f"SASL user {user}", f"mail of SASL user {user}"
+            undo = f"-e release_mail_sasl_user={user}"
         try:
-            held = self.mta.hold_uid(uid, queue_ids)
-        except (OSError, RuntimeError) as exc:
+            if "uid" in what:
+                held = self.mta.hold_uid(what["uid"], queue_ids)
+            else:
+                held = self.mta.hold_sasl_user(check_sasl_user(what["sasl_user"]), queue_ids)
+        except (OSError, RuntimeError, ValueError) as exc:
             # said once, with the alert; tried again after the alert interval, not on every message
-            self.context.log(f"mail: could not hold uid {uid}: {exc}")
+            self.context.log(f"mail: could not hold {who}: {exc}")
             source["hold_failed"] = now
-            return {"done": f"nothing: holding uid {uid} failed ({exc})", "undo": "nothing to undo",
-                    "kind": "hold", "failed": True, "uid": uid}
+            return dict(what, done=f"nothing: holding {who} failed ({exc})", undo="nothing to undo",
+                        kind="hold", failed=True)
         source["held"] = True
-        self._remember_held(uid, queue_ids)
-        name = source.get("account") or uid
-        return {"done": f"mail from uid {uid} ({name}) is held: {held} queued message(s) put on hold, "
-                        f"new mail from it held at submission",
-                "undo": f"ansible-playbook hostguard.hosting.release_mail -e release_mail_hosts={self.context.host} "
-                        f"-e release_mail_uid={uid}",
-                "kind": "hold", "uid": uid, "held": held}
+        self._remember_held(what, queue_ids)
+        return dict(what, done=f"{name} is held: {held} queued message(s) put on hold, "
+                               f"new mail from it held at submission",
+                    undo=f"ansible-playbook hostguard.hosting.release_mail -e release_mail_hosts={self.context.host} "
+                         + undo,
+                    kind="hold", held=held)
+
+    @staticmethod
+    def _holder(source):
+        """The uid or SASL user a held source is held as (what its file of held messages is named after)."""
+        return {"uid": source["uid"]} if "uid" in source else {"sasl_user": source["sasl_user"]}
 
     def _hold_stragglers(self, source):
         """Hold what the account submitted between the decision and the MTA reading the map or list."""
         seen = set(self.context.state.get("held_at_submission", ()))
         stragglers = [qid for qid in source.pop("unheld") if qid not in seen]
         if stragglers:
+            # a SASL user's messages held at submission are among them: holding them again changes nothing
             try:
                 self.mta.hold_queued(stragglers)
             except (OSError, RuntimeError) as exc:
-                self.context.log(f"mail: could not hold uid {source['uid']}'s latest messages: {exc}")
-            self._remember_held(source["uid"], stragglers)
+                self.context.log(f"mail: could not hold {source.get('sasl_user', source.get('uid'))}'s latest "
+                                 f"messages: {exc}")
+            self._remember_held(self._holder(source), stragglers)
 
-    def _remember_held(self, uid, queue_ids):
-        path = held_ids_path(self.context.service.config["state_dir"], uid)
-        with open(path, "a", encoding="ascii") as stream:
-            stream.write("".join(f"{qid}\n" for qid in queue_ids))
+    def _remember_held(self, what, queue_ids):
+        remember_held(self.context.service.config["state_dir"], queue_ids, **what)
 
     # -- every minute ----------------------------------------------------------------------------------------
     def tick(self, now):
         held_uids = set(self.mta.held_uids())
+        held_users = set(self.mta.held_sasl_users())
         sources = self.context.state["sources"]
         hour = int(now // 3600)
         for key in list(sources):
             source = sources[key]
-            if source.get("held") and source.get("uid") not in held_uids:
+            still_held = source.get("uid") in held_uids if "uid" in source else source.get("sasl_user") in held_users
+            if source.get("held") and not still_held:
                 # released: counting starts again, and a new flood holds it again
                 source.update(held=False, minutes={}, unheld=[])
             elif source.get("held") and source.get("unheld"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: mail_hold
-short_description: Release the mail hostguard-watch held for a local account
+short_description: Release the mail hostguard-watch held for a local account or a SASL user, or hold a SASL user
 version_added: "0.3.0"
 description:
   - When hostguard-watch (role M(hostguard.hosting.watch), C(watch_contain_mail=hold)) saw a local account send
@@ -19,6 +19,12 @@ description:
   - O(state=released) takes the uid out of the map (reloading Postfix) or the list, and lets go every message the
     watch held for it (C(postsuper -H), C(exim -Mt)). The service sees the release and counts the account's mail
     from zero again.
+  - With O(sasl_user), the same for a mailbox sending through authenticated submission. The watch held its queued
+    messages and listed the user where the MTA holds its new mail at the end of DATA (Postfix's
+    C(check_sasl_access) map in C(smtpd_end_of_data_restrictions), staged and proven with C(postmap -q) before it
+    is live; on Exim the list the watch's DATA ACL freezes authenticated users' mail of).
+    O(state=held) holds a SASL user by hand (its password leaked, say) with the messages of it the watch saw queued;
+    O(state=released) lets it go.
   - Release only once the sending script is dealt with (quarantined or fixed). To delete the held spam instead,
     purge it with C(playbooks/purge_mail_queue.yml), which exports it as evidence first, and then release the uid.
 author:
@@ -27,13 +33,20 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 options:
   uid:
-    description: The local account's uid whose mail is held.
+    description: The local account's uid whose mail is held. One of O(uid) and O(sasl_user) is required.
     type: int
-    required: true
-  state:
-    description: V(released) lets the account's mail go again.
+  sasl_user:
+    description:
+      - The SASL user (the mailbox's login name, as the alert named it) whose mail is held or to hold.
+      - Letters, digits and C(. _ % + @ = -), starting with a letter or digit.
     type: str
-    choices: [released]
+  state:
+    description:
+      - V(released) lets the account's or SASL user's mail go again.
+      - V(held) holds a SASL user's new mail at submission and its queued messages the watch saw (O(sasl_user)
+        only, since the watch holds a uid itself).
+    type: str
+    choices: [held, released]
     default: released
   mta:
     description: The MTA that holds the mail. V(auto) picks the one the host has (Postfix first, else Exim).
@@ -42,8 +55,10 @@ options:
     default: auto
   hold_map:
     description:
-      - The watch's Postfix header_checks map, or its Exim list of held uids.
-      - Omitted, the role's (C(/etc/postfix/hostguard-watch-hold.regexp), C(/etc/exim4/hostguard-watch/held-uids)).
+      - The watch's Postfix header_checks map, or its Exim list of held uids; with O(sasl_user), its Postfix
+        C(check_sasl_access) map or its Exim list of held SASL users.
+      - Omitted, the role's (C(/etc/postfix/hostguard-watch-hold.regexp), C(/etc/exim4/hostguard-watch/held-uids);
+        C(/etc/postfix/hostguard-watch-sasl-hold), C(/etc/exim4/hostguard-watch/held-sasl-users)).
     type: path
   state_dir:
     description: The watch's state directory, where it keeps the ids of the messages it held.
@@ -51,14 +66,14 @@ options:
     default: /var/lib/hostguard/watch
 attributes:
   check_mode:
-    description: Says whether the uid is held and how many messages would be released, changing nothing.
+    description: Says whether the uid or SASL user is held and how many messages would be released or held, changing nothing.
     support: full
   diff_mode:
     support: none
   platform:
     platforms: debian
 requirements:
-  - Postfix (C(postsuper), C(postfix)) or Debian's Exim (C(exim4)) on the managed host
+  - Postfix (C(postsuper), C(postfix), C(postmap)) or Debian's Exim (C(exim4)) on the managed host
 """
 
 EXAMPLES = r"""
@@ -66,6 +81,16 @@ EXAMPLES = r"""
   hostguard.hosting.mail_hold:
     uid: 2001
     state: released
+
+- name: Let the mailbox info@site1.example send again, once its password is changed
+  hostguard.hosting.mail_hold:
+    sasl_user: info@site1.example
+    state: released
+
+- name: Hold a mailbox whose password leaked, until it is changed
+  hostguard.hosting.mail_hold:
+    sasl_user: info@site1.example
+    state: held
 """
 
 RETURN = r"""
@@ -75,15 +100,19 @@ mta:
   type: str
   sample: exim
 was_held:
-  description: Whether the map or list held the uid.
+  description: Whether the map or list held the uid or SASL user before.
   returned: always
   type: bool
 released:
   description: How many messages C(postsuper -H) or C(exim -Mt) released (what it would release, in check mode).
-  returned: always
+  returned: when O(state=released)
+  type: int
+held:
+  description: How many queued messages C(postsuper -h) or C(exim -Mf) held (what it would hold, in check mode).
+  returned: when O(state=held)
   type: int
 queue_ids:
-  description: How many message ids the watch had recorded as held for the uid.
+  description: How many message ids the watch had recorded as held for the uid or SASL user (or, holding, as queued).
   returned: always
   type: int
 """
@@ -98,37 +127,76 @@ from ansible_collections.hostguard.hosting.plugins.module_utils import watch_mai
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            uid=dict(type="int", required=True),
-            state=dict(type="str", choices=["released"], default="released"),
+            uid=dict(type="int"),
+            sasl_user=dict(type="str"),
+            state=dict(type="str", choices=["held", "released"], default="released"),
             mta=dict(type="str", choices=["auto", "postfix", "exim"], default="auto"),
             hold_map=dict(type="path"),
             state_dir=dict(type="path", default="/var/lib/hostguard/watch"),
         ),
+        mutually_exclusive=[("uid", "sasl_user")],
+        required_one_of=[("uid", "sasl_user")],
         supports_check_mode=True,
     )
     uid, hold_map, state_dir = module.params["uid"], module.params["hold_map"], module.params["state_dir"]
-    if uid < 0:
+    user, state = module.params["sasl_user"], module.params["state"]
+    if uid is not None and uid < 0:
         module.fail_json(msg=f"uid: expected a uid (0 or more), got {uid}")
+    if user is not None:
+        try:
+            watch_mail.check_sasl_user(user)
+        except ValueError as exc:
+            module.fail_json(msg=f"sasl_user: {exc}")
+    elif state == "held":
+        module.fail_json(msg="state=held: only a sasl_user is held by hand (the watch holds a uid itself)")
     try:
         mta = watch_mail.resolve_mta(module.params["mta"], shutil.which)
     except ValueError as exc:
         module.fail_json(msg=f"mta: {exc}")
-    hold_map = hold_map or watch_mail.MTA_TYPES[mta].HOLD_MAP
 
     def run(argv, stdin=None):
         return module.run_command(argv, data=stdin, binary_data=True)
 
+    kind = watch_mail.MTA_TYPES[mta]
+    if user is not None:
+        hold_map = hold_map or kind.SASL_HOLD_MAP
+        was_held = user in kind(run, sasl_map_path=hold_map).held_sasl_users()
+        if state == "held":
+            hold(module, mta, hold_map, state_dir, run, was_held)
+        release(module, mta, f"SASL user {user}", was_held, watch_mail.held_queue_ids(state_dir, sasl_user=user),
+                lambda: watch_mail.release_sasl_user(state_dir, hold_map, user, run, mta))
+    hold_map = hold_map or kind.HOLD_MAP
+    was_held = uid in kind(run, hold_map).held_uids()
+    release(module, mta, f"uid {uid}", was_held, watch_mail.held_queue_ids(state_dir, uid),
+            lambda: watch_mail.release(state_dir, hold_map, uid, run, mta))
+
+
+def release(module, mta, who, was_held, pending, act):
+    """Say what a release would do (check mode), or do it with `act`; exits the module."""
     if module.check_mode:
-        pending = watch_mail.held_queue_ids(state_dir, uid)
-        was_held = uid in watch_mail.MTA_TYPES[mta](run, hold_map).held_uids()
         module.exit_json(changed=was_held or bool(pending), mta=mta, was_held=was_held, released=len(pending),
                          queue_ids=len(pending))
     try:
-        result = watch_mail.release(state_dir, hold_map, uid, run, mta)
+        result = act()
     except (OSError, RuntimeError) as exc:
-        module.fail_json(msg=f"releasing uid {uid}: {exc}")
+        module.fail_json(msg=f"releasing {who}: {exc}")
     module.exit_json(changed=result["was_held"] or result["released"] > 0, mta=mta, was_held=result["was_held"],
                      released=result["released"], queue_ids=result["queue_ids"])
+
+
+def hold(module, mta, hold_map, state_dir, run, was_held):
+    """Hold a SASL user by hand with its queued messages the watch saw; exits the module."""
+    user = module.params["sasl_user"]
+    queued = watch_mail.queued_ids_of(f"{state_dir}/state.json", f"sasl:{user}")
+    if module.check_mode:
+        module.exit_json(changed=not was_held or bool(queued), mta=mta, was_held=was_held, held=len(queued),
+                         queue_ids=len(queued))
+    try:
+        result = watch_mail.hold_sasl_user(state_dir, hold_map, user, run, mta)
+    except (OSError, RuntimeError) as exc:
+        module.fail_json(msg=f"holding SASL user {user}: {exc}")
+    module.exit_json(changed=not was_held or result["held"] > 0, mta=mta, was_held=was_held,
+                     held=result["held"], queue_ids=result["queue_ids"])
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ def smtp(client: Client, host: str, port: int, *options: str, timeout: float = 1
     """Speak SMTP to host:port from a lab client (tests/molecule/smtp_probe.py); its JSON report.
 
     options are smtp_probe.py's: --starttls, --implicit-tls, --user U --password P
-    [--mechanism LOGIN], --mail-from A, --rcpt R, --data.
+    [--mechanism LOGIN], --mail-from A, --rcpt R, --data, --count N (a longer timeout for many), --subject S.
     """
     result = client.run(sys.executable, str(SMTP_PROBE), host, str(port), "--timeout", str(timeout), *options,
                         timeout=timeout * 4 + 30)

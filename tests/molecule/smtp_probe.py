@@ -3,8 +3,11 @@
 Run as `ip netns exec NETNS python3 smtp_probe.py HOST PORT [options]`. The
 conversation goes as far as the options ask and stops at the first refusal:
 connect, EHLO (recording whether AUTH is offered), STARTTLS or implicit TLS,
-EHLO again, AUTH (PLAIN or LOGIN), MAIL FROM, RCPT TO, DATA. Certificates are
-not verified: the lab's hosts use Debian's snakeoil certificate.
+EHLO again, AUTH (PLAIN or LOGIN), MAIL FROM, RCPT TO, DATA. With ``--count N``
+the MAIL, RCPT and DATA are repeated N times in the same session (a mailbox
+flooding through submission); ``data`` is then the last reply's code and
+``data_codes`` counts the replies by code. Certificates are not verified: the
+lab's hosts use Debian's snakeoil certificate.
 """
 
 from __future__ import annotations
@@ -67,20 +70,32 @@ def converse(args: argparse.Namespace, report: dict) -> None:
             return
     if args.mail_from is None:
         return
+    for number in range(1, args.count + 1):
+        if not send_one(client, args, report, number):
+            return
+    client.quit()
+
+
+def send_one(client: smtplib.SMTP, args: argparse.Namespace, report: dict, number: int) -> bool:
+    """MAIL, RCPT and DATA of message `number`; False where the server refused a step (the report says which)."""
     report["mail"], report["mail_reply"] = client.docmd("MAIL", f"FROM:<{args.mail_from}>")
     if report["mail"] != 250 or not args.rcpt:
-        return
-    report["rcpt"], report["rcpt_reply"] = client.docmd("RCPT", f"TO:<{args.rcpt}>")
+        return False
+    rcpt = args.rcpt.replace("{n}", str(number))
+    report["rcpt"], report["rcpt_reply"] = client.docmd("RCPT", f"TO:<{rcpt}>")
     if report["rcpt"] != 250 or not args.data:
-        return
-    message = (f"From: <{args.mail_from}>\r\nTo: <{args.rcpt}>\r\nSubject: hostguard smtp probe\r\n\r\n"
+        return False
+    subject = args.subject + (f" {number}/{args.count}" if args.count > 1 else "")
+    message = (f"From: <{args.mail_from}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n\r\n"
                "sent by tests/molecule/smtp_probe.py\r\n")
     try:
         report["data"], reply = client.data(message)
     except smtplib.SMTPDataError as error:
         report["data"], reply = error.smtp_code, error.smtp_error
     report["data_reply"] = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    client.quit()
+    codes = report.setdefault("data_codes", {})
+    codes[str(report["data"])] = codes.get(str(report["data"]), 0) + 1
+    return report["data"] == 250
 
 
 def main() -> int:
@@ -96,6 +111,9 @@ def main() -> int:
     parser.add_argument("--mail-from")
     parser.add_argument("--rcpt")
     parser.add_argument("--data", action="store_true", help="send a short message after RCPT")
+    parser.add_argument("--count", type=int, default=1,
+                        help="send this many messages in the session ({n} in --rcpt is the message's number)")
+    parser.add_argument("--subject", default="hostguard smtp probe")
     args = parser.parse_args()
     report: dict = {"host": args.host, "port": args.port}
     try:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from labtools import AUDIT_PLAYBOOK, IMAP_LOGIN, PROJECT_DIR, Lab, ansible_playbook_stats, audit_results
+from labtools import AUDIT_PLAYBOOK, IMAP_LOGIN, PROJECT_DIR, Lab, ansible_playbook_stats, audit_results, smtp
 
 RECEIVER = PROJECT_DIR / "tests" / "molecule" / "webhook_receiver.py"
 EVENTS = "/var/lib/hostguard/watch/events.jsonl"
@@ -180,3 +180,77 @@ def check_restart_loses_no_line_and_repeats_no_alert(host, receiver):
 
     assert wait_for(site2_counted, timeout=30)
     assert_nothing_said_again(host, receiver, said, hooks)
+
+
+# -- a mailbox flooding through authenticated submission (prepare_mailboxes.yml), alike on Postfix and Exim ------
+FLOODER, OTHER = "mailer1", "mailer2"
+SASL_PASSWORD = "Submit-pass-2301"
+RELEASE = str(PROJECT_DIR / "playbooks" / "release_mail.yml")
+FLOOD = 230  # over the converge's watch_mail_per_hour of 200
+
+
+def submit(host_name: str, user: str, count: int, rcpt: str, subject: str) -> dict:
+    """`count` messages from `user` through 587 (STARTTLS, AUTH) from the domestic client: smtp_probe's report."""
+    lab = Lab.from_env()
+    return smtp(lab.clients["jp"], lab.hosts[host_name]["ipv4"], 587, "--starttls", "--user", user,
+                "--password", SASL_PASSWORD, "--mail-from", f"{user}@mailboxes.example", "--rcpt", rcpt, "--data",
+                "--count", str(count), "--subject", subject, timeout=30)
+
+
+def message_id(message: dict) -> str:
+    return message.get("queue_id") or message["id"]  # Postfix's postqueue -j, Exim's -bp
+
+
+def delivered(host, mailbox: str, subject: str) -> bool:
+    path = f"/var/mail/{mailbox}"
+    return host.file(path).exists and f"Subject: {subject}" in host.file(path).content_string
+
+
+def check_sasl_flood_held(host, queue, host_name: str, hold_map: str):
+    """mailer1's flood through submission is accepted and every message of it held; mailer2's mail is delivered."""
+    before = len(events(host))
+    flood = submit(host_name, FLOODER, FLOOD, "buyer{n}@victims.example", "offer")
+    assert flood.get("data_codes") == {"250": FLOOD}, flood  # accepted, none refused or lost
+    other = submit(host_name, OTHER, 1, "site2@localhost", "mailer2 writes")
+    assert other.get("data") == 250, other
+
+    found = wait_for(lambda: [e for e in events(host)[before:] if e["kind"] == "mail_rate"], timeout=60)
+    assert len(found) == 1 and found[0]["sasl_user"] == FLOODER, found
+    event = found[0]
+    assert event["source"] == f"sasl:{FLOODER}" and event["count"] > 200
+    assert f"mailbox {FLOODER} (SMTP AUTH)" in event["summary"]
+    assert event["action"]["kind"] == "hold" and not event["action"].get("failed"), event["action"]
+    assert f"release_mail_sasl_user={FLOODER}" in event["action"]["undo"]
+
+    # queued ones held by the watch, the rest by the MTA at submission or by the watch's next minute
+    held = wait_for(lambda: len([m for m in from_account(queue(host), FLOODER) if m["held"]]) == FLOOD, timeout=90)
+    assert held, [(message_id(m), m["held"]) for m in from_account(queue(host), FLOODER)]
+    assert FLOODER in host.file(hold_map).content_string.split()
+    assert wait_for(lambda: delivered(host, "site2", "mailer2 writes"), timeout=30)
+    assert not from_account(queue(host), OTHER)
+
+
+def check_new_sasl_mail_held_at_submission(host, queue, host_name: str):
+    """The held mailbox's next message is accepted and held as it comes in; the other mailbox's is delivered."""
+    assert submit(host_name, FLOODER, 1, "late@victims.example", "late offer").get("data") == 250
+    assert submit(host_name, OTHER, 1, "site2@localhost", "mailer2 again").get("data") == 250
+    # held by the MTA itself, at once: the watch's check every minute is not what held it
+    assert wait_for(lambda: len([m for m in from_account(queue(host), FLOODER) if m["held"]]) == FLOOD + 1,
+                    timeout=10)
+    assert wait_for(lambda: delivered(host, "site2", "mailer2 again"), timeout=30)
+    # and the watch remembers every held message for the release, the last one from the MTA's log line at once
+    held = {message_id(m) for m in from_account(queue(host), FLOODER)}
+    remembered = f"/var/lib/hostguard/watch/held-sasl-{FLOODER}.ids"
+    assert wait_for(lambda: held <= set(host.file(remembered).content_string.split()), timeout=20), held
+
+
+def check_sasl_release(host, queue, host_name: str, hold_map: str):
+    """release_mail.yml with release_mail_sasl_user lets every held message go, and the next one is not held."""
+    run = ansible_playbook_stats(RELEASE, "-e", f"release_mail_hosts={host_name} release_mail_sasl_user={FLOODER}")
+    assert run["rc"] == 0, run["stats"]
+    mine = from_account(queue(host), FLOODER)
+    assert len(mine) == FLOOD + 1 and not [m for m in mine if m["held"]]
+    assert FLOODER not in host.file(hold_map).content_string.split()
+    assert submit(host_name, FLOODER, 1, "after@victims.example", "after release").get("data") == 250
+    assert wait_for(lambda: len(from_account(queue(host), FLOODER)) == FLOOD + 2, timeout=10)
+    assert not [m for m in from_account(queue(host), FLOODER) if m["held"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from module_process import run_module
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import watch_mail
@@ -43,3 +44,37 @@ def test_check_mode_on_exim_reads_the_watchs_list_and_changes_nothing(tmp_path):
     assert code == 0, result
     assert (result["changed"], result["mta"], result["was_held"], result["released"]) == (True, "exim", True, 1)
     assert hold_list.read_text() == before and (tmp_path / "held-uid-2001.ids").exists()
+
+
+def test_check_mode_for_a_sasl_user_reads_the_watchs_map_and_changes_nothing(tmp_path):
+    sasl_map = tmp_path / "sasl-hold"
+    sasl_map.write_text(watch_mail.sasl_map_text(["flood1"]))
+    (tmp_path / "held-sasl-flood1.ids").write_text("AB1\nAB2\nAB3\n")
+    before = sasl_map.read_text()
+    code, result = run_module("mail_hold", tmp_path, sasl_user="flood1", mta="postfix", hold_map=str(sasl_map),
+                              state_dir=str(tmp_path), _ansible_check_mode=True)
+    assert code == 0, result
+    assert (result["changed"], result["was_held"], result["released"]) == (True, True, 3)
+    assert sasl_map.read_text() == before and (tmp_path / "held-sasl-flood1.ids").exists()
+
+
+def test_check_mode_of_holding_a_sasl_user_says_what_it_would_hold(tmp_path):
+    sasl_map = tmp_path / "sasl-hold"
+    sasl_map.write_text(watch_mail.sasl_map_text([]))
+    (tmp_path / "state.json").write_text('{"facets": {"mail": {"queue_ids": {"AB1": "sasl:flood1", "AB2": "uid:2001"}}}}')
+    code, result = run_module("mail_hold", tmp_path, sasl_user="flood1", state="held", mta="exim",
+                              hold_map=str(sasl_map), state_dir=str(tmp_path), _ansible_check_mode=True)
+    assert code == 0, result
+    assert (result["changed"], result["was_held"], result["held"], result["mta"]) == (True, False, 1, "exim")
+    assert watch_mail.read_held_sasl_users(str(sasl_map)) == []
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"sasl_user": "two words"}, "sasl_user: not a SASL user name the hold map can hold: 'two words'"),
+    ({"uid": 2001, "state": "held"}, "state=held: only a sasl_user is held by hand (the watch holds a uid itself)"),
+    ({"uid": 2001, "sasl_user": "flood1"}, "parameters are mutually exclusive: uid|sasl_user"),
+    ({}, "one of the following is required: uid, sasl_user"),
+])
+def test_bad_arguments_are_refused_naming_them(tmp_path, arguments, message):
+    code, result = run_module("mail_hold", tmp_path, state_dir=str(tmp_path), **arguments)
+    assert code != 0 and result["msg"] == message

@@ -14,11 +14,15 @@ in two sets that see a file in two ways:
                      ``str_rot13('riny')``, ``base64_decode('ZXZhbA==')`` and
                      ``str_replace('`', '', 'a`s`s`e`r`t')`` become the string
                      they spell; a variable that holds request data
-                     (``$cmd = $_GET['c']``) is followed by the byte 0x02
-                     wherever it is used, so ``system($cmd)`` reads as
-                     ``system($cmd\x02)``. Matched on files that are PHP to the
-                     interpreter: by extension, or by an open tag (``<?php``,
-                     ``<?=`` or the short ``<?``) whatever the file is called.
+                     (``$cmd = $_GET['c']``, ``isset($_POST['c']) ? $_POST['c']
+                     : ''``, a JSON body read from ``php://input``) is followed
+                     by the byte 0x02 wherever it is used, so ``system($cmd)``
+                     reads as ``system($cmd\x02)``, and so is the first
+                     parameter of a function of the file, inside that function,
+                     where the file calls it with request data. Matched on
+                     files that are PHP to the interpreter: by extension, or by
+                     an open tag (``<?php``, ``<?=`` or the short ``<?``)
+                     whatever the file is called.
 ``raw_bytes.yar``    the *raw view*: the file's bytes as they are (an image
                      header followed by PHP, strings of known shells). Users'
                      rule files (``rule_files``) are compiled into this set, as
@@ -99,11 +103,24 @@ _NOT_TAINT = b"\x01"
 _TAINT_WRAPPER = (rb"(?:(?:trim|stripslashes|urldecode|rawurldecode|base64_decode|str_rot13|strrev|gzinflate|gzuncompress"
                   rb"|hex2bin|html_entity_decode|htmlspecialchars_decode|strval|implode|join|array_values|explode|substr"
                   rb"|unserialize|json_decode)\s*\(\s*(?:'[^'\n]{0,8}'\s*,\s*)?){0,3}")
+# A value chosen by whether the request has it: $c = isset($_POST['c']) ? $_POST['c'] : '';
+_TAINT_CHOICE = rb"(?:!?\s*(?:isset|empty|array_key_exists)\s*\([^;?]{0,80}\)\s*\?\s*)?"
+_REQUEST_DATA = (rb"(?:\$_(?:GET|POST|REQUEST|COOKIE)\b|\$HTTP_(?:GET|POST|COOKIE)_VARS\b|\$_SERVER\s*\[\s*['\"]HTTP_"
+                 rb"|\$\s*\{\s*['\"]_(?:GET|POST|REQUEST|COOKIE)|getenv\s*\(\s*['\"]HTTP_|getallheaders\s*\("
+                 rb"|file_get_contents\s*\(\s*['\"]php://input|\$\w+\x02)")
 _TAINT_SOURCE = re.compile(
-    rb"\$(\w+)\s*=\s*@?\(?\s*" + _TAINT_WRAPPER +
-    rb"(?:\$_(?:GET|POST|REQUEST|COOKIE)\b|\$_SERVER\s*\[\s*['\"]HTTP_|\$\s*\{\s*['\"]_(?:GET|POST|REQUEST|COOKIE)"
-    rb"|getenv\s*\(\s*['\"]HTTP_|getallheaders\s*\(|file_get_contents\s*\(\s*['\"]php://input|\$\w+\x02)",
-    re.IGNORECASE)
+    rb"\$(\w+)\s*=\s*@?\(?\s*" + _TAINT_CHOICE + _TAINT_WRAPPER + _REQUEST_DATA, re.IGNORECASE)
+# The text that may hold request data: without any of it there is nothing to follow.
+_TAINT_HINTS = (b"$_", b"$http_", b"getenv", b"getallheaders", b"php://input")
+# Request data handed as the first argument of a call; the callee's name is read back from the text before the
+# parenthesis, reversed (a name that follows "->", "::" or "$" is a method or a variable, not a function of the file).
+_REQUEST_ARGUMENT = re.compile(rb"\(\s*@?" + _TAINT_CHOICE + _REQUEST_DATA, re.IGNORECASE)
+_CALLEE_REVERSED = re.compile(rb"\s*(\w+)(?:[^\w$>:\\]|$)")
+# A function of the file and its first parameter (a type before it, or a reference), searched in the lowercased
+# view: a literal start is found fast, where a case-insensitive search tries every position.
+_FUNCTION = re.compile(rb"function\s+&?\s*(\w+)\s*\(\s*(?:\??[\w\\]+\s+)?&?\s*\$(\w+)")
+# How far a function's body is read for its braces: a longer function is followed that far.
+_BODY_LIMIT = 64 << 10
 _SUPERGLOBALS = frozenset((b"_GET", b"_POST", b"_REQUEST", b"_COOKIE", b"_SERVER", b"_FILES", b"_SESSION", b"_ENV",
                            b"GLOBALS", b"this"))
 # What a decoded constant may spell to be folded in: a name (of a function, most of all). Decoded
@@ -359,13 +376,28 @@ def php_view(data):
                 view = _DECODE_CALL.sub(_decode, view)
             if view == before:
                 break
-    if b"$_" in view or b"getenv" in lowered or b"getallheaders" in lowered:
+    if any(hint in lowered for hint in _TAINT_HINTS):
         view = _taint(view)
     return view
 
 
 def _taint(view):
-    """Mark the uses of variables that hold request data (two rounds: one copy to another variable)."""
+    """Mark the uses of variables that hold request data: copies from one variable to another, and the first
+    parameter of a function of the file that is called with request data, inside that function (and the
+    variables given it there: a function's variables are its own). Two rounds of functions: one calling the
+    next, which the second round looks for only in the functions the first one marked."""
+    view = _taint_variables(view)
+    followed = set()
+    searched = [(0, len(view))]
+    for _round in range(2):
+        view, searched = _taint_parameters(view, followed, searched)
+        if not searched:
+            break
+    return view
+
+
+def _taint_variables(view):
+    """Two rounds: one copy to another variable."""
     for _round in range(2):
         names = set(match.group(1) for match in _TAINT_SOURCE.finditer(view)) - _SUPERGLOBALS
         if not names:
@@ -373,6 +405,72 @@ def _taint(view):
         pattern = re.compile(rb"\$(?:" + b"|".join(re.escape(name) for name in sorted(names)) + rb")\b(?!\x02)")
         view = pattern.sub(lambda match: match.group(0) + TAINT, view)
     return view
+
+
+def _taint_parameters(view, followed, searched):
+    """Mark, inside each function of the file called with request data as its first argument (in the ranges
+    ``searched`` of the view), that parameter's uses: ``function run($c) { passthru($c); } run($_GET['c']);``
+    reads as ``passthru($c\x02)``. ``followed`` holds the names of the functions marked before and gets those
+    marked now. Returns the view and the ranges of it that were marked."""
+    called = set()
+    for start, end in searched:
+        for argument in _REQUEST_ARGUMENT.finditer(view, start, end):
+            callee = _CALLEE_REVERSED.match(view[max(0, argument.start() - 80):argument.start()][::-1])
+            if callee is not None:
+                called.add(callee.group(1)[::-1].lower())
+    called -= followed
+    if not called:
+        return view, []
+    followed |= called
+    bodies = []
+    # Function names are the same in any case, variable names are not: the parameter's is read from the view.
+    for function in _FUNCTION.finditer(view.lower()):
+        if function.group(1) in called:
+            body = _body(view, function.end())
+            if body is not None:
+                bodies.append(body + (view[function.start(2):function.end(2)],))
+    # Bodies that overlap (a function defined inside another) are marked together, the last first so that the
+    # offsets of the ones before stay as they were; the file is joined once.
+    parts = []
+    marked = []
+    length = 0
+    position = 0
+    group = []
+    group_end = 0
+    for body in sorted(bodies) + [None]:
+        if group and (body is None or body[0] >= group_end):
+            group_start = group[0][0]
+            segment = view[group_start:group_end]
+            for start, end, name in reversed(group):
+                parameter = re.compile(rb"\$" + re.escape(name) + rb"\b(?!\x02)")
+                inside = parameter.sub(lambda match: match.group(0) + TAINT, segment[start - group_start:end - group_start])
+                segment = segment[:start - group_start] + _taint_variables(inside) + segment[end - group_start:]
+            length += group_start - position
+            marked.append((length, length + len(segment)))
+            length += len(segment)
+            parts.extend((view[position:group_start], segment))
+            position = group_end
+            group = []
+        if body is not None:
+            group.append(body)
+            group_end = max(group_end, body[1]) if len(group) > 1 else body[1]
+    parts.append(view[position:])
+    return b"".join(parts), marked
+
+
+def _body(view, position):
+    """(start, end) of the function body whose signature goes on at ``position``: from its first brace to the one
+    that closes it (strings are not told apart, so a brace in one counts); None for an abstract or interface
+    method, or a body longer than _BODY_LIMIT."""
+    start = view.find(b"{", position, position + 400)
+    if start < 0 or b";" in view[position:start]:
+        return None
+    depth = 0
+    for match in re.finditer(rb"[{}]", view[start:start + _BODY_LIMIT]):
+        depth += 1 if match.group(0) == b"{" else -1
+        if depth == 0:
+            return start, start + match.end()
+    return None
 
 
 def _strip_comments(data):

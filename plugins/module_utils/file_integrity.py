@@ -43,7 +43,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import safe_fs
@@ -65,7 +64,7 @@ PROCESS_MIN_BYTES = 32 << 20
 BATCH_BYTES = 16 << 20
 SMALL_FILE_COST = 64 << 10  # opening, reading and scanning a small file weighs like this many bytes
 # Entries walked, hashed and written at a time: what bounds memory, whatever the size of the tree.
-CHUNK_ENTRIES = 16384
+CHUNK_ENTRIES = 4096
 ROWS_AT_ONCE = 4096  # rows fetched from the database at a time
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -141,6 +140,9 @@ def run(paths, database, state="check", exclude=(), rehash="changed", scan=True,
                      workers or _cpu_count(), report_limit, check_mode, diff)
     try:
         return run_pass.run(started)
+    except RuleError as exc:
+        # The rule sets are compiled when the first file is matched; users' files were compiled on their own before.
+        raise IntegrityError(str(exc))
     finally:
         run_pass.close()
         _OPENED.roots = None
@@ -955,6 +957,7 @@ class _Writer(object):
     ``finish`` seals it and renames it over the target (readers see the old one or the new one, never half)."""
 
     def __init__(self, path):
+        import tempfile  # pylint: disable=import-outside-toplevel  # a check, which writes nothing, never loads it
         sqlite3 = _sqlite3()
         self.path = path
         directory = os.path.dirname(path)

@@ -19,7 +19,7 @@ import tempfile
 import pytest
 from hostile_account import ATTACKER, Attacker
 
-from ansible_collections.hostguard.hosting.plugins.module_utils import file_integrity
+from ansible_collections.hostguard.hosting.plugins.module_utils import file_integrity, webshell_rules
 from ansible_collections.hostguard.hosting.plugins.module_utils.file_integrity import (
     IntegrityError,
     UntrustedDatabaseError,
@@ -460,6 +460,37 @@ def test_a_broken_rule_file_fails_before_anything_is_read(site, tmp_path):
     broken.write_text("rule broken { condition: $nothing }\n")
     with pytest.raises(file_integrity.IntegrityError, match="rule file %s does not compile" % broken):
         run(site, state="baseline", rule_files=[str(broken)])
+    assert not os.path.exists(database_of(site))
+
+
+def test_the_rules_are_compiled_only_when_a_file_is_to_be_matched(site, monkeypatch):
+    """An unchanged tree matches nothing, so the compiled rules (most of a check's memory) are never made; a change
+    compiles them once."""
+    compiled = []
+    real_compile = webshell_rules._compile
+    monkeypatch.setattr(webshell_rules, "_compile",
+                        lambda yara, sources: compiled.append(sorted(sources)) or real_compile(yara, sources))
+    run(site, state="baseline")
+    assert len(compiled) == 2  # the PHP view's set and the raw set, once each
+    del compiled[:]
+    assert run(site, state="check")["summary"]["suspicious"] == 0
+    assert compiled == []
+    (site / "wp-content/uploads/2024/05/cache.php").write_bytes(WEBSHELL)
+    result = run(site, state="check")
+    assert len(compiled) == 2
+    assert "php_in_upload_dir" in rules_for(result, str(site / "wp-content/uploads/2024/05/cache.php"))
+
+
+def test_a_broken_collection_rule_file_fails_the_run_naming_it(site, tmp_path):
+    """The collection's own files are compiled at the first match: one that does not compile fails the run there,
+    named with its line, rather than matching nothing."""
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    own = pathlib.Path(webshell_rules.default_rules_dir())
+    shutil.copy(own / "raw_bytes.yar", rules_dir / "raw_bytes.yar")
+    (rules_dir / "php_content.yar").write_text("rule fine { condition: true }\nrule broken { condition: $none }\n")
+    with pytest.raises(IntegrityError, match=r"rule file %s does not compile: .*\(2\)" % (rules_dir / "php_content.yar")):
+        run(site, state="baseline", rules_dir=str(rules_dir))
     assert not os.path.exists(database_of(site))
 
 

@@ -494,6 +494,33 @@ def test_a_broken_collection_rule_file_fails_the_run_naming_it(site, tmp_path):
     assert not os.path.exists(database_of(site))
 
 
+def test_hashing_opens_each_directory_once_whatever_the_order_of_the_files(site, monkeypatch):
+    """Jobs come largest first, from all over the tree; they are opened in path order so that the directories on
+    the way stay open from one file to the next."""
+    paths = []
+    for index in range(6):
+        for directory in ("wp-admin", "wp-content/cache", "wp-content/uploads/2024/05"):
+            path = site / directory / ("file-%d.php" % index)
+            path.write_bytes(b"<?php // %d\n" % index * (index + 1))
+            paths.append(str(path))
+    jobs = sorted(((os.path.getsize(path), path, False) for path in paths), reverse=True)
+    opened = []
+    real_open_entry = file_integrity.safe_fs.open_entry
+
+    def open_entry(dir_fd, name, kind, **options):
+        opened.append((name, kind))
+        return real_open_entry(dir_fd, name, kind, **options)
+
+    monkeypatch.setattr(file_integrity.safe_fs, "open_entry", open_entry)
+    with file_integrity.safe_fs.Roots([str(site)]) as roots:
+        monkeypatch.setattr(file_integrity._OPENED, "roots", roots)
+        results = file_integrity._hash_jobs(jobs, None)
+    assert sorted(result[0] for result in results) == sorted(paths)
+    assert all(result[1][9] == hashlib.sha256(pathlib.Path(result[0]).read_bytes()).hexdigest() for result in results)
+    directories = [name for name, kind in opened if kind == "directory"]
+    assert sorted(directories) == ["05", "2024", "cache", "uploads", "wp-admin", "wp-content"]
+
+
 def test_first_baseline_scans_every_file(site):
     (site / "wp-content/uploads/2024/05/old-shell.php").write_bytes(WEBSHELL)
     result = run(site, state="baseline")

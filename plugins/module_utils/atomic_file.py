@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 
 
 @contextlib.contextmanager
 def atomic_file(path, mode=0o600, suffix=""):
     """Yield a binary stream; on a clean exit its content replaces `path` with `mode`."""
+    # Imported here: tempfile brings shutil, random, bz2 and lzma, a megabyte that readers of files never need.
+    import tempfile  # pylint: disable=import-outside-toplevel
     directory = os.path.dirname(path) or "."
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
     try:

@@ -43,7 +43,7 @@ import json
 import os
 import re
 import stat
-import tempfile
+import sys
 import time
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import safe_fs
@@ -65,7 +65,7 @@ PROCESS_MIN_BYTES = 32 << 20
 BATCH_BYTES = 16 << 20
 SMALL_FILE_COST = 64 << 10  # opening, reading and scanning a small file weighs like this many bytes
 # Entries walked, hashed and written at a time: what bounds memory, whatever the size of the tree.
-CHUNK_ENTRIES = 16384
+CHUNK_ENTRIES = 4096
 ROWS_AT_ONCE = 4096  # rows fetched from the database at a time
 _SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -141,6 +141,9 @@ def run(paths, database, state="check", exclude=(), rehash="changed", scan=True,
                      workers or _cpu_count(), report_limit, check_mode, diff)
     try:
         return run_pass.run(started)
+    except RuleError as exc:
+        # The rule sets are compiled when the first file is matched; users' files were compiled on their own before.
+        raise IntegrityError(str(exc))
     finally:
         run_pass.close()
         _OPENED.roots = None
@@ -240,20 +243,49 @@ class _Pass(object):
 
     def _chunk(self, chunk):
         jobs = []
+        reuse = not self.rehash_always
+        scanning = self.scanner is not None
+        kinds = self.kinds
+        cms_files = self.cms_files
+        reused = 0
         for item in chunk:
-            _key, path, current, before = item[0], item[1], item[2], item[3]
+            path, current, row = item[1], item[2], item[4]
+            if row is not None and current.__class__ is Entry and current[:_METADATA_FIELDS] == row[1:9] \
+                    and current.target is None and current.error is None and row[9] is None and row[11] is None:
+                # A file or a directory as recorded (a file with its hash, a directory has none): the recorded row
+                # is the current one, as it is. Most entries of a check are these.
+                kind = current.type
+                if kind == "file":
+                    if reuse and row[10] is not None:
+                        item[2] = _REUSED
+                        reused += 1
+                        kinds["file"] += 1
+                        if path.endswith(_CMS_SUFFIXES):
+                            cms_files.append(path)
+                        continue
+                elif row[10] is None:
+                    item[2] = _REUSED
+                    reused += 1
+                    kinds[kind] += 1
+                    continue
+            before = item[3] = _entry_of_row(row) if row is not None else None
             if current is None or current is _UNSTATABLE or current.type != "file":
                 continue
             metadata_same = (before is not None and before.sha256 is not None
                              and before[:_METADATA_FIELDS] == current[:_METADATA_FIELDS])
-            if metadata_same and not self.rehash_always:
+            if metadata_same and reuse:
                 item[2] = before  # same metadata, no target, no error: the recorded entry is the current one
             else:
-                jobs.append((current.size, path, self.scanner is not None and not metadata_same))
+                jobs.append((current.size, path, scanning and not metadata_same))
         hashed = self._hash(jobs) if jobs else {}
         rows = []
+        finish = self._finish_entry
         for item in chunk:
-            self._finish_entry(item, hashed, rows)
+            if item[2] is _REUSED:
+                rows.append(item[4])
+            else:
+                finish(item, hashed, rows)
+        self.entries += reused
         if self.writer is not None and rows:
             self.writer.add(rows)
         self.written += len(rows)
@@ -503,6 +535,9 @@ def _cpu_count():
 # --- walk ----------------------------------------------------------------------------------------
 
 _UNSTATABLE = object()  # what the walk yields for a path it could list but not lstat
+_REUSED = object()  # an entry found as recorded: its recorded row is written as it is
+# os.fsencode, without its Python-level checks: a call per name of the tree.
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
 class _OPENED(object):
@@ -578,41 +613,38 @@ def _list_directory(walker, parts, directory, entry, excluded, run_pass):
             error = "cannot lstat: %s" % _reason(exc)
             run_pass.unstatable[path] = error
             run_pass.lists["unreadable"].add(dict(_path_fields(path), error=error))
-            records.append((key_prefix + os.fsencode(name), path, name, _UNSTATABLE))
+            records.append((key_prefix + name.encode(_FS_ENCODING, _FS_ERRORS), path, name, _UNSTATABLE))
             continue
         mode = info.st_mode
-        kind = type_names.get(stat.S_IFMT(mode), "unknown")
+        kind = type_names.get(mode & 0o170000, "unknown")  # stat.S_IFMT, without a call per name
         target = error = None
         if kind == "symlink":
             target, error = _link_target(name, dir_fd)
-        records.append((key_prefix + os.fsencode(name), path, name,
-                        new_entry(Entry, (kind, stat.S_IMODE(mode), info.st_uid, info.st_gid, info.st_size,
+        records.append((key_prefix + name.encode(_FS_ENCODING, _FS_ERRORS), path, name,
+                        new_entry(Entry, (kind, mode & 0o7777, info.st_uid, info.st_gid, info.st_size,
                                           info.st_mtime_ns, info.st_ctime_ns, info.st_ino, target, None, error))))
-    records.sort(key=_first)
+    records.sort()  # by key: names are unique, so no two records compare further than their keys
     return records, entry
 
 
-def _first(record):
-    return record[0]
-
-
 def _merge(walked, recorded):
-    """[key, path, current entry or None, recorded entry or None, recorded row or None] for every key of either.
+    """[key, path, current entry or None, None, recorded row or None] for every key of either; the recorded entry
+    (the fourth) is made from the row by ``_Pass._chunk`` where it is needed.
 
     Both come in key order, so this is one pass over each.
     """
     old = next(recorded, None)
     for key, path, current in walked:
         while old is not None and old[0] < key:
-            yield [old[0], _path_of_key(old[0]), None, old[1], old[2]]
+            yield [old[0], _path_of_key(old[0]), None, None, old]
             old = next(recorded, None)
         if old is not None and old[0] == key:
-            yield [key, path, current, old[1], old[2]]
+            yield [key, path, current, None, old]
             old = next(recorded, None)
         else:
             yield [key, path, current, None, None]
     while old is not None:
-        yield [old[0], _path_of_key(old[0]), None, old[1], old[2]]
+        yield [old[0], _path_of_key(old[0]), None, None, old]
         old = next(recorded, None)
 
 
@@ -720,7 +752,9 @@ def _hash_jobs(jobs, scanner):
     """
     buffer = bytearray(READ_CHUNK)
     results = []
-    for _size, path, scan in jobs:
+    # In path order, whatever order the batch came in (largest first): each file is opened through the directories
+    # of the one before it (safe_fs's Walker keeps them open), so a directory is opened once, not once per file.
+    for _size, path, scan in sorted(jobs, key=_job_path):
         digest, opened, error, bytes_read, content_scan = hash_file(
             path, buffer, scanner.content_scan(path) if scan else None)
         fields = None
@@ -731,6 +765,10 @@ def _hash_jobs(jobs, scanner):
     return results
 
 
+def _job_path(job):
+    return job[1]
+
+
 def hash_file(path, buffer, content_scan=None):
     """Return (sha256 hex, fstat of what was read, error, bytes read, content_scan).
 
@@ -738,7 +776,7 @@ def hash_file(path, buffer, content_scan=None):
     for a symlink or a FIFO after the walk is reported, not followed or waited on.
     """
     try:
-        fd, _info = _open_file(path)
+        fd, opened = _open_file(path)  # the fstat of the open file
     except safe_fs.UnsafePath as exc:
         if exc.errno == errno.EAGAIN:  # another type now (open_entry checks it)
             return None, None, "no longer a regular file", 0, None
@@ -747,7 +785,6 @@ def hash_file(path, buffer, content_scan=None):
         return None, None, "cannot open: %s" % _reason(exc), 0, None
     total = 0
     try:
-        opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):
             return None, None, "no longer a regular file", 0, None
         if content_scan is not None:
@@ -834,7 +871,7 @@ class Database(object):
 def read_database(path, key=None):
     """Load and verify the whole database at ``path`` (a run never does this: it streams the rows)."""
     recorded = open_database(path, key)
-    entries = {_path_of_key(row_key): entry for row_key, entry, _row in recorded.rows()}
+    entries = {_path_of_key(row[0]): _entry_of_row(row) for row in recorded.rows()}
     return Database(recorded.header, entries)
 
 
@@ -907,7 +944,7 @@ class _SqliteDatabase(object):
             raise IntegrityError("database %s is malformed: header %s" % (path, exc))
 
     def rows(self):
-        """Yield (key, Entry, row) in key order; after the last row, refuse the database if it was altered."""
+        """Yield the rows in key order; after the last row, refuse the database if it was altered."""
         digest = hashlib.sha256()
         count = 0
         try:
@@ -918,8 +955,7 @@ class _SqliteDatabase(object):
                     break
                 _digest_rows(digest, rows)
                 count += len(rows)
-                for row in rows:
-                    yield row[0], _entry_of_row(row), row
+                yield from rows
         except self._error as exc:
             raise UntrustedDatabaseError("database %s is corrupt (%s); its contents are not trusted" % (self.path, exc))
         except (TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -955,6 +991,7 @@ class _Writer(object):
     ``finish`` seals it and renames it over the target (readers see the old one or the new one, never half)."""
 
     def __init__(self, path):
+        import tempfile  # pylint: disable=import-outside-toplevel  # a check, which writes nothing, never loads it
         sqlite3 = _sqlite3()
         self.path = path
         directory = os.path.dirname(path)
@@ -1027,7 +1064,7 @@ class _JsonDatabase(object):
     def rows(self):
         entries, self._entries = self._entries, None
         for row_key, path in sorted((_path_key(path), path) for path in entries):
-            yield row_key, entries[path], None
+            yield _row(row_key, entries[path])
 
     def verify(self):
         return self.count

@@ -28,7 +28,6 @@ Pure standard library (ctypes for the calls the os module lacks).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import resource
@@ -90,10 +89,12 @@ class _Timespec(ctypes.Structure):
 _LIBC = None
 
 
-def _libc():
+def libc():
+    """The C library, loaded once: the process's own symbols, which hold libc's (ctypes.util.find_library would
+    fork ldconfig and a compiler to find the file, megabytes and tens of milliseconds for nothing)."""
     global _LIBC
     if _LIBC is None:
-        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        _LIBC = ctypes.CDLL(None, use_errno=True)
     return _LIBC
 
 
@@ -115,7 +116,7 @@ def _openat2_available():
 
 def _openat2(dir_fd, name, flags, resolve):
     how = _OpenHow(flags, 0, resolve)
-    fd = _libc().syscall(_SYS_OPENAT2, dir_fd, os.fsencode(name), ctypes.byref(how), ctypes.sizeof(how))
+    fd = libc().syscall(_SYS_OPENAT2, dir_fd, os.fsencode(name), ctypes.byref(how), ctypes.sizeof(how))
     if fd < 0:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error), name)
@@ -124,7 +125,7 @@ def _openat2(dir_fd, name, flags, resolve):
 
 def fchown_fd(fd, uid, gid):
     """chown the inode behind ``fd`` itself, also an O_PATH descriptor of a symlink (never its target)."""
-    if _libc().fchownat(fd, b"", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0:
+    if libc().fchownat(fd, b"", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error))
 
@@ -132,7 +133,7 @@ def fchown_fd(fd, uid, gid):
 def utime_fd(fd, atime_ns, mtime_ns):
     """Set the times of the inode behind ``fd`` itself, also an O_PATH descriptor of a symlink."""
     times = (_Timespec * 2)(_Timespec(*divmod(atime_ns, 10 ** 9)), _Timespec(*divmod(mtime_ns, 10 ** 9)))
-    if _libc().utimensat(fd, b"", times, AT_EMPTY_PATH) != 0:
+    if libc().utimensat(fd, b"", times, AT_EMPTY_PATH) != 0:
         error = ctypes.get_errno()
         raise OSError(error, os.strerror(error))
 

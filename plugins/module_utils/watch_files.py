@@ -42,7 +42,6 @@ index.php takes the site down, which the administrator decides.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import json
 import os
@@ -88,10 +87,6 @@ EXAMINE_BUDGET = 1000
 COVERED_STEP = 30.0
 
 
-def _libc():
-    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-
-
 class WatchLimit(OSError):
     """inotify's watch limit (or the kernel's memory for watches) is reached."""
 
@@ -100,7 +95,7 @@ class Inotify(object):
     """An inotify instance: watches added on opened directories, events read as (wd, mask, name)."""
 
     def __init__(self):
-        self._libc = _libc()
+        self._libc = safe_fs.libc()
         fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             error = ctypes.get_errno()
@@ -229,7 +224,7 @@ class FilesFacet(Facet):
     @staticmethod
     def check_host(settings, where):
         try:
-            webshell_rules.Scanner(settings["rule_files"], rules_dir=settings["rules_dir"])
+            webshell_rules.Scanner(settings["rule_files"], rules_dir=settings["rules_dir"]).compile()
         except webshell_rules.RuleError as exc:
             raise watch_config.ConfigError(f"{where}.rules_dir: {exc}") from exc
         for path in settings["paths"]:
@@ -259,7 +254,8 @@ class FilesFacet(Facet):
     # -- start and stop ----------------------------------------------------------------------------------------
     def start(self):
         settings = self.settings
-        self.scanner = webshell_rules.Scanner(settings["rule_files"], rules_dir=settings["rules_dir"])
+        # Compiled at the start, not at the first planted file: a service that cannot match fails now.
+        self.scanner = webshell_rules.Scanner(settings["rule_files"], rules_dir=settings["rules_dir"]).compile()
         self._buffer = bytearray(planted_files.READ_CHUNK)
         try:
             self.inotify = self._inotify_factory()

@@ -50,8 +50,7 @@ DEBIAN_PACKAGE = "python3-yara"
 LINE_LIMIT = 200
 # Files are matched as a whole; one bigger than this is matched in windows of this size that
 # overlap by WINDOW_OVERLAP bytes, so memory stays bounded and nothing past the first window is skipped.
-# A window is held about twice while it is gathered and joined: with 32 MB windows a hashing worker
-# peaked at 114 MB on the benchmark's tree (videos of 30-60 MB), with 8 MB ones at 66 MB.
+# A window is one bytearray, matched where it is.
 WINDOW = 8 << 20
 WINDOW_OVERLAP = 64 << 10
 EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
@@ -167,17 +166,25 @@ def rule_files_in(paths):
 
 
 def _compile(yara, sources):
-    """Compile {namespace: path}; a file that does not compile is named with its line."""
+    """Compile {namespace: path} at once; a file that does not compile is named with its line."""
     externals = dict.fromkeys(EXTERNALS, "")
-    for namespace, path in sources.items():
-        # Each file alone first, so that the error names the file it is in (YARA names only the line).
-        try:
-            yara.compile(filepath=path, externals=externals)
-        except yara.SyntaxError as exc:
-            raise RuleError("rule file %s does not compile: %s" % (path, exc))
-        except yara.Error as exc:
-            raise RuleError("rule file %s cannot be used: %s" % (path, exc))
-    return yara.compile(filepaths=sources, externals=externals)
+    try:
+        return yara.compile(filepaths=sources, externals=externals)
+    except yara.Error as exc:
+        # YARA names only the line: compile each file alone to name the file it is in.
+        for path in sources.values():
+            _check_compiles(yara, path)
+        raise RuleError("rule files %s do not compile together: %s" % (", ".join(sources.values()), exc))
+
+
+def _check_compiles(yara, path):
+    """Raise RuleError naming ``path`` and the line if the rule file ``path`` does not compile on its own."""
+    try:
+        yara.compile(filepath=path, externals=dict.fromkeys(EXTERNALS, ""))
+    except yara.SyntaxError as exc:
+        raise RuleError("rule file %s does not compile: %s" % (path, exc))
+    except yara.Error as exc:
+        raise RuleError("rule file %s cannot be used: %s" % (path, exc))
 
 
 class Finding(object):
@@ -194,10 +201,15 @@ class Finding(object):
 
 
 class Scanner(object):
-    """The collection's rules plus users' rule files, compiled once and shared by worker processes."""
+    """The collection's rules plus users' rule files, shared by worker processes.
+
+    The rule sets are compiled when the first file is matched (or by ``compile``): a check of an unchanged tree
+    matches nothing, and the compiled rules are most of its memory. Users' rule files are each compiled once
+    when the Scanner is made, so that a broken one fails before anything is scanned, named with its line.
+    """
 
     def __init__(self, rule_files=(), allow_sha256=(), rules_dir=None):
-        yara = import_yara()
+        self._yara = yara = import_yara()
         rules_dir = rules_dir or default_rules_dir()
         own = {}
         for name in RULE_SETS:
@@ -207,13 +219,34 @@ class Scanner(object):
                                 "ships %s to the host" % (path, ", ".join(RULE_SETS)))
             own[name] = path
         users = rule_files_in(rule_files)
-        raw_sources = {"hostguard": own["raw_bytes.yar"]}
+        for path in users:
+            _check_compiles(yara, path)
+        self._php_sources = {"hostguard": own["php_content.yar"]}
+        self._raw_sources = {"hostguard": own["raw_bytes.yar"]}
         for index, path in enumerate(users):
-            raw_sources["user%d" % index] = path
-        self.php_rules = _compile(yara, {"hostguard": own["php_content.yar"]})
-        self.raw_rules = _compile(yara, raw_sources)
+            self._raw_sources["user%d" % index] = path
+        self._php_rules = self._raw_rules = None
         self.wants_owner = bool(users)
         self.allow_sha256 = frozenset(digest.lower() for digest in allow_sha256)
+
+    def compile(self):
+        """Compile both rule sets now, if not done yet (RuleError names a file that does not compile)."""
+        if self._raw_rules is None:
+            self._php_rules = _compile(self._yara, self._php_sources)
+            self._raw_rules = _compile(self._yara, self._raw_sources)
+        return self
+
+    @property
+    def compiled(self):
+        return self._raw_rules is not None
+
+    @property
+    def php_rules(self):
+        return self.compile()._php_rules
+
+    @property
+    def raw_rules(self):
+        return self.compile()._raw_rules
 
     def allowed(self, sha256):
         return sha256 is not None and sha256 in self.allow_sha256
@@ -239,7 +272,8 @@ class Scanner(object):
 
     def match(self, path, data, first=True, uid=None):
         """Findings of both views of ``data`` (the file, or a window of it), owned by ``uid``."""
-        data = bytes(data)
+        if not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)  # a bytearray (a ContentScan's window) is matched as it is, not copied
         # A name that is not UTF-8 (kept with surrogateescape) is handed to YARA with replacement characters.
         path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         name = path.rsplit("/", 1)[-1]
@@ -304,16 +338,17 @@ def _php_blocks(tag, data):
 class ContentScan(object):
     """Findings of one file, fed in consecutive chunks; matched when ``findings`` is read.
 
-    YARA matches a whole buffer, so chunks are gathered; a file bigger than
-    WINDOW is matched window by window, each overlapping the last.
+    YARA matches a whole buffer, so chunks are gathered in one bytearray, the window, which is matched where it
+    is (no second copy of it is made); a file bigger than WINDOW is matched window by window, each overlapping the
+    last by WINDOW_OVERLAP bytes.
     """
 
     def __init__(self, scanner, path, uid=None):
         self._scanner = scanner
         self._path = path
         self.uid = uid
-        self._pending = []
-        self._pending_size = 0
+        self._window = bytearray()
+        self._size = 0  # how much of the window holds the file
         self._lines_before = 0
         self._first = True
         self._findings = []
@@ -321,15 +356,32 @@ class ContentScan(object):
         self._done = False
 
     def feed(self, chunk):
-        self._pending.append(bytes(chunk))
-        self._pending_size += len(chunk)
-        if self._pending_size >= WINDOW:
-            window = b"".join(self._pending)
-            self._match(window)
-            tail = window[-WINDOW_OVERLAP:]
-            self._lines_before += window.count(b"\n", 0, len(window) - len(tail))
-            self._pending = [tail]
-            self._pending_size = len(tail)
+        chunk = memoryview(chunk)
+        while len(chunk):
+            window, size = self._window, self._size
+            piece = chunk[:WINDOW - size]
+            chunk = chunk[len(piece):]
+            end = size + len(piece)
+            if end > len(window):
+                if not size:
+                    window = bytearray(piece)  # most files are one chunk: a window of their size
+                else:
+                    # Grown once, to a whole window: grown a chunk at a time, it could be copied at every step
+                    # (the old and the new buffer both held).
+                    grown = bytearray(WINDOW)
+                    grown[:size] = memoryview(window)[:size]
+                    window = grown
+                    window[size:end] = piece
+                self._window = window
+            else:
+                window[size:end] = piece
+            self._size = end
+            if end == WINDOW:
+                self._match(window)
+                dropped = WINDOW - WINDOW_OVERLAP
+                self._lines_before += window.count(b"\n", 0, dropped)
+                window[:WINDOW_OVERLAP] = memoryview(window)[dropped:]
+                self._size = WINDOW_OVERLAP
 
     def _match(self, window):
         for finding in self._scanner.match(self._path, window, self._first, self.uid):
@@ -345,9 +397,12 @@ class ContentScan(object):
     def findings(self):
         if not self._done:
             self._done = True
-            if self._pending_size or self._first:
-                self._match(b"".join(self._pending))
-            self._pending = []
+            if self._size or self._first:
+                window = self._window
+                del window[self._size:]
+                self._match(window)
+            self._window = bytearray()
+            self._size = 0
         return self._findings
 
 

@@ -19,7 +19,7 @@ import tempfile
 import pytest
 from hostile_account import ATTACKER, Attacker
 
-from ansible_collections.hostguard.hosting.plugins.module_utils import file_integrity
+from ansible_collections.hostguard.hosting.plugins.module_utils import file_integrity, webshell_rules
 from ansible_collections.hostguard.hosting.plugins.module_utils.file_integrity import (
     IntegrityError,
     UntrustedDatabaseError,
@@ -461,6 +461,64 @@ def test_a_broken_rule_file_fails_before_anything_is_read(site, tmp_path):
     with pytest.raises(file_integrity.IntegrityError, match="rule file %s does not compile" % broken):
         run(site, state="baseline", rule_files=[str(broken)])
     assert not os.path.exists(database_of(site))
+
+
+def test_the_rules_are_compiled_only_when_a_file_is_to_be_matched(site, monkeypatch):
+    """An unchanged tree matches nothing, so the compiled rules (most of a check's memory) are never made; a change
+    compiles them once."""
+    compiled = []
+    real_compile = webshell_rules._compile
+    monkeypatch.setattr(webshell_rules, "_compile",
+                        lambda yara, sources: compiled.append(sorted(sources)) or real_compile(yara, sources))
+    run(site, state="baseline")
+    assert len(compiled) == 2  # the PHP view's set and the raw set, once each
+    del compiled[:]
+    assert run(site, state="check")["summary"]["suspicious"] == 0
+    assert compiled == []
+    (site / "wp-content/uploads/2024/05/cache.php").write_bytes(WEBSHELL)
+    result = run(site, state="check")
+    assert len(compiled) == 2
+    assert "php_in_upload_dir" in rules_for(result, str(site / "wp-content/uploads/2024/05/cache.php"))
+
+
+def test_a_broken_collection_rule_file_fails_the_run_naming_it(site, tmp_path):
+    """The collection's own files are compiled at the first match: one that does not compile fails the run there,
+    named with its line, rather than matching nothing."""
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    own = pathlib.Path(webshell_rules.default_rules_dir())
+    shutil.copy(own / "raw_bytes.yar", rules_dir / "raw_bytes.yar")
+    (rules_dir / "php_content.yar").write_text("rule fine { condition: true }\nrule broken { condition: $none }\n")
+    with pytest.raises(IntegrityError, match=r"rule file %s does not compile: .*\(2\)" % (rules_dir / "php_content.yar")):
+        run(site, state="baseline", rules_dir=str(rules_dir))
+    assert not os.path.exists(database_of(site))
+
+
+def test_hashing_opens_each_directory_once_whatever_the_order_of_the_files(site, monkeypatch):
+    """Jobs come largest first, from all over the tree; they are opened in path order so that the directories on
+    the way stay open from one file to the next."""
+    paths = []
+    for index in range(6):
+        for directory in ("wp-admin", "wp-content/cache", "wp-content/uploads/2024/05"):
+            path = site / directory / ("file-%d.php" % index)
+            path.write_bytes(b"<?php // %d\n" % index * (index + 1))
+            paths.append(str(path))
+    jobs = sorted(((os.path.getsize(path), path, False) for path in paths), reverse=True)
+    opened = []
+    real_open_entry = file_integrity.safe_fs.open_entry
+
+    def open_entry(dir_fd, name, kind, **options):
+        opened.append((name, kind))
+        return real_open_entry(dir_fd, name, kind, **options)
+
+    monkeypatch.setattr(file_integrity.safe_fs, "open_entry", open_entry)
+    with file_integrity.safe_fs.Roots([str(site)]) as roots:
+        monkeypatch.setattr(file_integrity._OPENED, "roots", roots)
+        results = file_integrity._hash_jobs(jobs, None)
+    assert sorted(result[0] for result in results) == sorted(paths)
+    assert all(result[1][9] == hashlib.sha256(pathlib.Path(result[0]).read_bytes()).hexdigest() for result in results)
+    directories = [name for name, kind in opened if kind == "directory"]
+    assert sorted(directories) == ["05", "2024", "cache", "uploads", "wp-admin", "wp-content"]
 
 
 def test_first_baseline_scans_every_file(site):

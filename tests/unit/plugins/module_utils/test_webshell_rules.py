@@ -412,6 +412,38 @@ def test_a_tell_far_into_a_big_file_is_found_with_its_line_number(scanner, monke
     assert finding.line == "@eval(base64_decode('x'));"
 
 
+@pytest.mark.parametrize("chunk", [1000, 4095, 4096, 4097, 12288, 1 << 20])
+def test_the_window_finds_a_tell_across_its_boundaries_with_its_line(scanner, monkeypatch, chunk):
+    """Whatever the size of the chunks read, a tell that straddles the end of a window is in the next one (the
+    windows overlap), and each tell's line number counts the lines of the windows before it."""
+    monkeypatch.setattr(webshell_rules, "WINDOW", 1 << 12)
+    monkeypatch.setattr(webshell_rules, "WINDOW_OVERLAP", 1 << 9)
+    first = b"echo `ls -la {$_GET['d']}`;\n"
+    second = b"@eval(base64_decode($_POST['z']));\n"
+    head = b"<?php\n" + b"$x = 1;\n" * 510  # 4086 bytes: the first tell runs over the end of the first window
+    content = head + first + b"$y = 2;\n" * 1500 + second + b"$z = 3;\n" * 100
+    assert len(head) < (1 << 12) < len(head) + len(first)
+    scan = scanner.content_scan("/big.php")
+    for start in range(0, len(content), chunk):
+        scan.feed(content[start:start + chunk])
+    lines = {finding.rule: (finding.line_number, finding.line) for finding in scan.findings}
+    assert lines["backtick_request"] == (head.count(b"\n") + 1, first.decode().strip())
+    assert lines["eval_decoded"] == (content[:content.index(second)].count(b"\n") + 1, second.decode().strip())
+    assert {finding.rule for finding in scan.findings} == {finding.rule for finding in scanner.scan_bytes("/big.php", content)}
+
+
+def test_the_rules_are_compiled_at_the_first_match_and_a_broken_user_file_before_it(tmp_path):
+    scanner = Scanner()
+    assert not scanner.compiled
+    assert scanner.scan_bytes("/x.php", b"<?php echo 1;") == []
+    assert scanner.compiled
+    # Users' files are compiled one by one when the Scanner is made: a broken one fails before any match.
+    broken = tmp_path / "broken.yar"
+    broken.write_text("rule ok { condition: true }\nrule broken { strings: $a = \"x\" condition: $b }\n")
+    with pytest.raises(RuleError, match=r"rule file %s does not compile: .*\(2\)" % broken):
+        Scanner([str(tmp_path)])
+
+
 def test_a_long_obfuscated_line_is_trimmed(scanner):
     content = b"<?php " + b"$a='x';" * 5000 + b"eval(base64_decode($p));" + b"$b='y';" * 5000
     (finding,) = [f for f in scanner.scan_bytes("/x.php", content) if f.rule == "eval_decoded"]

@@ -27,14 +27,24 @@ def _queue(count):
         "oldest": {"queue_id": "9E1F91A603F", "age_seconds": 7200}}}}
 
 
-def _integrity(planted):
+def quarantine_info(paths, lock="in_force"):
+    """quarantine_info's result with each path quarantined in site1 (its manifest, how to restore it)."""
+    return {"changed": False, "manifest_dir": "/var/lib/hostguard/quarantine", "unreadable": [], "quarantined": [
+        {"path": path, "docroot": "/var/www/site1", "quarantined_at": "20261207T070000.000001Z",
+         "manifest": "/var/lib/hostguard/quarantine/%032x.json" % number, "evidence": None, "immutable": False,
+         "entries": 1, "type": "file", "lock": lock, "lock_problem": None if lock == "in_force" else "owner 2001:2001",
+         "restore": "ansible-playbook hostguard.hosting.restore -l HOST -e '...'"}
+        for number, path in enumerate(paths)]}
+
+
+def _integrity(planted, quarantined=(), lock="in_force"):
     check = {"item": {"item": {"name": "site1"}}, "database": "/var/lib/hostguard/integrity/site1.db",
              "summary": {"added": len(planted), "removed": 0, "modified": 0, "entries": 1200, "seconds": 0.4},
              "added": [{"path": path} for path in planted], "removed": [], "modified": [], "cms": [],
              "suspicious": [{"path": path, "rule": "php_request_eval", "line": "<?php eval($_POST['c']); ?>"}
                             for path in planted]}
     return {"databases": [{"item": {"name": "site1"}, "stat": {"exists": True}}], "checks": [check],
-            "temp_dir_paths": ["/tmp"], "temp_dirs": {"files": []}}
+            "temp_dir_paths": ["/tmp"], "temp_dirs": {"files": []}, "quarantine": quarantine_info(quarantined, lock)}
 
 
 def _updates(unattended):
@@ -46,11 +56,12 @@ ACCOUNTS = {"unused_days": 90, "result": {"accounts": [
     {"name": "leaver1", "kind": "system", "last_login": None, "reason": "never logged in"}], "locks": []}}
 
 
-def fleet(planted=(HOSTILE,), queue=250):
-    """{host: hostguard_audit or None}: gone1 gave no result (unreachable)."""
+def fleet(planted=(HOSTILE,), queue=250, quarantined=(), lock="in_force"):
+    """{host: hostguard_audit or None}: gone1 gave no result (unreachable). ``quarantined``: web1's quarantined
+    paths, their ``lock`` as quarantine_info reads it."""
     return {
-        "web1": build_result({"integrity": _integrity(list(planted)), "updates": _updates(True)}, "web1", TIME,
-                             "Debian 13.2"),
+        "web1": build_result({"integrity": _integrity(list(planted), quarantined, lock), "updates": _updates(True)},
+                             "web1", TIME, "Debian 13.2"),
         "mail1": build_result({"dnsbl": _dnsbl("198.19.0.2"), "mail_queue": _queue(queue), "accounts": ACCOUNTS},
                               "mail1", TIME, "Debian 12.12"),
         "shop1": build_result({"updates": _updates(False)}, "shop1", TIME, "Debian 13.2"),

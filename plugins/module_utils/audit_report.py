@@ -16,7 +16,10 @@ import re
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import exposure_findings
 
-SCHEMA_VERSION = 1
+# 2: every finding has a status (open, or closed by the response) and the response that closed it; the summary
+# counts open findings and the closed ones apart; integrity names what is quarantined, accounts what is locked,
+# mail_queue the purges' evidence archives.
+SCHEMA_VERSION = 2
 FACETS = ("services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks",
           "watch")
 SEVERITIES = ("critical", "warning", "info")
@@ -41,8 +44,21 @@ def _ran(result):
     return result
 
 
-def _finding(facet, severity, summary, evidence, remedy):
-    return {"facet": facet, "severity": severity, "summary": summary, "evidence": evidence, "remedy": remedy}
+def _finding(facet, severity, summary, evidence, remedy, response=None):
+    """A finding; with ``response`` (what contained it: _response()) it is closed."""
+    return {"facet": facet, "severity": severity, "summary": summary, "evidence": evidence, "remedy": remedy,
+            "status": "closed" if response else "open", "response": response}
+
+
+def _response(action, at, record, evidence=None, undo=None):
+    """What the response did about a finding: quarantined, locked or purged, when, the record it left (the
+    quarantine's manifest, the purge's archive), the evidence kept and how to undo it."""
+    return {"action": action, "at": at, "record": record, "evidence": evidence, "undo": undo}
+
+
+def is_open(finding):
+    """Findings of results before schema 2 have no status: they are open."""
+    return finding.get("status", "open") == "open"
 
 
 def _slurped(result):
@@ -198,27 +214,81 @@ def integrity_facet(data):
         "no_baseline": [item["item"]["name"] for item in databases if not item.get("stat", {}).get("exists")],
         "temp_dirs": list(data.get("temp_dir_paths") or []),
         "dropped": (dropped or {}).get("files") or [],
+        "quarantined": [{key: item.get(key) for key in QUARANTINED_KEYS}
+                        for item in (_ran(data.get("quarantine")) or {}).get("quarantined") or []],
     }
 
 
+QUARANTINED_KEYS = ("path", "docroot", "quarantined_at", "manifest", "evidence", "entries", "type", "lock",
+                    "lock_problem", "restore")
+# A quarantine whose lock is not in force, by what happened to the path: the severity, what it means and what to do
+# (each remedy is completed with the manifest).
+QUARANTINE_NOT_IN_FORCE = {
+    "undone": ("critical", "its owner or mode was changed back", "playbooks/quarantine.yml locks it again"),
+    "replaced": ("critical", "another file is at the path now",
+                 "look at the new file and quarantine it (playbooks/quarantine.yml); the old one is recorded"),
+    "gone": ("warning", "nothing is at the path now", "find who removed it; what it was is recorded"),
+    "unknown": ("warning", "it cannot be checked", "look at the path by hand"),
+}
+
+
+def quarantine_of(path, quarantined):
+    """The quarantine in force that holds ``path`` (the path itself or a directory above it), or None."""
+    for item in quarantined:
+        top = item["path"]
+        if item.get("lock") == "in_force" and (path == top or path.startswith(top.rstrip("/") + "/")):
+            return item
+    return None
+
+
+def _quarantine_response(item):
+    return _response("quarantined", item.get("quarantined_at"), item.get("manifest"), item.get("evidence"),
+                     item.get("restore"))
+
+
+def _quarantined_text(item):
+    return "quarantined %s (manifest %s)" % (item.get("quarantined_at"), item.get("manifest"))
+
+
 def integrity_findings(facet):
+    """What looks planted or changed; closed where a quarantine in force holds the path. Every quarantine is
+    named: one no finding names is a closed finding of its own, one whose lock is not in force an open one."""
     findings = []
+    quarantined = facet.get("quarantined") or []
+    named = set()
+
+    def add(severity, summary, evidence, path):
+        held = None if path is None else quarantine_of(path, quarantined)
+        if held is None:
+            findings.append(_finding("integrity", severity, summary, evidence, RUNBOOK_PLANTED))
+            return
+        named.add(held["manifest"])
+        findings.append(_finding("integrity", severity, "%s; %s" % (summary, _quarantined_text(held)), evidence,
+                                 RUNBOOK_PLANTED, _quarantine_response(held)))
+
     for finding in facet["suspicious"]:
-        findings.append(_finding("integrity", "critical", "%s looks planted (%s)" % (finding["path"], finding["rule"]),
-                                 finding, RUNBOOK_PLANTED))
+        add("critical", "%s looks planted (%s)" % (finding["path"], finding["rule"]), finding, finding["path"])
     for item in facet["dropped"]:
         rules = [match["rule"] for match in item.get("findings") or []]
-        findings.append(_finding(
-            "integrity", "critical" if rules else "warning",
-            "%s file %s dropped in a temporary directory by %s%s"
-            % (item["kind"], item["path"], item["owner"], " (%s)" % ", ".join(rules) if rules else ""),
-            item, RUNBOOK_PLANTED))
+        add("critical" if rules else "warning", "%s file %s dropped in a temporary directory by %s%s"
+            % (item["kind"], item["path"], item["owner"], " (%s)" % ", ".join(rules) if rules else ""), item,
+            item["path"])
     for site in facet["sites"]:
         for kind, severity in (("modified", "warning"), ("removed", "warning"), ("added", "info")):
             for path in site[kind]:
-                findings.append(_finding("integrity", severity, "%s %s since the baseline of site %s"
-                                         % (path, "changed" if kind == "modified" else kind, site["name"]),
-                                         {"site": site["name"], "path": path, "change": kind}, RUNBOOK_PLANTED))
+                add(severity, "%s %s since the baseline of site %s"
+                    % (path, "changed" if kind == "modified" else kind, site["name"]),
+                    {"site": site["name"], "path": path, "change": kind}, None if kind == "removed" else path)
+    for item in quarantined:
+        if item.get("lock") == "in_force":
+            if item["manifest"] not in named:
+                findings.append(_finding("integrity", "info", "%s is %s" % (item["path"], _quarantined_text(item)),
+                                         item, RUNBOOK_PLANTED, _quarantine_response(item)))
+            continue
+        severity, meaning, remedy = QUARANTINE_NOT_IN_FORCE.get(item.get("lock"), QUARANTINE_NOT_IN_FORCE["unknown"])
+        findings.append(_finding("integrity", severity, "the quarantine of %s is not in force: %s (%s)"
+                                 % (item["path"], meaning, item.get("lock_problem")), item,
+                                 "%s (manifest %s)" % (remedy, item.get("manifest"))))
     for name in facet["no_baseline"]:
         findings.append(_finding("integrity", "info", "site %s has no integrity baseline yet" % name,
                                  {"site": name}, "playbooks/integrity_baseline.yml"))
@@ -232,13 +302,42 @@ def accounts_facet(data):
         "flagged": result.get("accounts") or [],
         "locks_not_in_force": [lock for lock in result.get("locks") or []
                                if lock.get("state") == "undone" and not lock.get("protected")],
+        "locked": [lock for lock in result.get("locks") or [] if lock.get("state") == "in_force"],
     }
 
 
+UNLOCK = "ansible HOST -b -m hostguard.hosting.account_cleanup -a 'mode=unlock unlock=%s'"
+
+
+def _lock_of(item, locked):
+    return next((lock for lock in locked if (lock["kind"], lock["name"]) == (item["kind"], item["name"])), None)
+
+
+def _lock_response(lock):
+    return _response("locked", lock.get("locked_at"), None, None, UNLOCK % lock["name"])
+
+
 def accounts_findings(facet):
-    findings = [_finding("accounts", "warning", "%s account %s: %s" % (item["kind"], item["name"], item["reason"]),
-                         item, "roles/account_cleanup")
-                for item in facet["flagged"] if "undone" not in item]
+    """Unused and leavers' accounts, closed where a lock account_cleanup recorded is in force; every lock in force
+    is named, and every lock undone is an open finding."""
+    locked = facet.get("locked") or []
+    findings, named = [], set()
+    for item in facet["flagged"]:
+        if "undone" in item:
+            continue
+        lock = _lock_of(item, locked)
+        if lock is None:
+            findings.append(_finding("accounts", "warning", "%s account %s: %s"
+                                     % (item["kind"], item["name"], item["reason"]), item, "roles/account_cleanup"))
+            continue
+        named.add((lock["kind"], lock["name"]))
+        findings.append(_finding("accounts", "warning", "%s account %s: %s; locked %s" % (
+            item["kind"], item["name"], item["reason"], lock.get("locked_at")), item, "roles/account_cleanup",
+            _lock_response(lock)))
+    findings += [_finding("accounts", "info", "%s account %s is locked %s"
+                          % (lock["kind"], lock["name"], lock.get("locked_at")), lock, "roles/account_cleanup",
+                          _lock_response(lock))
+                 for lock in locked if (lock["kind"], lock["name"]) not in named]
     findings += [_finding("accounts", "critical", "the lock of %s account %s is not in force: %s"
                           % (lock["kind"], lock["name"], ", ".join(lock.get("undone") or [])), lock,
                           "roles/account_cleanup")
@@ -253,6 +352,8 @@ def mail_queue_facet(data):
         "queue": (result or {}).get("queue"),
         "held_directories": (result or {}).get("held_directories") or [],
         "alert_count": data.get("alert_count"),
+        "evidence_dir": data.get("evidence_dir") or None,
+        "purges": (result or {}).get("evidence") or [],
     }
 
 
@@ -270,7 +371,19 @@ def mail_queue_findings(facet):
     for directory in facet["held_directories"]:
         findings.append(_finding("mail_queue", "warning", "purged mail not deleted yet: %s" % directory,
                                  {"path": directory}, "hostguard.hosting.mail_queue state=cleaned"))
+    for purge in facet.get("purges") or []:
+        response = _response("purged", purge["purged_at"], purge["path"], purge["path"])
+        findings.append(_finding("mail_queue", "info", "mail queue purged %s: %s"
+                                 % (purge["purged_at"], _purge_text(purge)), purge, RUNBOOK_SPAM, response))
     return findings
+
+
+def _purge_text(purge):
+    if purge.get("error"):
+        return "evidence archive %s (unreadable: %s)" % (purge["path"], purge["error"])
+    return "%s messages kept as evidence in %s%s" % (purge.get("messages"), purge["path"], (
+        " (the busiest sender: %s, %d)" % (purge["by_sender"][0]["name"], purge["by_sender"][0]["count"])
+        if purge.get("by_sender") else ""))
 
 
 def attacks_facet(data):
@@ -415,11 +528,18 @@ def build_result(facets, host, time, system=None):
         result[name] = shape(facets[name] or {})
         findings += derive(result[name])
     order = {severity: index for index, severity in enumerate(SEVERITIES)}
-    findings.sort(key=lambda finding: order[finding["severity"]])
+    findings.sort(key=lambda finding: (not is_open(finding), order[finding["severity"]]))
     result["findings"] = findings
-    counts = {severity: sum(1 for finding in findings if finding["severity"] == severity) for severity in SEVERITIES}
-    result["summary"] = dict(counts, worst=next((severity for severity in SEVERITIES if counts[severity]), "ok"))
+    result["summary"] = summarise(findings)
     return result
+
+
+def summarise(findings):
+    """Open findings by severity and the worst of them; the findings the response closed counted apart."""
+    still = [finding for finding in findings if is_open(finding)]
+    counts = {severity: sum(1 for finding in still if finding["severity"] == severity) for severity in SEVERITIES}
+    return dict(counts, closed=len(findings) - len(still),
+                worst=next((severity for severity in SEVERITIES if counts[severity]), "ok"))
 
 
 def _hours(seconds):
@@ -447,11 +567,19 @@ def report_lines(result):
         lines += ["blocklist: %s %s %s" % (check["address"], check["status"], check["zone"]) for check in dnsbl["checks"]]
     integrity = result.get("integrity")
     if integrity:
-        lines += ["looks planted: %s %s" % (finding["path"], finding["rule"]) for finding in integrity["suspicious"]]
+        held = [item for item in integrity.get("quarantined") or [] if item.get("lock") == "in_force"]
+        lines += ["looks planted: %s %s" % (finding["path"], finding["rule"]) for finding in integrity["suspicious"]
+                  if not quarantine_of(finding["path"], held)]
         lines += ["dropped in a temporary directory (path kind owner rules): %s %s %s %s" % (
             item["path"], item["kind"], item["owner"], ",".join(match["rule"] for match in item.get("findings") or []))
-            for item in integrity["dropped"]]
-        lines += ["changed since the baseline: %s" % path for site in integrity["sites"] for path in site["modified"]]
+            for item in integrity["dropped"] if not quarantine_of(item["path"], held)]
+        lines += ["changed since the baseline: %s" % path for site in integrity["sites"] for path in site["modified"]
+                  if not quarantine_of(path, held)]
+        lines += ["quarantined: %s %s (manifest %s); restore: %s" % (item["path"], item.get("quarantined_at"),
+                                                                     item.get("manifest"), item.get("restore"))
+                  for item in held]
+        lines += ["quarantine not in force: %s %s: %s" % (item["path"], item.get("lock"), item.get("lock_problem"))
+                  for item in integrity.get("quarantined") or [] if item.get("lock") != "in_force"]
     queue_facet = result.get("mail_queue")
     if queue_facet:
         queue = queue_facet["queue"]
@@ -464,6 +592,8 @@ def report_lines(result):
             lines.append(line)
         lines += ["purged mail not deleted yet (mail_queue state=cleaned deletes it): %s" % directory
                   for directory in queue_facet["held_directories"]]
+        lines += ["mail queue purged %s: %s" % (purge["purged_at"], _purge_text(purge))
+                  for purge in queue_facet.get("purges") or []]
     updates = result.get("updates")
     if updates and updates.get("summary") is not None:
         summary = updates["summary"]
@@ -485,8 +615,11 @@ def report_lines(result):
         lines += ["disk failing its SMART health check: %s" % disk["device"] for disk in disks["failing"]]
     accounts = result.get("accounts")
     if accounts:
+        locked = accounts.get("locked") or []
         lines += ["unused or leaver account: %s %s %s" % (item["kind"], item["name"], item["reason"])
-                  for item in accounts["flagged"] if "undone" not in item]
+                  for item in accounts["flagged"] if "undone" not in item and not _lock_of(item, locked)]
+        lines += ["locked account: %s %s (locked %s)" % (lock["kind"], lock["name"], lock.get("locked_at"))
+                  for lock in locked]
         lines += ["lock not in force: %s %s (locked %s): %s"
                   % (lock["kind"], lock["name"], lock.get("locked_at"), ", ".join(lock.get("undone") or []))
                   for lock in accounts["locks_not_in_force"]]
@@ -502,6 +635,7 @@ def report_lines(result):
     if watch:
         lines += [finding["summary"] for finding in result.get("findings") or [] if finding["facet"] == "watch"]
     summary = result.get("summary") or {}
-    lines.append("findings: %s critical, %s warning, %s info" % (
-        summary.get("critical", 0), summary.get("warning", 0), summary.get("info", 0)))
+    lines.append("findings: %s critical, %s warning, %s info%s" % (
+        summary.get("critical", 0), summary.get("warning", 0), summary.get("info", 0),
+        "; %d closed by the response" % summary["closed"] if summary.get("closed") else ""))
     return lines

@@ -20,9 +20,12 @@ import os
 import re
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
-from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report import FACETS, SEVERITIES
+from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report import FACETS, SEVERITIES, is_open
 
-SCHEMA_VERSION = 1
+# 2: hosts' results of schema 2; hosts and cells rank by open findings only, the closed ones counted apart.
+SCHEMA_VERSION = 2
+# Reports a new one is compared with: a finding of schema 1 has no status and is open.
+COMPARABLE_VERSIONS = (1, 2)
 REPORT_JSON = "report.json"
 INDEX_HTML = "index.html"
 NO_RESULT = "no_result"
@@ -66,13 +69,16 @@ def _host_entry(name, result):
         if facet not in (result.get("facets") or []):
             cells[facet] = "not_run"
             continue
-        severities = {finding["severity"] for finding in result["findings"] if finding["facet"] == facet}
+        # A finding the response closed does not colour its cell: the page ranks what is still open.
+        severities = {finding["severity"] for finding in result["findings"]
+                      if finding["facet"] == facet and is_open(finding)}
         cells[facet] = next((severity for severity in SEVERITIES if severity in severities), "ok")
     summary = result["summary"]
     if summary.get("worst", "ok") not in SEVERITIES + ("ok",):
         raise FleetReportError("the audit result of %s has an unknown worst severity %r" % (name, summary.get("worst")))
-    return {"host": name, "worst": summary.get("worst", "ok"), "facets": cells,
-            "summary": {severity: int(summary.get(severity) or 0) for severity in SEVERITIES}, "result": result}
+    counts = {severity: int(summary.get(severity) or 0) for severity in SEVERITIES}
+    counts["closed"] = int(summary.get("closed") or 0)
+    return {"host": name, "worst": summary.get("worst", "ok"), "facets": cells, "summary": counts, "result": result}
 
 
 def _order(entry):
@@ -101,9 +107,12 @@ def _changes(hosts, previous, inventory):
         old, new = before[name].get("result"), now[name]["result"]
         if old is None or new is None:
             continue  # a host without a result says nothing about which findings were closed
-        old_keys = {_finding_key(finding) for finding in old.get("findings") or []}
-        new_keys = {_finding_key(finding) for finding in new["findings"]}
-        sides = (("new", new["findings"], old_keys), ("closed", old.get("findings") or [], new_keys))
+        # Open findings only: one the response closed since the previous report is closed, not new.
+        old_open = [finding for finding in old.get("findings") or [] if is_open(finding)]
+        new_open = [finding for finding in new["findings"] if is_open(finding)]
+        old_keys = {_finding_key(finding) for finding in old_open}
+        new_keys = {_finding_key(finding) for finding in new_open}
+        sides = (("new", new_open, old_keys), ("closed", old_open, new_keys))
         for kind, findings, others in sides:
             changes[kind] += [{"host": name, "facet": finding.get("facet"), "severity": finding.get("severity"),
                                "summary": finding.get("summary")}
@@ -119,11 +128,13 @@ def build_report(results, generated, previous=None, inventory=None):
     """
     if not isinstance(results, dict) or not results:
         raise FleetReportError("the fleet report needs the audit results of at least one host, got %r" % (results,))
-    if previous is not None and (not isinstance(previous, dict) or previous.get("schema_version") != SCHEMA_VERSION):
+    if previous is not None and (not isinstance(previous, dict)
+                                 or previous.get("schema_version") not in COMPARABLE_VERSIONS):
         previous = None
     hosts = sorted((_host_entry(str(name), result) for name, result in results.items()), key=_order)
     worst = {rank: sum(1 for entry in hosts if entry["worst"] == rank) for rank in RANKS}
-    findings = {severity: sum((entry["summary"] or {}).get(severity, 0) for entry in hosts) for severity in SEVERITIES}
+    findings = {severity: sum((entry["summary"] or {}).get(severity, 0) for entry in hosts)
+                for severity in SEVERITIES + ("closed",)}
     return {"schema_version": SCHEMA_VERSION, "generated": str(generated), "facets": list(FACETS),
             "summary": {"hosts": len(hosts), "by_worst": worst, "findings": findings},
             "changes": _changes(hosts, previous, inventory), "hosts": hosts}
@@ -151,8 +162,7 @@ def summary_lines(report):
     for entry in report["hosts"]:
         counts = entry["summary"]
         lines.append("%s: %s" % (plain(entry["host"]), LABELS[entry["worst"]] + (
-            " (%d critical, %d warning, %d info)" % (counts["critical"], counts["warning"], counts["info"])
-            if counts else " (the audit did not finish on this host)")))
+            " (%s)" % _counts_text(counts) if counts else " (the audit did not finish on this host)")))
     changes = report["changes"]
     if changes["previous"] is None:
         lines.append("changes: first report here, nothing to compare with")
@@ -171,6 +181,12 @@ def summary_lines(report):
             if len(changes[kind]) > len(shown):
                 lines.append("%s: %d more in the report" % (kind, len(changes[kind]) - len(shown)))
     return lines
+
+
+def _counts_text(counts):
+    """The open findings by severity, and those the response closed apart: "1 critical, 0 warning, 2 info, +3 closed"."""
+    text = "%d critical, %d warning, %d info" % (counts["critical"], counts["warning"], counts["info"])
+    return text + (", +%d closed" % counts["closed"] if counts.get("closed") else "")
 
 
 def _e(value):
@@ -222,18 +238,21 @@ def _table_html(report):
     rows = []
     for index, entry in enumerate(report["hosts"]):
         counts = entry["summary"]
-        total = ("%d critical, %d warning, %d info" % (counts["critical"], counts["warning"], counts["info"])
-                 if counts else "no result")
+        total = _counts_text(counts) if counts else "no result"
         result = entry["result"] or {}
         cells = []
         for facet in report["facets"]:
             rank = entry["facets"][facet]
-            count = sum(1 for finding in result.get("findings") or [] if finding["facet"] == facet)
-            cells.append(_cell(rank, "%s (%d)" % (LABELS[rank], count) if count else None))
+            mine = [finding for finding in result.get("findings") or [] if finding["facet"] == facet]
+            count = sum(1 for finding in mine if is_open(finding))
+            closed = len(mine) - count
+            text = "%s (%d)" % (LABELS[rank], count) if count else LABELS[rank]
+            cells.append(_cell(rank, text + (" +%d closed" % closed if closed else "") if mine else None))
         rows.append('<tr data-host="%s"><th scope="row"><a href="#host-%d">%s</a></th>%s<td class="counts">%s</td>%s</tr>' % (
             _e(entry["host"]), index, _e(entry["host"]), _cell(entry["worst"]), _e(total), "".join(cells)))
-    return ('<div class="wide"><table id="fleet"><caption class="muted">Hosts by worst finding. A facet\'s cell names its worst '
-            'finding and, in brackets, how many findings it has.</caption><thead><tr><th scope="col">host</th>'
+    return ('<div class="wide"><table id="fleet"><caption class="muted">Hosts by worst open finding. A facet\'s cell names its worst '
+            'open finding and, in brackets, how many are open; "+N closed" counts those the response closed (quarantined, '
+            'locked, purged).</caption><thead><tr><th scope="col">host</th>'
             '<th scope="col">worst</th><th scope="col">findings</th>%s</tr></thead><tbody>%s</tbody></table></div>'
             % (head, "\n".join(rows)))
 
@@ -256,13 +275,33 @@ def _host_html(index, entry):
     if not result["findings"]:
         parts.append("<p>No findings.</p></section>")
         return "".join(parts)
+    still = [finding for finding in result["findings"] if is_open(finding)]
+    closed = [finding for finding in result["findings"] if not is_open(finding)]
     rows = ["<tr>%s<td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td></tr>" % (
         _cell(finding["severity"]), _e(finding["facet"]), _e(finding["summary"]),
-        _evidence_html(finding.get("evidence")), _e(finding.get("remedy"))) for finding in result["findings"]]
+        _evidence_html(finding.get("evidence")), _e(finding.get("remedy"))) for finding in still]
     parts.append('<table class="findings"><thead><tr><th scope="col">severity</th><th scope="col">facet</th>'
                  '<th scope="col">finding</th><th scope="col">evidence</th><th scope="col">remedy</th></tr></thead>'
-                 "<tbody>%s</tbody></table></section>" % "\n".join(rows))
+                 "<tbody>%s</tbody></table>" % "\n".join(rows) if still else "<p>No open findings.</p>")
+    if closed:
+        rows = ["<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td><code>%s</code></td></tr>" % (
+            _e(finding["facet"]), _e(finding["summary"]), _e(_response_text(finding.get("response") or {})),
+            _evidence_html(finding.get("evidence")), _e((finding.get("response") or {}).get("undo") or ""))
+            for finding in closed]
+        parts.append('<h3>Closed by the response (%d)</h3><table class="findings closed"><thead><tr>'
+                     '<th scope="col">facet</th><th scope="col">finding</th><th scope="col">response</th>'
+                     '<th scope="col">evidence</th><th scope="col">to undo</th></tr></thead><tbody>%s</tbody></table>'
+                     % (len(closed), "\n".join(rows)))
+    parts.append("</section>")
     return "".join(parts)
+
+
+def _response_text(response):
+    text = "%s %s" % (response.get("action"), response.get("at") or "")
+    for key in ("record", "evidence"):
+        if response.get(key) and (key == "record" or response[key] != response.get("record")):
+            text += "; %s %s" % (key, response[key])
+    return text
 
 
 def render_html(report):

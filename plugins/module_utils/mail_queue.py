@@ -696,6 +696,46 @@ def export(messages, export_dir, now=None):
     return archive_path, digest.hexdigest()
 
 
+ARCHIVE_NAME = re.compile(r"^mail-queue-([0-9]{8}T[0-9]{6}Z)\.tar\.gz$")
+
+
+def evidence_archives(export_dir, top=5):
+    """The archives ``export`` left in export_dir (the purges that kept evidence), newest first.
+
+    Reads only. Each: path, purged_at (from its name), size, sha256, and from its manifest.json the number of
+    messages and the busiest senders; an archive whose manifest cannot be read is listed with its ``error``.
+    A directory that does not exist holds none.
+    """
+    try:
+        names = sorted((name for name in os.listdir(export_dir) if ARCHIVE_NAME.match(name)), reverse=True)
+    except FileNotFoundError:
+        return []
+    archives = []
+    for name in names:
+        path = os.path.join(export_dir, name)
+        stamp = ARCHIVE_NAME.match(name).group(1)
+        purged_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+        item = {"path": path, "purged_at": purged_at, "size": None, "sha256": None, "messages": None,
+                "by_sender": [], "error": None}
+        try:
+            digest = hashlib.sha256()
+            with open(path, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+                item["size"] = stream.tell()
+            item["sha256"] = digest.hexdigest()
+            with tarfile.open(path, mode="r:gz") as archive:
+                listing = archive.extractfile(archive.getmember("manifest.json"))
+                messages = json.loads(listing.read().decode("utf-8"))["messages"]
+            senders = collections.Counter(message.get("sender") or NULL_SENDER for message in messages)
+            item["messages"] = len(messages)
+            item["by_sender"] = [{"name": sender, "count": count} for sender, count in senders.most_common(top)]
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, tarfile.TarError) as error:
+            item["error"] = "%s: %s" % (type(error).__name__, error)
+        archives.append(item)
+    return archives
+
+
 def find_mta(which, wanted="auto"):
     """(mta, command): postsuper's path for Postfix, the exim command's for Exim. which(name): a path or None."""
     if wanted in ("auto", "postfix"):

@@ -369,6 +369,81 @@ def _stamp():
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + ".%06dZ" % int((now % 1) * 1000000)
 
 
+# --- what is quarantined now (read only) ----------------------------------------------------------
+
+def restore_command(docroot, path):
+    """The command that puts ``path`` back (playbooks/restore.yml), for reports."""
+    return ("ansible-playbook hostguard.hosting.restore -l HOST -e '%s'"
+            % json.dumps({"quarantine_docroots": [docroot], "quarantine_restore_paths": [path]}))
+
+
+def quarantined(manifest_dir=DEFAULT_MANIFEST_DIR):
+    """Every path with an active manifest in ``manifest_dir``, and whether its lock is in force now.
+
+    Reads only: the manifests, and the top entry of each path, reached from its docroot the way a restore
+    reaches it (no symlink followed). Returns ``{"manifest_dir", "quarantined": [...], "unreadable": [...]}``;
+    each item names the path, its docroot, when it was quarantined, the manifest, the evidence copy, how many
+    entries it holds, the ``lock`` (V(in_force); V(undone) when the top entry is no longer root:root 0000;
+    V(gone) when nothing is at the path; V(replaced) when another file is; V(unknown) with the reason when it
+    cannot be reached) and the restore command.
+    """
+    result = {"manifest_dir": manifest_dir, "quarantined": [], "unreadable": []}
+    try:
+        names = sorted(name for name in os.listdir(manifest_dir) if name.endswith(".json"))
+    except FileNotFoundError:
+        return result
+    for name in names:
+        path = os.path.join(manifest_dir, name)
+        try:
+            with open(path, "rb") as stream:
+                manifest = json.loads(stream.read().decode("ascii"))
+            if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+                raise ValueError("not a %s v%d manifest" % (FORMAT, VERSION))
+            real, top = _name_from_fields("path", manifest), manifest["entries"][0]
+            docroot = manifest["docroot"]
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            result["unreadable"].append({"manifest": path, "reason": _reason(exc)})
+            continue
+        item = _name_fields("path", real)
+        item.update(docroot=docroot, quarantined_at=manifest.get("quarantined_at"), manifest=path,
+                    evidence=manifest.get("evidence"), immutable=bool(manifest.get("immutable")),
+                    entries=len(manifest["entries"]), type=top.get("type"))
+        item.update(_lock_now(real, docroot, top))
+        item["restore"] = restore_command(docroot, item["path"])
+        result["quarantined"].append(item)
+    return result
+
+
+def _lock_now(real, docroot, top):
+    """``{"lock": state, "lock_problem": why or None}`` for the top entry of a quarantined path."""
+    try:
+        roots = validate_docroots([docroot])
+    except QuarantineError as exc:
+        return {"lock": "unknown", "lock_problem": str(exc)}
+    try:
+        target = Target(real, real, docroot, roots[docroot])
+        with Tree(target) as tree:
+            with tree.open(".") as opened:
+                try:
+                    info = opened.check_same(top)
+                except _EntryProblem as exc:
+                    return {"lock": "replaced", "lock_problem": exc.reason}
+        mode = stat.S_IMODE(info.st_mode)
+        if (info.st_uid, info.st_gid) != (0, 0) or (top.get("type") != "symlink" and mode != 0):
+            return {"lock": "undone", "lock_problem": "owner %d:%d, mode %04o now (locked: 0:0 0000)"
+                    % (info.st_uid, info.st_gid, mode)}
+        return {"lock": "in_force", "lock_problem": None}
+    except FileNotFoundError:
+        return {"lock": "gone", "lock_problem": "nothing is at the path now"}
+    except _EntryProblem as exc:
+        return {"lock": "unknown", "lock_problem": exc.reason}
+    except (OSError, safe_fs.UnsafePath) as exc:
+        return {"lock": "unknown", "lock_problem": _reason(exc)}
+    finally:
+        for root in roots.values():
+            root.close()
+
+
 # --- the tree of one target ----------------------------------------------------------------------
 
 class Tree(object):

@@ -35,6 +35,11 @@ options:
     description: How many of the busiest senders and recipient domains to name.
     type: int
     default: 20
+  evidence_dir:
+    description:
+      - Where purges kept their evidence (the O(hostguard.hosting.mail_queue#module:export_dir) of
+        M(hostguard.hosting.mail_queue)); its archives are listed in RV(evidence). Not given, none are listed.
+    type: path
 notes:
   - Run it as root (C(become=true)); the queue files are readable by the MTA and root only.
 """
@@ -87,11 +92,31 @@ held_directories:
   returned: always
   type: list
   elements: str
+evidence:
+  description:
+    - The evidence archives of past purges in O(evidence_dir), newest first - C(path), C(purged_at), C(size),
+      C(sha256), the number of C(messages) and the busiest senders (C(by_sender)) from the archive's manifest, and
+      C(error) where the archive cannot be read.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - path: /var/lib/hostguard/evidence/mail-queue-20261206T101500Z.tar.gz
+      purged_at: "2026-12-06T10:15:00Z"
+      size: 48213
+      sha256: 5f0c3e1b9a7d2c4e6f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6
+      messages: 200
+      by_sender: [{name: wordpress@site1.example, count: 200}]
+      error: null
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hostguard.hosting.plugins.module_utils.mail_queue import MailQueueError, queue_report
+from ansible_collections.hostguard.hosting.plugins.module_utils.mail_queue import (
+    MailQueueError,
+    evidence_archives,
+    queue_report,
+)
 
 
 def main():
@@ -100,6 +125,7 @@ def main():
             "mta": {"type": "str", "choices": ["auto", "postfix", "exim"], "default": "auto"},
             "queue_directory": {"type": "path"},
             "top": {"type": "int", "default": 20},
+            "evidence_dir": {"type": "path"},
         },
         supports_check_mode=True,
     )
@@ -107,6 +133,7 @@ def main():
     try:
         result = queue_report(module.run_command, module.get_bin_path, params["mta"], params["queue_directory"],
                               params["top"])
+        result["evidence"] = evidence_archives(params["evidence_dir"], params["top"]) if params["evidence_dir"] else []
     except (MailQueueError, OSError) as error:
         module.fail_json(msg=str(error))
     module.exit_json(changed=False, **result)

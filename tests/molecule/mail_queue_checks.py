@@ -345,6 +345,22 @@ def test_the_evidence_archive_holds_every_spam_file_with_its_hash(host, mta, bef
             SPAMMER, before[entry["queue_id"]]["recipients"], before[entry["queue_id"]]["arrival_time"])
 
 
+def test_the_audit_names_the_purge_by_its_evidence_archive_as_closed(host, mta, before):
+    (archive,) = host.check_output("ls %s/mail-queue-*.tar.gz" % EVIDENCE_DIR).split()
+    digest = host.check_output("sha256sum %s" % archive).split()[0]
+    report, lines = audit()
+    (purge,) = report["mail_queue"]["purges"]
+    assert (purge["path"], purge["sha256"], purge["messages"], purge["error"]) == (archive, digest, SPAM_COUNT, None)
+    assert purge["by_sender"] == [{"name": SPAMMER, "count": SPAM_COUNT}]
+    (closed,) = [finding for finding in report["findings"] if finding["facet"] == "mail_queue"
+                 and finding["status"] == "closed"]
+    assert closed["response"] == {"action": "purged", "at": purge["purged_at"], "record": archive, "evidence": archive,
+                                  "undo": None}
+    assert "mail queue purged %s: %d messages kept as evidence in %s (the busiest sender: %s, %d)" % (
+        purge["purged_at"], SPAM_COUNT, archive, SPAMMER, SPAM_COUNT) in lines
+    assert len(mta.queue(host)) == LEGITIMATE_COUNT
+
+
 def test_purging_again_finds_nothing_and_changes_nothing(host, mta, before):
     # By the variables' former names, still taken with a deprecation.
     run = ansible_playbook_stats(PURGE, "-e", json.dumps({"purge_sender": SPAMMER, "purge_confirm": True}))

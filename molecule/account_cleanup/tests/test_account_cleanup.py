@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from labtools import IMAP_LOGIN, Lab, ansible_playbook_stats, changed_tasks, smtp, task_name
+from labtools import IMAP_LOGIN, Lab, ansible_playbook_stats, audit_results, changed_tasks, smtp, task_name
 
 LAB = Lab.from_env()
 AC1, AC2 = LAB.hosts["ac1"], LAB.hosts["ac2"]
@@ -290,8 +290,25 @@ def test_the_audit_reports_the_flagged_accounts_and_changes_nothing():
     assert all(item["action"] == "reported" for item in reports["ac1"])
     assert all({"name", "kind", "last_used", "reason", "action"} <= set(item) for item in reports["ac1"])
     assert {(item["kind"], item["name"]) for item in reports["ac2"]} == {("system", "busy")}
-    shown = json.dumps(run["plays"])
-    assert "unused or leaver account: system oldssh no login for 400 days" in shown
+    # The audit's result says which of them the lock mode locked: those findings are closed as locked, the others
+    # stay open; on ac2 (remove mode) nothing is locked.
+    facts, lines = audit_results(run["plays"])
+    locked = {(lock["kind"], lock["name"]): lock for lock in facts["ac1"]["accounts"]["locked"]}
+    assert {("system", "oldssh"), ("mail", "mailold"), ("ftp", "ftpold")} <= set(locked), locked
+    assert ("system", "busy") not in locked  # it runs processes: reported, not locked
+    statuses = {}
+    for finding in facts["ac1"]["findings"]:
+        if finding["facet"] == "accounts" and "reason" in finding["evidence"]:
+            statuses[(finding["evidence"]["kind"], finding["evidence"]["name"])] = (
+                finding["status"], (finding["response"] or {}).get("action"), (finding["response"] or {}).get("at"))
+    assert statuses == {key: ("closed", "locked", locked[key]["locked_at"]) if key in locked else ("open", None, None)
+                        for key in flagged}, statuses
+    assert facts["ac1"]["summary"]["closed"] >= len(locked)
+    for kind, name in locked:
+        assert "locked account: %s %s (locked %s)" % (kind, name, locked[(kind, name)]["locked_at"]) in lines["ac1"]
+    assert "unused or leaver account: system busy " in json.dumps(lines["ac1"])
+    assert not [line for line in lines["ac1"] if line.startswith("unused or leaver account: system oldssh")]
+    assert facts["ac2"]["accounts"]["locked"] == []
 
 
 def test_the_account_ansible_connects_as_is_protected():

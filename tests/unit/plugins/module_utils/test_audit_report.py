@@ -167,7 +167,7 @@ def assert_valid(document):
 def test_a_result_with_every_facet_is_valid_against_the_schema():
     document = result()
     assert_valid(document)
-    assert (document["schema_version"], document["host"], document["time"]) == (1, "web1", TIME)
+    assert (document["schema_version"], document["host"], document["time"]) == (2, "web1", TIME)
     assert document["facets"] == list(FACETS)
 
 
@@ -182,7 +182,12 @@ def test_a_result_with_no_facet_is_valid_and_says_every_facet_is_null():
     lambda doc: doc.pop("findings"),
     lambda doc: doc["findings"][0].update(severity="urgent"),
     lambda doc: doc["findings"][0].pop("remedy"),
-    lambda doc: doc.update(schema_version=2),
+    lambda doc: doc.update(schema_version=1),
+    lambda doc: doc["findings"][0].update(status="closed"),
+    lambda doc: doc["findings"][0].update(response={"action": "quarantined", "at": None, "record": None,
+                                                    "evidence": None, "undo": None}),
+    lambda doc: doc["findings"][0].pop("status"),
+    lambda doc: doc["summary"].pop("closed"),
     lambda doc: doc.update(time="yesterday"),
 ])
 def test_the_schema_refuses_a_result_that_breaks_the_contract(broken):
@@ -213,7 +218,8 @@ def test_findings_come_most_severe_first_each_naming_its_facet_evidence_and_reme
     assert by_summary["php file /tmp/build.php dropped in a temporary directory by customer1"]["severity"] == "warning"
     assert {finding["facet"] for finding in findings} == set(FACETS)
     summary = result()["summary"]
-    assert summary["worst"] == "critical" and sum(summary[key] for key in ("critical", "warning", "info")) == len(findings)
+    assert summary["worst"] == "critical"
+    assert sum(summary[key] for key in ("critical", "warning", "info", "closed")) == len(findings)
 
 
 def test_without_a_policy_in_force_the_exposed_ports_get_the_plain_advice():
@@ -274,7 +280,8 @@ def test_the_lines_say_what_the_audit_always_said():
             "203.0.113.10, 203.0.113.11 (banned: none)") in lines
     summary = result()["summary"]
     counts = (summary["critical"], summary["warning"], summary["info"])
-    assert lines[-1] == "findings: %d critical, %d warning, %d info" % counts
+    assert lines[-1] == "findings: %d critical, %d warning, %d info; %d closed by the response" % (
+        counts + (summary["closed"],))
 
 
 def test_a_host_without_an_mta_has_no_queue_and_an_empty_queue_is_said_once():
@@ -366,3 +373,136 @@ def test_a_watch_installed_but_not_running_is_critical_and_its_events_still_coun
     assert [f["severity"] for f in watch] == ["critical", "critical"]
     assert watch[0]["summary"].startswith("hostguard-watch is installed but not running")
     assert "contained: mail from uid 2001" in watch[1]["summary"]
+
+
+# --- what the response did: quarantined, locked, purged -------------------------------------------
+
+PLANTED = "/var/www/site1/wp-content/uploads/cache.php"
+MANIFEST = "/var/lib/hostguard/quarantine/0c6f9e1d2b3a4c5d6e7f8091a2b3c4d5.json"
+RESTORE = ("ansible-playbook hostguard.hosting.restore -l HOST -e '{\"quarantine_docroots\": [\"/var/www/site1\"], "
+           "\"quarantine_restore_paths\": [\"%s\"]}'" % PLANTED)
+
+
+def quarantined(path=PLANTED, lock="in_force", manifest=MANIFEST, docroot="/var/www/site1"):
+    """One item of quarantine_info's ``quarantined``."""
+    return {"path": path, "docroot": docroot, "quarantined_at": "20261206T101500.123456Z", "manifest": manifest,
+            "evidence": "/var/lib/hostguard/evidence/x.tar.gz", "immutable": True, "entries": 1, "type": "file",
+            "lock": lock, "lock_problem": None if lock == "in_force" else "owner 2001:2001, mode 0644 now (locked: 0:0 0000)",
+            "restore": RESTORE}
+
+
+def with_quarantine(*items):
+    info = {"changed": False, "manifest_dir": "/var/lib/hostguard/quarantine", "quarantined": list(items),
+            "unreadable": []}
+    return result(dict(FACETS_INPUT, integrity=dict(INTEGRITY, quarantine=info)))
+
+
+def by_summary(document):
+    return {finding["summary"]: finding for finding in document["findings"]}
+
+
+def test_without_a_response_every_finding_is_open():
+    document = result(dict(FACETS_INPUT, accounts=dict(ACCOUNTS, result=dict(ACCOUNTS["result"], locks=[]))))
+    assert {(finding["status"], finding["response"]) for finding in document["findings"]} == {("open", None)}
+    assert document["summary"]["closed"] == 0
+    assert document["integrity"]["quarantined"] == []
+
+
+def test_a_quarantined_planted_file_is_closed_with_its_manifest_and_how_to_restore_it():
+    before, after = result(), with_quarantine(quarantined())
+    assert_valid(after)
+    planted = [finding for finding in after["findings"] if finding["evidence"].get("path") == PLANTED]
+    # Both the rule's hit and the addition since the baseline are closed, each saying so, none left open.
+    assert [(finding["severity"], finding["status"]) for finding in planted] == [
+        ("critical", "closed"), ("info", "closed")]
+    assert planted[0]["summary"] == ("%s looks planted (eval_decoded); quarantined 20261206T101500.123456Z "
+                                     "(manifest %s)" % (PLANTED, MANIFEST))
+    assert planted[0]["response"] == {"action": "quarantined", "at": "20261206T101500.123456Z", "record": MANIFEST,
+                                      "evidence": "/var/lib/hostguard/evidence/x.tar.gz", "undo": RESTORE}
+    # The other critical findings are still open; the closed ones are counted apart and listed last.
+    assert after["summary"]["worst"] == "critical"
+    assert after["summary"]["critical"] == before["summary"]["critical"] - 1
+    assert after["summary"]["info"] == before["summary"]["info"] - 1
+    assert after["summary"]["closed"] == before["summary"]["closed"] + 2
+    statuses = [finding["status"] for finding in after["findings"]]
+    assert statuses == sorted(statuses, key=["open", "closed"].index)
+    lines = report_lines(after)
+    assert not [line for line in lines if line.startswith("looks planted: %s" % PLANTED)]
+    assert "quarantined: %s 20261206T101500.123456Z (manifest %s); restore: %s" % (PLANTED, MANIFEST, RESTORE) in lines
+
+
+def test_a_file_inside_a_quarantined_docroot_is_closed_and_a_sibling_name_is_not():
+    docroot = quarantined(path="/var/www/site1/wp-content", manifest="/q/docroot.json")
+    sibling = quarantined(path="/var/www/site1/wp-content/uploads/cache", manifest="/q/sibling.json")
+    findings = by_summary(with_quarantine(docroot))
+    assert findings["%s looks planted (eval_decoded); quarantined 20261206T101500.123456Z (manifest /q/docroot.json)"
+                    % PLANTED]["status"] == "closed"
+    # /var/www/site1/wp-content/uploads/cache is not a directory above cache.php: its quarantine covers nothing here,
+    # and is named as a quarantine of its own.
+    findings = by_summary(with_quarantine(sibling))
+    assert findings["%s looks planted (eval_decoded)" % PLANTED]["status"] == "open"
+    own = findings["/var/www/site1/wp-content/uploads/cache is quarantined 20261206T101500.123456Z "
+                   "(manifest /q/sibling.json)"]
+    assert (own["severity"], own["status"], own["response"]["record"]) == ("info", "closed", "/q/sibling.json")
+
+
+@pytest.mark.parametrize("lock, severity, meaning", [
+    ("undone", "critical", "its owner or mode was changed back"),
+    ("replaced", "critical", "another file is at the path now"),
+    ("gone", "warning", "nothing is at the path now"),
+    ("unknown", "warning", "it cannot be checked"),
+])
+def test_a_quarantine_not_in_force_closes_nothing_and_is_a_finding_of_its_own(lock, severity, meaning):
+    document = with_quarantine(quarantined(lock=lock))
+    assert_valid(document)
+    findings = by_summary(document)
+    assert findings["%s looks planted (eval_decoded)" % PLANTED]["status"] == "open"
+    (problem,) = [finding for finding in document["findings"] if finding["summary"].startswith("the quarantine of")]
+    assert problem["summary"].startswith("the quarantine of %s is not in force: %s (" % (PLANTED, meaning))
+    assert (problem["severity"], problem["status"]) == (severity, "open")
+    assert MANIFEST in problem["remedy"]
+    assert "quarantine not in force: %s %s: " % (PLANTED, lock) + quarantined(lock=lock)["lock_problem"] in \
+        report_lines(document)
+
+
+def test_a_locked_unused_account_is_closed_as_locked_and_every_lock_in_force_is_named():
+    locks = ACCOUNTS["result"]["locks"] + [{"name": "oldssh", "kind": "system", "locked_at": "2026-12-01T03:00:00Z",
+                                           "state": "in_force", "undone": [], "protected": None}]
+    document = result(dict(FACETS_INPUT, accounts=dict(ACCOUNTS, result=dict(ACCOUNTS["result"], locks=locks))))
+    assert_valid(document)
+    assert [lock["name"] for lock in document["accounts"]["locked"]] == ["old2", "oldssh"]
+    findings = by_summary(document)
+    oldssh = findings["system account oldssh: no login for 400 days; locked 2026-12-01T03:00:00Z"]
+    assert (oldssh["severity"], oldssh["status"], oldssh["response"]["action"]) == ("warning", "closed", "locked")
+    assert oldssh["response"]["undo"] == "ansible HOST -b -m hostguard.hosting.account_cleanup -a 'mode=unlock unlock=oldssh'"
+    # A lock in force of an account no longer flagged is named too; an undone one stays an open critical finding.
+    assert findings["mail account old2 is locked 2026-11-02T03:00:00Z"]["status"] == "closed"
+    assert findings["the lock of system account tanaka is not in force: password unlocked in /etc/shadow"][
+        "status"] == "open"
+    lines = report_lines(document)
+    assert "locked account: system oldssh (locked 2026-12-01T03:00:00Z)" in lines
+    assert not [line for line in lines if line.startswith("unused or leaver account: system oldssh")]
+
+
+def test_each_purge_is_named_by_its_evidence_archive_as_a_closed_finding():
+    archive = "/var/lib/hostguard/evidence/mail-queue-20261206T101500Z.tar.gz"
+    purges = [{"path": archive, "purged_at": "2026-12-06T10:15:00Z", "size": 48213, "sha256": "5f" * 32,
+               "messages": 200, "by_sender": [{"name": "wordpress@site1.example", "count": 200}], "error": None},
+              {"path": "/var/lib/hostguard/evidence/mail-queue-20261101T000000Z.tar.gz",
+               "purged_at": "2026-11-01T00:00:00Z", "size": 10, "sha256": "00" * 32, "messages": None,
+               "by_sender": [], "error": "ReadError: not a gzip file"}]
+    queue = dict(QUEUE, evidence_dir="/var/lib/hostguard/evidence", result=dict(QUEUE["result"], evidence=purges))
+    document = result(dict(FACETS_INPUT, mail_queue=queue))
+    assert_valid(document)
+    assert document["mail_queue"]["purges"] == purges
+    assert document["mail_queue"]["evidence_dir"] == "/var/lib/hostguard/evidence"
+    findings = by_summary(document)
+    purged = findings["mail queue purged 2026-12-06T10:15:00Z: 200 messages kept as evidence in %s (the busiest "
+                      "sender: wordpress@site1.example, 200)" % archive]
+    assert (purged["status"], purged["response"]) == ("closed", {
+        "action": "purged", "at": "2026-12-06T10:15:00Z", "record": archive, "evidence": archive, "undo": None})
+    assert ("mail queue purged 2026-11-01T00:00:00Z: evidence archive /var/lib/hostguard/evidence/"
+            "mail-queue-20261101T000000Z.tar.gz (unreadable: ReadError: not a gzip file)") in report_lines(document)
+    # The queue as it is now is still what it is: the purges close no finding about what is queued today.
+    assert findings["220 messages in the mail queue; the busiest sender: spammer@site1.example (200)"][
+        "status"] == "open"

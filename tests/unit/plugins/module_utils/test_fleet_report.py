@@ -59,7 +59,7 @@ def test_hosts_are_ordered_by_worst_finding_then_by_their_counts():
     assert [entry["worst"] for entry in report["hosts"]] == ["critical", "critical", "no_result", "warning", "ok"]
     assert report["summary"] == {"hosts": 5, "by_worst": {"critical": 2, "no_result": 1, "warning": 1, "info": 0,
                                                           "ok": 1},
-                                 "findings": {"critical": 3, "warning": 2, "info": 1}}
+                                 "findings": {"critical": 3, "warning": 2, "info": 1, "closed": 0}}
 
 
 def test_each_facet_cell_is_the_facets_worst_finding_ok_or_not_run():
@@ -126,8 +126,65 @@ def test_a_host_left_out_of_this_run_but_still_in_the_inventory_is_not_audited_r
 
 
 def test_a_previous_report_of_another_schema_version_is_not_compared_with():
-    previous = dict(previous_report(), schema_version=2)
+    previous = dict(previous_report(), schema_version=3)
     assert build_report(fleet(), NOW, previous)["changes"]["previous"] is None
+
+
+def schema_1(report):
+    """A report as schema 1 wrote it: findings without status nor response, no closed counts."""
+    old = json.loads(json.dumps(report))
+    old["schema_version"] = 1
+    for entry in old["hosts"]:
+        for finding in (entry["result"] or {}).get("findings") or []:
+            del finding["status"], finding["response"]
+    return old
+
+
+def test_a_previous_report_of_schema_1_is_compared_with_its_findings_taken_as_open():
+    previous = schema_1(build_report(fleet(), BEFORE))
+    changes = build_report(fleet(quarantined=[HOSTILE]), NOW, previous)["changes"]
+    assert changes["previous"] == BEFORE and changes["new"] == []
+    assert {(change["host"], change["summary"]) for change in changes["closed"]} == {
+        ("web1", "%s looks planted (php_request_eval)" % HOSTILE),
+        ("web1", "%s added since the baseline of site site1" % HOSTILE)}
+
+
+def test_a_host_whose_findings_the_response_closed_ranks_by_what_is_still_open():
+    before = build_report(fleet(), BEFORE)
+    report = build_report(fleet(quarantined=[HOSTILE]), NOW, json.loads(json.dumps(before)))
+    assert errors(report) == []
+    entry = next(entry for entry in report["hosts"] if entry["host"] == "web1")
+    # The planted file (critical) and its addition (info) are quarantined: nothing of web1 is open.
+    assert (entry["worst"], entry["summary"]) == ("ok", {"critical": 0, "warning": 0, "info": 0, "closed": 2})
+    assert entry["facets"]["integrity"] == "ok"
+    assert [entry["host"] for entry in report["hosts"]] == ["mail1", "gone1", "shop1", "quiet1", "web1"]
+    assert report["summary"]["findings"] == {"critical": 2, "warning": 2, "info": 0, "closed": 2}
+    assert report["summary"]["by_worst"]["critical"] == 1
+    # What the response closed is a closed change, and nothing new: the quarantined finding is not news.
+    changes = report["changes"]
+    assert changes["new"] == []
+    assert {(change["host"], change["severity"]) for change in changes["closed"]} == {("web1", "critical"),
+                                                                                      ("web1", "info")}
+    assert "web1: ok (0 critical, 0 warning, 0 info, +2 closed)" in summary_lines(report)
+    page = render_html(report)
+    row = page.split('<tr data-host="web1">', 1)[1].split("</tr>", 1)[0]
+    assert "0 critical, 0 warning, 0 info, +2 closed" in row
+    assert 'data-severity="ok">ok +2 closed</td>' in row
+    section = page.split('<h2>web1 ', 1)[1].split("</section>", 1)[0]
+    assert "<p>No open findings.</p>" in section and "<h3>Closed by the response (2)</h3>" in section
+    assert "quarantined 20261207T070000.000001Z; record /var/lib/hostguard/quarantine/" in section
+    assert "hostguard.hosting.restore" in section
+
+
+def test_a_quarantine_no_longer_in_force_leaves_the_finding_open_and_is_critical():
+    report = build_report(fleet(quarantined=[HOSTILE], lock="undone"), NOW)
+    assert errors(report) == []
+    entry = next(entry for entry in report["hosts"] if entry["host"] == "web1")
+    assert entry["worst"] == "critical" and entry["summary"]["closed"] == 0
+    summaries = [finding["summary"] for finding in entry["result"]["findings"] if finding["status"] == "open"]
+    assert "%s looks planted (php_request_eval)" % HOSTILE in summaries
+    assert any(summary.startswith("the quarantine of %s is not in force: its owner or mode was changed back" % HOSTILE)
+               for summary in summaries)
 
 
 def test_a_host_without_a_result_closes_none_of_its_findings():

@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import tarfile
+import time
 
 from pathlib import Path
 
@@ -247,6 +248,27 @@ def test_an_export_that_fails_midway_leaves_no_partial_archive(tmp_path):
     with pytest.raises(OSError):
         mail_queue.export([message("S1", "spammer@site1.example", [])], str(evidence))
     assert os.listdir(evidence) == []
+
+
+def test_the_evidence_archives_of_past_purges_are_listed_newest_first_with_their_messages(tmp_path):
+    queue_dir, evidence = tmp_path / "spool", tmp_path / "evidence"
+    for queue_id, sender in [("S1", "spammer@site1.example"), ("S2", "spammer@site1.example"),
+                             ("L1", "info@site1.example")]:
+        write_queue(queue_dir, "deferred", queue_id, queue_file(sender, ["v@outside.example"]))
+    messages = mail_queue.scan_queue(str(queue_dir))[0]
+    first, first_digest = mail_queue.export(messages[:1], str(evidence), now=NOW - 86400)
+    second, second_digest = mail_queue.export(messages, str(evidence), now=NOW)
+    (evidence / "mail-queue-20261101T000000Z.tar.gz").write_bytes(b"cut short")
+    (evidence / "notes.txt").write_text("not an archive")
+    archives = mail_queue.evidence_archives(str(evidence), top=1)
+    assert [item["path"] for item in archives] == [second, first, str(evidence / "mail-queue-20261101T000000Z.tar.gz")]
+    purged_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW))
+    assert archives[0] == {"path": second, "purged_at": purged_at,
+                           "size": os.path.getsize(second), "sha256": second_digest, "messages": 3,
+                           "by_sender": [{"name": "spammer@site1.example", "count": 2}], "error": None}
+    assert (archives[1]["sha256"], archives[1]["messages"]) == (first_digest, 1)
+    assert archives[2]["messages"] is None and archives[2]["error"].startswith("ReadError")
+    assert mail_queue.evidence_archives(str(tmp_path / "none")) == []
 
 
 # --- a queue of 100,000 messages ----------------------------------------------------------------

@@ -548,3 +548,62 @@ def test_the_evidence_copy_holds_the_manifest_and_the_files_with_numeric_owners(
         manifest = json.loads(tar.extractfile("manifest.json").read())
     assert manifest["evidence"] == evidence
     assert_locked(os.path.join(planted, "2024/05/cache.php"))
+
+
+# --- what is quarantined now (quarantine_info) -----------------------------------------------------
+
+def test_what_is_quarantined_is_listed_with_its_manifest_whether_its_lock_holds_and_how_to_restore_it(site):
+    manifests = os.path.join(os.path.dirname(site), "manifests")
+    webshell = os.path.join(site, "wp-content/uploads/2024/05/cache.php")
+    helper = os.path.join(site, "cgi-bin/helper")
+    private = os.path.join(site, "private")
+    assert quarantine.quarantined(manifests)["quarantined"] == []  # no manifest directory yet
+    assert run(site, [webshell, helper, private], state="quarantined")["failed"] is False
+    before = snapshot(site)
+    listed = {item["path"]: item for item in quarantine.quarantined(manifests)["quarantined"]}
+    assert snapshot(site) == before  # reading changes nothing, not even an atime
+    assert set(listed) == {webshell, helper, private}
+    item = listed[webshell]
+    manifest = json.loads(open(item["manifest"]).read())
+    assert manifest["path"] == webshell and os.path.dirname(item["manifest"]) == manifests
+    assert (item["docroot"], item["quarantined_at"], item["entries"], item["type"]) == (
+        site, manifest["quarantined_at"], 1, "file")
+    assert (item["lock"], item["lock_problem"]) == ("in_force", None)
+    assert json.loads(item["restore"].split(" -e ", 1)[1].strip("'")) == {
+        "quarantine_docroots": [site], "quarantine_restore_paths": [webshell]}
+    assert (listed[private]["type"], listed[private]["entries"]) == ("directory", 2)
+    # Undone behind the quarantine's back, removed, replaced by another file: each told apart.
+    os.chown(webshell, ACCOUNT, ACCOUNT)
+    os.chmod(webshell, 0o644)
+    os.unlink(helper)
+    shutil.rmtree(private)
+    os.mkdir(private)
+    states = {item["path"]: (item["lock"], item["lock_problem"])
+              for item in quarantine.quarantined(manifests)["quarantined"]}
+    assert states[webshell] == ("undone", "owner %d:%d, mode 0644 now (locked: 0:0 0000)" % (ACCOUNT, ACCOUNT))
+    assert states[helper] == ("gone", "nothing is at the path now")
+    assert states[private][0] == "replaced" and "a different directory is at this path now" in states[private][1]
+
+
+def test_a_restored_path_is_no_longer_listed_and_a_broken_manifest_is_named(site):
+    manifests = os.path.join(os.path.dirname(site), "manifests")
+    webshell = os.path.join(site, "wp-content/uploads/2024/05/cache.php")
+    run(site, [webshell], state="quarantined")
+    assert [item["path"] for item in quarantine.quarantined(manifests)["quarantined"]] == [webshell]
+    assert run(site, [webshell], state="restored")["failed"] is False
+    with open(os.path.join(manifests, "broken.json"), "w") as stream:
+        stream.write("{\"format\": \"something else\"}")
+    listed = quarantine.quarantined(manifests)
+    assert listed["quarantined"] == []
+    assert listed["unreadable"] == [{"manifest": os.path.join(manifests, "broken.json"),
+                                     "reason": "not a hostguard-quarantine v1 manifest"}]
+
+
+def test_a_quarantine_whose_docroot_became_a_symlink_is_not_followed_and_is_said_unknown(site, base):
+    manifests = os.path.join(base, "manifests")
+    webshell = os.path.join(site, "wp-content/uploads/2024/05/cache.php")
+    run(site, [webshell], state="quarantined")
+    os.rename(site, site + ".moved")
+    os.symlink(site + ".moved", site)
+    (item,) = quarantine.quarantined(manifests)["quarantined"]
+    assert item["lock"] == "unknown" and item["lock_problem"]

@@ -53,3 +53,11 @@ def test_fail2ban_jails_info_on_a_host_without_fail2ban_says_no_jail_is_in_force
     assert code == 0, result
     assert result["changed"] is False and result["jails"] == {}
     assert result["problems"] == ["fail2ban is not installed (no fail2ban-client): none of the jails is in force"]
+
+
+def test_quarantine_info_without_manifests_lists_nothing_and_creates_nothing(tmp_path):
+    code, result = run_module("quarantine_info", tmp_path, manifest_dir=str(tmp_path / "quarantine"),
+                              _ansible_check_mode=True)
+    assert code == 0, result
+    assert (result["changed"], result["quarantined"], result["unreadable"]) == (False, [], [])
+    assert not (tmp_path / "quarantine").exists()

@@ -110,7 +110,7 @@ molecule_scenarios() {
   wait
   local result seconds
   {
-    echo "# Seconds each molecule scenario took in a full \`make test\` (MOLECULE_JOBS=2); scripts/test.sh starts the"
+    echo "# Seconds each molecule scenario took in a full \`make test\` (MOLECULE_JOBS=$jobs); scripts/test.sh starts the"
     echo "# longest first. Written by a run to .build/molecule-durations.txt; $(date -u +%Y-%m-%d)."
     for scenario in $scenarios; do
       read -r result seconds <"$logs/$scenario.result" 2>/dev/null && echo "$scenario $seconds"

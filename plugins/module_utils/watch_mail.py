@@ -78,6 +78,7 @@ SASL_HELD_RE = re.compile(QUEUE_ID + r": hold: .*?hostguard-watch: mail of SASL 
 EXIM_LIST_HEADER = ("# Written by hostguard-watch: Exim's acl_not_smtp freezes the local mail of these uids until\n"
                     "# they are released (playbooks/release_mail.yml). One uid a line.\n")
 MAX_PENDING = 2000
+EXIM_DATA_ACL = "hostguard_watch_check_data"  # the role's DATA ACL (MAIN_ACL_CHECK_DATA), which reads the SASL list
 # What a SASL user may be named in the map and list: no white space (texthash's separator), no colon (lsearch's),
 # no slash (the name of the file of its held messages), never "." or "..".
 SASL_USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._%+@=-]{0,254}$")
@@ -258,6 +259,17 @@ class Postfix(object):
     def held_sasl_users(self):
         return read_held_sasl_users(self.sasl_map_path)
 
+    def sasl_hold_not_live(self):
+        """None when Postfix consults the watch's SASL map (check_sasl_access with it in
+        smtpd_end_of_data_restrictions), else what is live instead: without it a listed user's mail still flows."""
+        rc, out, err = self.run(["postconf", "-h", "smtpd_end_of_data_restrictions"])
+        if rc != 0:
+            return f"postconf -h smtpd_end_of_data_restrictions failed: {(err or out).strip()}"
+        words = re.split(r"[\s,]+", out.strip())
+        if any(pair == ("check_sasl_access", f"texthash:{self.sasl_map_path}") for pair in zip(words, words[1:])):
+            return None
+        return f"smtpd_end_of_data_restrictions = {out.strip()} has no check_sasl_access texthash:{self.sasl_map_path}"
+
     def hold_sasl_user(self, user, queue_ids):
         users = self.held_sasl_users()
         if user not in users:
@@ -402,6 +414,16 @@ class Exim(object):
     def held_sasl_users(self):
         return read_held_sasl_users(self.sasl_map_path)
 
+    def sasl_hold_not_live(self):
+        """None when Exim runs SMTP mail's DATA through the watch's ACL (the one that reads the list), else what it
+        runs instead: without it a listed user's mail still flows."""
+        rc, out, err = self.run(["exim4", "-bP", "acl_smtp_data"])
+        live = out.split("=", 1)[-1].strip() if rc == 0 else None
+        if live == EXIM_DATA_ACL:
+            return None
+        return f"acl_smtp_data is {live!r}, not the watch's {EXIM_DATA_ACL}" if live is not None \
+            else f"exim4 -bP acl_smtp_data failed: {(err or out).strip()}"
+
     def hold_sasl_user(self, user, queue_ids):
         users = self.held_sasl_users()
         if user not in users:
@@ -498,9 +520,21 @@ def queued_ids_of(state_path, key):
     return [qid for qid, owner in owners.items() if owner == key]
 
 
+def require_sasl_hold_live(kind):
+    """RuntimeError naming what is live where the MTA `kind` does not read the watch's SASL map or list."""
+    not_live = kind.sasl_hold_not_live()
+    if not_live:
+        raise RuntimeError(f"{kind.NAME} would not hold it: {not_live} (apply the role hostguard.hosting.watch "
+                           f"with watch_mail_enabled first)")
+
+
 def hold_sasl_user(state_dir, map_path, user, run, mta="postfix", state_file="state.json"):
-    """Hold a SASL user by hand: into the MTA's SASL map or list, and its queued messages the watch saw held."""
+    """Hold a SASL user by hand: into the MTA's SASL map or list, and its queued messages the watch saw held.
+
+    Refused before any change where the MTA does not read that map or list (the watch role's mail facet is not
+    applied): the user would be listed and its mail still flow."""
     kind = MTA_TYPES[mta](run, sasl_map_path=map_path)
+    require_sasl_hold_live(kind)
     was_held = user in kind.held_sasl_users()
     queue_ids = queued_ids_of(os.path.join(state_dir, state_file), f"sasl:{user}")
     held = kind.hold_sasl_user(user, queue_ids)

@@ -24,7 +24,8 @@ description:
     C(check_sasl_access) map in C(smtpd_end_of_data_restrictions), staged and proven with C(postmap -q) before it
     is live; on Exim the list the watch's DATA ACL freezes authenticated users' mail of).
     O(state=held) holds a SASL user by hand (its password leaked, say) with the messages of it the watch saw queued;
-    O(state=released) lets it go.
+    O(state=released) lets it go. Holding fails before any change (in check mode too) where the MTA does not read
+    the watch's map or list (the role's mail facet not applied), where the user would be listed and its mail still flow.
   - Release only once the sending script is dealt with (quarantined or fixed). To delete the held spam instead,
     purge it with C(playbooks/purge_mail_queue.yml), which exports it as evidence first, and then release the uid.
 author:
@@ -189,6 +190,10 @@ def hold(module, mta, hold_map, state_dir, run, was_held):
     user = module.params["sasl_user"]
     queued = watch_mail.queued_ids_of(f"{state_dir}/state.json", f"sasl:{user}")
     if module.check_mode:
+        try:
+            watch_mail.require_sasl_hold_live(watch_mail.MTA_TYPES[mta](run, sasl_map_path=hold_map))
+        except RuntimeError as exc:
+            module.fail_json(msg=f"holding SASL user {user}: {exc}")
         module.exit_json(changed=not was_held or bool(queued), mta=mta, was_held=was_held, held=len(queued),
                          queue_ids=len(queued))
     try:

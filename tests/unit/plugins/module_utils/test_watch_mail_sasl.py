@@ -169,11 +169,44 @@ def test_exims_list_is_one_user_a_line_and_holding_freezes_the_queued_messages(t
 def test_holding_by_hand_takes_the_queued_messages_the_watch_saw(tmp_path):
     state = {"facets": {"mail": {"queue_ids": {"AB1": "sasl:flood1", "AB2": "sasl:other1", "AB3": "sasl:flood1"}}}}
     (tmp_path / "state.json").write_text(json.dumps(state))
-    runner = Postmap({("postsuper", "-h"): (0, "", "postsuper: Placed on hold: 2 messages\n")})
+    live = f"check_sasl_access texthash:{tmp_path / 'sasl-hold'},\n    reject_unauth_pipelining\n"
+    runner = Postmap({("postsuper", "-h"): (0, "", "postsuper: Placed on hold: 2 messages\n"),
+                      ("postconf", "-h"): (0, live, "")})
     result = watch_mail.hold_sasl_user(str(tmp_path), str(tmp_path / "sasl-hold"), "flood1", runner)
     assert result == {"sasl_user": "flood1", "was_held": False, "held": 2, "queue_ids": 2}
     assert runner.calls[-1] == (["postsuper", "-h", "-"], "AB1\nAB3\n")
     assert watch_mail.held_queue_ids(str(tmp_path), sasl_user="flood1") == ["AB1", "AB3"]
+
+
+@pytest.mark.parametrize("live", ["", "reject_unauth_pipelining",
+                                  "check_sasl_access texthash:/etc/postfix/another-map",
+                                  "check_client_access texthash:{map}"])
+def test_holding_by_hand_where_postfix_does_not_read_the_map_is_refused_before_any_change(tmp_path, live):
+    sasl_map = tmp_path / "sasl-hold"
+    (tmp_path / "state.json").write_text(json.dumps({"facets": {"mail": {"queue_ids": {"AB1": "sasl:flood1"}}}}))
+    runner = Postmap({("postconf", "-h"): (0, live.format(map=sasl_map) + "\n", "")})
+    with pytest.raises(RuntimeError) as info:
+        watch_mail.hold_sasl_user(str(tmp_path), str(sasl_map), "flood1", runner)
+    assert f"has no check_sasl_access texthash:{sasl_map}" in str(info.value)
+    assert [argv for argv, _stdin in runner.calls] == [["postconf", "-h", "smtpd_end_of_data_restrictions"]]
+    assert not sasl_map.exists() and watch_mail.held_queue_ids(str(tmp_path), sasl_user="flood1") == []
+
+
+@pytest.mark.parametrize("answer, live", [
+    ((0, "acl_smtp_data = hostguard_watch_check_data\n", ""), True),
+    ((0, "acl_smtp_data = acl_check_data\n", ""), False),
+    ((1, "", "exim: unknown option\n"), False),
+])
+def test_exim_holds_by_hand_only_where_the_watchs_data_acl_is_live(tmp_path, answer, live):
+    path = tmp_path / "held-sasl-users"
+    runner = Runner({("exim4", "-bP"): answer})
+    if live:
+        assert watch_mail.hold_sasl_user(str(tmp_path), str(path), "flood1", runner, "exim")["held"] == 0
+        assert watch_mail.read_held_sasl_users(str(path)) == ["flood1"]
+    else:
+        with pytest.raises(RuntimeError, match="exim would not hold it"):
+            watch_mail.hold_sasl_user(str(tmp_path), str(path), "flood1", runner, "exim")
+        assert not path.exists()
 
 
 @pytest.mark.parametrize("user", ["two words", "user:colon", "../etc", ".hidden", "a/b", "", "tab\tuser"])

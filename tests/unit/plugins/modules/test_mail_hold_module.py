@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from module_process import run_module
 
@@ -58,7 +60,26 @@ def test_check_mode_for_a_sasl_user_reads_the_watchs_map_and_changes_nothing(tmp
     assert sasl_map.read_text() == before and (tmp_path / "held-sasl-flood1.ids").exists()
 
 
-def test_check_mode_of_holding_a_sasl_user_says_what_it_would_hold(tmp_path):
+def fake_exim(tmp_path, monkeypatch, data_acl):
+    """An exim4 on PATH that answers -bP acl_smtp_data as Exim with that ACL live would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "exim4").write_text(f"#!/bin/sh\necho 'acl_smtp_data = {data_acl}'\n")
+    (bin_dir / "exim4").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_check_mode_of_holding_where_exim_does_not_read_the_list_fails_naming_what_is_live(tmp_path, monkeypatch):
+    fake_exim(tmp_path, monkeypatch, "acl_check_data")
+    code, result = run_module("mail_hold", tmp_path, sasl_user="flood1", state="held", mta="exim",
+                              hold_map=str(tmp_path / "sasl-hold"), state_dir=str(tmp_path), _ansible_check_mode=True)
+    assert code != 0
+    assert result["msg"].startswith("holding SASL user flood1: exim would not hold it: acl_smtp_data is "
+                                    "'acl_check_data', not the watch's hostguard_watch_check_data")
+
+
+def test_check_mode_of_holding_a_sasl_user_says_what_it_would_hold(tmp_path, monkeypatch):
+    fake_exim(tmp_path, monkeypatch, "hostguard_watch_check_data")
     sasl_map = tmp_path / "sasl-hold"
     sasl_map.write_text(watch_mail.sasl_map_text([]))
     (tmp_path / "state.json").write_text('{"facets": {"mail": {"queue_ids": {"AB1": "sasl:flood1", "AB2": "uid:2001"}}}}')

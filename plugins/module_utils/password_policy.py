@@ -53,6 +53,16 @@ def _has_sequence(text):
             piece = run[start:start + SEQUENCE_LENGTH]
             if piece in lowered or piece[::-1] in lowered:
                 return piece
+    return _code_point_run(text)
+
+
+def _code_point_run(text):
+    """Characters whose codes rise or fall by one, as pam_pwquality's maxsequence counts them: ()* and XYZ too."""
+    for start in range(len(text) - SEQUENCE_LENGTH + 1):
+        piece = text[start:start + SEQUENCE_LENGTH]
+        steps = {ord(later) - ord(earlier) for earlier, later in zip(piece, piece[1:])}
+        if steps in ({1}, {-1}):
+            return piece
     return None
 
 

@@ -520,6 +520,13 @@ def queued_ids_of(state_path, key):
     return [qid for qid, owner in owners.items() if owner == key]
 
 
+def ids_to_hold(state_dir, user, state_file="state.json"):
+    """The queued messages of SASL user `user` the watch saw and no hold has recorded yet: a second hold (or its
+    check mode) finds nothing left to do."""
+    already = set(held_queue_ids(state_dir, sasl_user=user))
+    return [qid for qid in queued_ids_of(os.path.join(state_dir, state_file), f"sasl:{user}") if qid not in already]
+
+
 def require_sasl_hold_live(kind):
     """RuntimeError naming what is live where the MTA `kind` does not read the watch's SASL map or list."""
     not_live = kind.sasl_hold_not_live()
@@ -536,7 +543,7 @@ def hold_sasl_user(state_dir, map_path, user, run, mta="postfix", state_file="st
     kind = MTA_TYPES[mta](run, sasl_map_path=map_path)
     require_sasl_hold_live(kind)
     was_held = user in kind.held_sasl_users()
-    queue_ids = queued_ids_of(os.path.join(state_dir, state_file), f"sasl:{user}")
+    queue_ids = ids_to_hold(state_dir, user, state_file)
     held = kind.hold_sasl_user(user, queue_ids)
     if queue_ids:
         remember_held(state_dir, queue_ids, sasl_user=user)

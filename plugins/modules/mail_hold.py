@@ -188,7 +188,7 @@ def release(module, mta, who, was_held, pending, act):
 def hold(module, mta, hold_map, state_dir, run, was_held):
     """Hold a SASL user by hand with its queued messages the watch saw; exits the module."""
     user = module.params["sasl_user"]
-    queued = watch_mail.queued_ids_of(f"{state_dir}/state.json", f"sasl:{user}")
+    queued = watch_mail.ids_to_hold(state_dir, user)
     if module.check_mode:
         try:
             watch_mail.require_sasl_hold_live(watch_mail.MTA_TYPES[mta](run, sasl_map_path=hold_map))

@@ -177,6 +177,13 @@ def test_holding_by_hand_takes_the_queued_messages_the_watch_saw(tmp_path):
     assert runner.calls[-1] == (["postsuper", "-h", "-"], "AB1\nAB3\n")
     assert watch_mail.held_queue_ids(str(tmp_path), sasl_user="flood1") == ["AB1", "AB3"]
 
+    # Held again: the messages the hold recorded are not put on hold twice.
+    calls = len(runner.calls)
+    again = watch_mail.hold_sasl_user(str(tmp_path), str(tmp_path / "sasl-hold"), "flood1", runner)
+    assert (again["was_held"], again["queue_ids"]) == (True, 0)
+    assert not any(call[0][:2] == ["postsuper", "-h"] and call[1] for call in runner.calls[calls:])
+    assert (tmp_path / "held-sasl-flood1.ids").read_text() == "AB1\nAB3\n"
+
 
 @pytest.mark.parametrize("live", ["", "reject_unauth_pipelining",
                                   "check_sasl_access texthash:/etc/postfix/another-map",

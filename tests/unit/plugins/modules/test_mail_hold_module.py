@@ -90,6 +90,19 @@ def test_check_mode_of_holding_a_sasl_user_says_what_it_would_hold(tmp_path, mon
     assert watch_mail.read_held_sasl_users(str(sasl_map)) == []
 
 
+def test_check_mode_of_holding_a_held_user_again_is_no_change(tmp_path, monkeypatch):
+    # The watch's state still lists the user's queued messages; the hold recorded them already.
+    fake_exim(tmp_path, monkeypatch, "hostguard_watch_check_data")
+    sasl_map = tmp_path / "sasl-hold"
+    watch_mail.write_exim_sasl_list(str(sasl_map), ["flood1"])
+    (tmp_path / "state.json").write_text('{"facets": {"mail": {"queue_ids": {"AB1": "sasl:flood1", "AB2": "sasl:flood1"}}}}')
+    (tmp_path / "held-sasl-flood1.ids").write_text("AB1\nAB2\n")
+    code, result = run_module("mail_hold", tmp_path, sasl_user="flood1", state="held", mta="exim",
+                              hold_map=str(sasl_map), state_dir=str(tmp_path), _ansible_check_mode=True)
+    assert code == 0, result
+    assert (result["changed"], result["was_held"], result["held"]) == (False, True, 0)
+
+
 @pytest.mark.parametrize("arguments, message", [
     ({"sasl_user": "two words"}, "sasl_user: not a SASL user name the hold map can hold: 'two words'"),
     ({"uid": 2001, "state": "held"}, "state=held: only a sasl_user is held by hand (the watch holds a uid itself)"),

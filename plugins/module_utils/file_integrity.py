@@ -226,13 +226,23 @@ class _Pass(object):
             self.writer = _Writer(self.database)
         walked = _walk(self.roots, self.excluded, self, _OPENED.roots)
         recorded = self.previous.rows() if self.previous is not None else iter(())
+        # A chunk's files are hashed by the workers while the next chunk is walked and handed to them: the walk
+        # and the end of each chunk (its largest file alone in a worker) no longer leave a core idle. Chunks are
+        # finished, and their rows written, in the walk's order.
         chunk = []
+        started_chunk = None
         for item in _merge(walked, recorded):
             chunk.append(item)
             if len(chunk) >= CHUNK_ENTRIES:
-                self._chunk(chunk)
+                following = self._start_chunk(chunk)
+                if started_chunk is not None:
+                    self._finish_chunk(*started_chunk)
+                started_chunk = following
                 chunk = []
-        self._chunk(chunk)
+        following = self._start_chunk(chunk)
+        if started_chunk is not None:
+            self._finish_chunk(*started_chunk)
+        self._finish_chunk(*following)
         # The recorded rows are verified as they are read; a row count short of the header's is refused too.
         changed = False
         if self.recording:
@@ -244,9 +254,11 @@ class _Pass(object):
                 self.writer = None
         return self._result(changed, started)
 
-    # --- one chunk: decide, hash, then finish each entry in order ---
+    # --- one chunk: decide, hand the files to hash to the workers; then finish each entry in order ---
 
-    def _chunk(self, chunk):
+    def _start_chunk(self, chunk):
+        """(chunk, its hashing: results or an iterator of the workers' batches); entries found as recorded are
+        marked _REUSED."""
         jobs = []
         reuse = not self.rehash_always
         scanning = self.scanner is not None
@@ -282,7 +294,11 @@ class _Pass(object):
                 item[2] = before  # same metadata, no target, no error: the recorded entry is the current one
             else:
                 jobs.append((current.size, path, scanning and not metadata_same))
-        hashed = self._hash(jobs) if jobs else {}
+        self.entries += reused
+        return chunk, self._start_hashing(jobs) if jobs else []
+
+    def _finish_chunk(self, chunk, hashing):
+        hashed = {result[0]: result for batch in hashing for result in batch}
         rows = []
         finish = self._finish_entry
         for item in chunk:
@@ -290,24 +306,21 @@ class _Pass(object):
                 rows.append(item[4])
             else:
                 finish(item, hashed, rows)
-        self.entries += reused
         if self.writer is not None and rows:
             self.writer.add(rows)
         self.written += len(rows)
 
-    def _hash(self, jobs):
+    def _start_hashing(self, jobs):
+        """The workers' batches of results, as they come (an iterator), or the results in one batch where the
+        files are few (hashed here and now)."""
         # Largest first, so one big file does not finish alone at the end.
         jobs.sort(reverse=True)
-        results = None
         if self.workers > 1 and (len(jobs) >= PROCESS_MIN_JOBS or sum(job[0] for job in jobs) >= PROCESS_MIN_BYTES):
             pool = self._pool()
             if pool is not None:
                 self.used_workers = self.workers
-                results = [result for batch in pool.map_unordered(_hash_in_worker, _batches(jobs))
-                           for result in batch]
-        if results is None:
-            results = _hash_jobs(jobs, self.scanner)
-        return {result[0]: result for result in results}
+                return pool.map_unordered(_hash_in_worker, _batches(jobs))
+        return [_hash_jobs(jobs, self.scanner)]
 
     def _pool(self):
         if self.pool is None and not self.pool_failed:
@@ -634,7 +647,7 @@ def _list_directory(walker, parts, directory, entry, excluded, run_pass):
 
 def _merge(walked, recorded):
     """[key, path, current entry or None, None, recorded row or None] for every key of either; the recorded entry
-    (the fourth) is made from the row by ``_Pass._chunk`` where it is needed.
+    (the fourth) is made from the row by ``_Pass._start_chunk`` where it is needed.
 
     Both come in key order, so this is one pass over each.
     """

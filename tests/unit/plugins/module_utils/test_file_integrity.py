@@ -848,3 +848,42 @@ def test_a_file_that_is_no_database_at_all_is_refused(site):
     with pytest.raises(IntegrityError, match="database %s is not a hostguard-file-integrity database"
                        % database_of(site)):
         run(site, state="check")
+
+
+def test_a_chunk_is_hashed_while_the_next_is_walked_and_chunks_finish_in_walk_order(site, tmp_path, monkeypatch):
+    monkeypatch.setattr(file_integrity, "PROCESS_MIN_JOBS", 1)
+    monkeypatch.setattr(file_integrity, "CHUNK_ENTRIES", 4)
+    for index in range(30):
+        (site / ("wp-admin/file%02d.php" % index)).write_bytes(os.urandom(index * 100))
+    events = []
+    start, finish = file_integrity._Pass._start_chunk, file_integrity._Pass._finish_chunk
+
+    def recording_start(self, chunk):
+        events.append(("start", chunk[0][0] if chunk else None))  # the last may be empty
+        return start(self, chunk)
+
+    def recording_finish(self, chunk, hashing):
+        events.append(("finish", chunk[0][0] if chunk else None))
+        return finish(self, chunk, hashing)
+
+    monkeypatch.setattr(file_integrity._Pass, "_start_chunk", recording_start)
+    monkeypatch.setattr(file_integrity._Pass, "_finish_chunk", recording_finish)
+    one, two = str(tmp_path / "db" / "one.db"), str(tmp_path / "db" / "two.db")
+    shared = run(site, state="baseline", database=two, workers=2)
+    starts = [key for event, key in events if event == "start"]
+    assert len(starts) > 3 and starts[:-1] == sorted(starts[:-1])
+    assert [key for event, key in events if event == "finish"] == starts
+    # The second chunk is handed out before the first is finished; each later one before the one before it is.
+    assert events[:3] == [("start", starts[0]), ("start", starts[1]), ("finish", starts[0])]
+    assert shared["summary"]["workers"] == 2
+
+    alone = run(site, state="baseline", database=one, workers=1)
+    assert read_database(one).entries == read_database(two).entries
+    (site / "wp-admin/file07.php").write_bytes(b"<?php echo 7;")
+    (site / "wp-admin/file21.php").unlink()
+    (site / "wp-admin/file22.php.new").write_bytes(WEBSHELL)
+    checks = [run(site, state="check", database=database, workers=workers, rehash="always")
+              for database, workers in ((one, 1), (two, 2))]
+    for name in ("added", "removed", "modified", "suspicious"):
+        assert checks[0][name] == checks[1][name] != []
+    assert alone["summary"]["files"] == shared["summary"]["files"]

@@ -39,7 +39,9 @@ import errno
 import fnmatch
 import hashlib
 import hmac
+import itertools
 import json
+import marshal
 import os
 import re
 import stat
@@ -53,8 +55,10 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.cms_versions imp
 from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import RuleError, Scanner
 
 FORMAT = "hostguard-file-integrity"
-VERSION = 2
-JSON_VERSION = 1  # the line-per-entry JSON database of earlier versions: read, and replaced by state=update
+VERSION = 3
+# Earlier versions, still read; state=update replaces them with the current one.
+JSON_VERSION = 1  # the line-per-entry JSON database
+REPR_SEAL_VERSION = 2  # SQLite, its rows sealed through their repr (3 seals the same rows' marshal bytes)
 STATES = ("baseline", "check", "update")
 REHASH_MODES = ("changed", "always")
 READ_CHUNK = 1 << 20
@@ -76,6 +80,7 @@ Entry = collections.namedtuple(
 # The fields that decide whether a recorded hash can be reused (everything up to the inode).
 _METADATA_FIELDS = 8
 _COLUMNS = ("key",) + Entry._fields
+_MARSHAL_FORMAT = 2
 _INODE_SIGN = 1 << 63  # SQLite integers are signed 64-bit; inode numbers are unsigned
 
 _TYPE_NAMES = {
@@ -221,13 +226,23 @@ class _Pass(object):
             self.writer = _Writer(self.database)
         walked = _walk(self.roots, self.excluded, self, _OPENED.roots)
         recorded = self.previous.rows() if self.previous is not None else iter(())
+        # A chunk's files are hashed by the workers while the next chunk is walked and handed to them: the walk
+        # and the end of each chunk (its largest file alone in a worker) no longer leave a core idle. Chunks are
+        # finished, and their rows written, in the walk's order.
         chunk = []
+        started_chunk = None
         for item in _merge(walked, recorded):
             chunk.append(item)
             if len(chunk) >= CHUNK_ENTRIES:
-                self._chunk(chunk)
+                following = self._start_chunk(chunk)
+                if started_chunk is not None:
+                    self._finish_chunk(*started_chunk)
+                started_chunk = following
                 chunk = []
-        self._chunk(chunk)
+        following = self._start_chunk(chunk)
+        if started_chunk is not None:
+            self._finish_chunk(*started_chunk)
+        self._finish_chunk(*following)
         # The recorded rows are verified as they are read; a row count short of the header's is refused too.
         changed = False
         if self.recording:
@@ -239,9 +254,11 @@ class _Pass(object):
                 self.writer = None
         return self._result(changed, started)
 
-    # --- one chunk: decide, hash, then finish each entry in order ---
+    # --- one chunk: decide, hand the files to hash to the workers; then finish each entry in order ---
 
-    def _chunk(self, chunk):
+    def _start_chunk(self, chunk):
+        """(chunk, its hashing: results or an iterator of the workers' batches); entries found as recorded are
+        marked _REUSED."""
         jobs = []
         reuse = not self.rehash_always
         scanning = self.scanner is not None
@@ -277,7 +294,11 @@ class _Pass(object):
                 item[2] = before  # same metadata, no target, no error: the recorded entry is the current one
             else:
                 jobs.append((current.size, path, scanning and not metadata_same))
-        hashed = self._hash(jobs) if jobs else {}
+        self.entries += reused
+        return chunk, self._start_hashing(jobs) if jobs else []
+
+    def _finish_chunk(self, chunk, hashing):
+        hashed = {result[0]: result for batch in hashing for result in batch}
         rows = []
         finish = self._finish_entry
         for item in chunk:
@@ -285,24 +306,21 @@ class _Pass(object):
                 rows.append(item[4])
             else:
                 finish(item, hashed, rows)
-        self.entries += reused
         if self.writer is not None and rows:
             self.writer.add(rows)
         self.written += len(rows)
 
-    def _hash(self, jobs):
+    def _start_hashing(self, jobs):
+        """The workers' batches of results, as they come (an iterator), or the results in one batch where the
+        files are few (hashed here and now)."""
         # Largest first, so one big file does not finish alone at the end.
         jobs.sort(reverse=True)
-        results = None
         if self.workers > 1 and (len(jobs) >= PROCESS_MIN_JOBS or sum(job[0] for job in jobs) >= PROCESS_MIN_BYTES):
             pool = self._pool()
             if pool is not None:
                 self.used_workers = self.workers
-                results = [result for batch in pool.map_unordered(_hash_in_worker, _batches(jobs))
-                           for result in batch]
-        if results is None:
-            results = _hash_jobs(jobs, self.scanner)
-        return {result[0]: result for result in results}
+                return pool.map_unordered(_hash_in_worker, _batches(jobs))
+        return [_hash_jobs(jobs, self.scanner)]
 
     def _pool(self):
         if self.pool is None and not self.pool_failed:
@@ -629,7 +647,7 @@ def _list_directory(walker, parts, directory, entry, excluded, run_pass):
 
 def _merge(walked, recorded):
     """[key, path, current entry or None, None, recorded row or None] for every key of either; the recorded entry
-    (the fourth) is made from the row by ``_Pass._chunk`` where it is needed.
+    (the fourth) is made from the row by ``_Pass._start_chunk`` where it is needed.
 
     Both come in key order, so this is one pass over each.
     """
@@ -882,7 +900,15 @@ def _seal(header_json, rows_digest, key):
 
 
 def _digest_rows(digest, rows):
-    # repr of (bytes, str, int, None) tuples is exact and stable; one line per row, whatever the batches.
+    # Each row's bytes in marshal's format 2, which has no back-references (format 3 and later mark objects seen
+    # twice, which depends on how the row was built): of (bytes, str, int, None) tuples they are exact, the same
+    # for a row read back as for the row written, whatever the batches, and made in C without a Python call per
+    # row (repr, which version 2 sealed, cost a fifth of a check of an unchanged tree).
+    digest.update(b"".join(map(marshal.dumps, rows, itertools.repeat(_MARSHAL_FORMAT))))
+
+
+def _digest_rows_by_repr(digest, rows):
+    """The rows' digest of a version 2 database."""
     digest.update("".join([repr(row) + "\n" for row in rows]).encode("utf-8", "surrogatepass"))
 
 
@@ -906,7 +932,7 @@ def _entry_of_row(row):
 
 
 class _SqliteDatabase(object):
-    """A version 2 database: header and seal read at once, rows streamed in key order and verified as read."""
+    """A version 3 (or 2) database: header and seal read at once, rows streamed in key order and verified as read."""
 
     legacy = False
 
@@ -925,9 +951,13 @@ class _SqliteDatabase(object):
                                          "not trusted" % (path, FORMAT, exc))
         if meta.get("format") != FORMAT:
             raise IntegrityError("database %s is not a %s database" % (path, FORMAT))
-        if meta.get("version") != str(VERSION):
-            raise IntegrityError("database %s has format version %r; this module reads versions %d and %d"
-                                 % (path, meta.get("version"), JSON_VERSION, VERSION))
+        version = meta.get("version")
+        if version not in (str(REPR_SEAL_VERSION), str(VERSION)):
+            raise IntegrityError("database %s has format version %r; this module reads versions %d, %d and %d"
+                                 % (path, version, JSON_VERSION, REPR_SEAL_VERSION, VERSION))
+        # An older version is read and verified as it was sealed; state=update writes the current one.
+        self.legacy = version != str(VERSION)
+        self._digest_rows = _digest_rows if not self.legacy else _digest_rows_by_repr
         self._header_json = meta.get("header") or ""
         self._sha256 = meta.get("sha256")
         self._hmac = meta.get("hmac_sha256")
@@ -946,6 +976,7 @@ class _SqliteDatabase(object):
     def rows(self):
         """Yield the rows in key order; after the last row, refuse the database if it was altered."""
         digest = hashlib.sha256()
+        digest_rows = self._digest_rows
         count = 0
         try:
             cursor = self._connection.execute("SELECT %s FROM entries ORDER BY key" % ", ".join(_COLUMNS))
@@ -953,7 +984,7 @@ class _SqliteDatabase(object):
                 rows = cursor.fetchmany(ROWS_AT_ONCE)
                 if not rows:
                     break
-                _digest_rows(digest, rows)
+                digest_rows(digest, rows)
                 count += len(rows)
                 yield from rows
         except self._error as exc:
@@ -1090,8 +1121,8 @@ def _read_json_database(path, key=None):
     if not isinstance(seal, dict) or seal.get("format") != FORMAT:
         raise IntegrityError("database %s is not a %s database" % (path, FORMAT))
     if seal.get("version") != JSON_VERSION:
-        raise IntegrityError("database %s has format version %r; this module reads versions %d and %d"
-                             % (path, seal.get("version"), JSON_VERSION, VERSION))
+        raise IntegrityError("database %s has format version %r; this module reads versions %d, %d and %d"
+                             % (path, seal.get("version"), JSON_VERSION, REPR_SEAL_VERSION, VERSION))
     recorded_hmac = seal.get("hmac_sha256")
     if key is not None:
         if not recorded_hmac:

@@ -69,16 +69,25 @@ _NOT_SCRIPTS = (".js", ".mjs", ".css", ".map", ".json", ".svg", ".woff", ".woff2
 _MAGIC = ((b"GIF8", "gif"), (b"\xff\xd8\xff", "jpeg"), (b"\x89PNG", "png"), (b"\x7fELF", "elf"))
 
 # Inside PHP blocks (from an open tag to "?>"), the tokens whose meaning the PHP view changes: strings
-# (kept, so a "//" or "#" inside one is not taken for a comment) and comments (dropped), and the close
-# tag. "#[" is a PHP 8 attribute. Text outside PHP blocks (HTML) is left as it is: a "/*" or an
-# apostrophe there is no PHP.
+# (kept, so a "//" or "#" inside one is not taken for a comment; escapes in double-quoted ones decoded) and
+# comments (dropped), and the close tag. "#[" is a PHP 8 attribute. Text outside PHP blocks (HTML) is left
+# as it is: a "/*" or an apostrophe there is no PHP.
+# One match is (the code up to the next token the view changes, that token or the end of the file): code,
+# single-quoted strings and double-quoted ones without a backslash pass in C, so the Python loop turns once
+# per comment, escaped string and close tag, not once per string. A quote that opens no string (it is never
+# closed) is code.
 _PHP_OPEN = re.compile(rb"<\?(?:php\b|=)?", re.IGNORECASE)
-_PHP_TOKENS = re.compile(
-    rb"'[^'\\]*(?:\\.[^'\\]*)*'"
-    rb"|\"[^\"\\]*(?:\\.[^\"\\]*)*\""
-    rb"|/\*(?:.*?\*/|.*)"
-    rb"|(?://|#(?!\[))[^\n]*?(?=\?>|\n|$)"
-    rb"|\?>",
+_SINGLE_QUOTED = rb"'[^'\\]*(?:\\.[^'\\]*)*'"
+_DOUBLE_QUOTED_REST = rb"[^\"\\]*(?:\\.[^\"\\]*)*\""  # what follows the opening quote
+_PHP_CODE_THEN_TOKEN = re.compile(
+    rb"((?:[^'\"/#?]+"
+    rb"|" + _SINGLE_QUOTED + rb"|'"
+    rb"|\"[^\"\\]*\"|\"(?!" + _DOUBLE_QUOTED_REST + rb")"
+    rb"|/(?![*/])|\#\[|\?(?!>))*)"
+    rb"(\"" + _DOUBLE_QUOTED_REST
+    + rb"|/\*(?:.*?\*/|.*)"
+    rb"|(?://|\#(?!\[))[^\n]*?(?=\?>|\n|$)"
+    rb"|\?>|\Z)",
     re.DOTALL)
 _ESCAPE = re.compile(rb"\\(?:x([0-9a-fA-F]{1,2})|([0-7]{1,3}))")
 _CHR = re.compile(rb"\bchr\s*\(\s*(\d{1,3})\s*\)", re.IGNORECASE)
@@ -531,32 +540,33 @@ def _body(view, position):
 def _strip_comments(data):
     """``data`` with the comments of its PHP blocks removed (their newlines kept) and escapes decoded."""
     parts = []
+    append = parts.append
     position = 0
-    pattern = _PHP_OPEN  # outside PHP, look for an open tag; inside, for tokens and the close tag
+    find_open = _PHP_OPEN.search
+    code_then_token = _PHP_CODE_THEN_TOKEN.match
     while True:
-        found = pattern.search(data, position)
+        found = find_open(data, position)  # outside PHP: up to the next open tag
         if found is None:
-            parts.append(data[position:])
+            append(data[position:])
             return b"".join(parts)
-        if pattern is _PHP_OPEN:
-            parts.append(data[position:found.end()])
-            pattern = _PHP_TOKENS
-        elif found.group(0) == b"?>":
-            parts.append(data[position:found.end()])
-            pattern = _PHP_OPEN
-        else:
-            parts.append(data[position:found.start()])
-            parts.append(_token(found))
+        append(data[position:found.end()])
         position = found.end()
+        while True:  # inside PHP: up to the close tag
+            found = code_then_token(data, position)
+            code, token = found.group(1, 2)
+            append(code)
+            position = found.end()
+            if not token:  # the end of the file
+                return b"".join(parts)
+            if token == b"?>":
+                append(token)
+                break
+            append(_token(token))
 
 
-def _token(match):
-    token = match.group(0)
-    first = token[:1]
-    if first == b"'":
-        return token
-    if first == b'"':
-        return _ESCAPE.sub(_unescape, token) if b"\\" in token else token
+def _token(token):
+    if token[:1] == b'"':
+        return _ESCAPE.sub(_unescape, token)  # a double-quoted string with a backslash
     # A comment: its newlines stay so that line numbers in the view are those of the file.
     return b"\n" * token.count(b"\n") or b" "
 

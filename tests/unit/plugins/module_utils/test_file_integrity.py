@@ -683,7 +683,7 @@ def test_the_database_round_trips_and_is_stored_in_the_walks_order_indexed_by_pa
     connection.close()
     assert "PRIMARY KEY" in plan  # a lookup by path is an index search, not a scan
     assert (meta["format"], meta["version"], json.loads(meta["header"])["entries"]) == (
-        "hostguard-file-integrity", "2", len(rows))
+        "hostguard-file-integrity", "3", len(rows))
 
     check = run(site, state="check")
     assert (check["added"], check["removed"], check["modified"], check["summary"]["files_hashed"]) == ([], [], [], 0)
@@ -755,6 +755,74 @@ def test_a_database_of_the_previous_version_is_read_then_replaced_by_update(site
     assert run(site, state="check", database=old, database_key=KEY)["summary"]["added"] == 0
 
 
+def reseal_as_version_2(database, key=None):
+    """Turn a database into one as the version 2 module wrote it: the same rows, sealed through their repr."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        meta = dict(connection.execute("SELECT name, value FROM meta"))
+        digest = hashlib.sha256()
+        file_integrity._digest_rows_by_repr(digest, connection.execute("SELECT * FROM entries ORDER BY key").fetchall())
+        sha256, seal_hmac = file_integrity._seal(meta["header"], digest.hexdigest(), key)
+        assert sha256 != meta["sha256"]  # the two versions' seals differ, so the version read is the one checked
+        connection.execute("UPDATE meta SET value = '2' WHERE name = 'version'")
+        connection.execute("UPDATE meta SET value = ? WHERE name = 'sha256'", (sha256,))
+        if key is not None:
+            connection.execute("UPDATE meta SET value = ? WHERE name = 'hmac_sha256'", (seal_hmac,))
+    finally:
+        connection.close()
+
+
+def stored_version(database):
+    connection = sqlite3.connect("file:%s?mode=ro" % database, uri=True)
+    try:
+        return connection.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def test_a_version_2_database_is_verified_as_sealed_then_replaced_by_update(site):
+    run(site, state="baseline", database_key=KEY)
+    database = database_of(site)
+    reseal_as_version_2(database, KEY.encode())
+    (site / "index.php").write_bytes(b"<?php // deploy\n")
+
+    check = run(site, state="check", database_key=KEY)
+    assert changes_of(check) == {str(site / "index.php"): ["content", "size"]}
+    assert stored_version(database) == "2"  # a check writes nothing, also not a conversion
+    with pytest.raises(UntrustedDatabaseError, match="failed HMAC verification"):
+        run(site, state="check", database_key="guess")
+
+    update = run(site, state="update", database_key=KEY)
+    assert update["changed"] is True
+    assert stored_version(database) == "3"
+    assert run(site, state="update", database_key=KEY)["changed"] is False
+    assert run(site, state="check", database_key=KEY)["modified"] == []
+
+
+def test_an_edited_version_2_database_is_refused(site):
+    run(site, state="baseline")
+    database = database_of(site)
+    reseal_as_version_2(database)
+    edit_database(database, "UPDATE entries SET sha256 = ? WHERE key = ?",
+                  ("0" * 64, key_of(str(site / "index.php"))))
+    with pytest.raises(UntrustedDatabaseError, match="sha256 does not match"):
+        run(site, state="check")
+
+
+def test_the_rows_seal_is_marshal_format_2_byte_for_byte():
+    """The seal of version 3 rests on these bytes staying what they are in every Python that reads the database."""
+    row = (b"\0var\0www\0a.php", "file", 0o644, 2001, 2001, 70000, 1733500000123456789, 1733500000123456789,
+           -(1 << 62), None, "ab" * 32, "caf\u00e9".encode("utf-8"))
+    expected = (b"(\x0c\x00\x00\x00" + b"s\x0e\x00\x00\x00\x00var\x00www\x00a.php" + b"u\x04\x00\x00\x00file"
+                + b"i\xa4\x01\x00\x00" + b"i\xd1\x07\x00\x00" * 2 + b"i\x70\x11\x01\x00")
+    encoded = file_integrity.marshal.dumps(row, 2)
+    assert encoded.startswith(expected)
+    digest = hashlib.sha256()
+    file_integrity._digest_rows(digest, [row, row])
+    assert digest.hexdigest() == hashlib.sha256(encoded * 2).hexdigest()
+    assert file_integrity.marshal.loads(encoded) == row
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbled pages", "dropped table"])
 def test_a_corrupt_database_fails_naming_the_file(site, damage):
     run(site, state="baseline")
@@ -780,3 +848,42 @@ def test_a_file_that_is_no_database_at_all_is_refused(site):
     with pytest.raises(IntegrityError, match="database %s is not a hostguard-file-integrity database"
                        % database_of(site)):
         run(site, state="check")
+
+
+def test_a_chunk_is_hashed_while_the_next_is_walked_and_chunks_finish_in_walk_order(site, tmp_path, monkeypatch):
+    monkeypatch.setattr(file_integrity, "PROCESS_MIN_JOBS", 1)
+    monkeypatch.setattr(file_integrity, "CHUNK_ENTRIES", 4)
+    for index in range(30):
+        (site / ("wp-admin/file%02d.php" % index)).write_bytes(os.urandom(index * 100))
+    events = []
+    start, finish = file_integrity._Pass._start_chunk, file_integrity._Pass._finish_chunk
+
+    def recording_start(self, chunk):
+        events.append(("start", chunk[0][0] if chunk else None))  # the last may be empty
+        return start(self, chunk)
+
+    def recording_finish(self, chunk, hashing):
+        events.append(("finish", chunk[0][0] if chunk else None))
+        return finish(self, chunk, hashing)
+
+    monkeypatch.setattr(file_integrity._Pass, "_start_chunk", recording_start)
+    monkeypatch.setattr(file_integrity._Pass, "_finish_chunk", recording_finish)
+    one, two = str(tmp_path / "db" / "one.db"), str(tmp_path / "db" / "two.db")
+    shared = run(site, state="baseline", database=two, workers=2)
+    starts = [key for event, key in events if event == "start"]
+    assert len(starts) > 3 and starts[:-1] == sorted(starts[:-1])
+    assert [key for event, key in events if event == "finish"] == starts
+    # The second chunk is handed out before the first is finished; each later one before the one before it is.
+    assert events[:3] == [("start", starts[0]), ("start", starts[1]), ("finish", starts[0])]
+    assert shared["summary"]["workers"] == 2
+
+    alone = run(site, state="baseline", database=one, workers=1)
+    assert read_database(one).entries == read_database(two).entries
+    (site / "wp-admin/file07.php").write_bytes(b"<?php echo 7;")
+    (site / "wp-admin/file21.php").unlink()
+    (site / "wp-admin/file22.php.new").write_bytes(WEBSHELL)
+    checks = [run(site, state="check", database=database, workers=workers, rehash="always")
+              for database, workers in ((one, 1), (two, 2))]
+    for name in ("added", "removed", "modified", "suspicious"):
+        assert checks[0][name] == checks[1][name] != []
+    assert alone["summary"]["files"] == shared["summary"]["files"]

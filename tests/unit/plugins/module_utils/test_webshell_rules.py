@@ -630,3 +630,52 @@ def test_the_pieces_of_a_string_name_the_earliest_line_any_of_them_matched(scann
     content = b"<?php\n$c = $_GET['c'];\n$f($c);\n$g($_POST['x']);\n"
     (finding,) = [f for f in scanner.scan_bytes("/x.php", content) if f.rule == "request_callable"]
     assert (finding.line_number, finding.line) == (3, "$f($c);")
+
+
+def _strip_comments_token_by_token(data):
+    """The PHP view's comment stripping as first written, one token at a time: what the view must equal."""
+    import re  # pylint: disable=import-outside-toplevel
+    tokens = re.compile(rb"'[^'\\]*(?:\\.[^'\\]*)*'|\"[^\"\\]*(?:\\.[^\"\\]*)*\"|/\*(?:.*?\*/|.*)"
+                        rb"|(?://|#(?!\[))[^\n]*?(?=\?>|\n|$)|\?>", re.DOTALL)
+    parts, position, pattern = [], 0, webshell_rules._PHP_OPEN
+    while True:
+        found = pattern.search(data, position)
+        if found is None:
+            return b"".join(parts + [data[position:]])
+        token = found.group(0)
+        if pattern is webshell_rules._PHP_OPEN or token == b"?>":
+            parts.append(data[position:found.end()])
+            pattern = tokens if pattern is webshell_rules._PHP_OPEN else webshell_rules._PHP_OPEN
+        else:
+            parts.append(data[position:found.start()])
+            if token[:1] == b"'" or (token[:1] == b'"' and b"\\" not in token):
+                parts.append(token)
+            elif token[:1] == b'"':
+                parts.append(webshell_rules._ESCAPE.sub(webshell_rules._unescape, token))
+            else:
+                parts.append(b"\n" * token.count(b"\n") or b" ")
+        position = found.end()
+
+
+@pytest.mark.parametrize("code", [
+    b"<?php $a = 'it''s'; $b = \"x\\x41\" . \"plain // not a comment\"; # gone\n#[Attr] $c = 1; ?> <p>'</p> <?= 2 ?>",
+    b"<?php $a = 'never closed; // a comment? no: code after a lone quote\n$b = 1; /* open to the end",
+    b"<?php $a = \"never closed \\\" # still code\n$b = 'x'; // c ?> html /* kept */ <? $c = '\\'' ?>",
+    b"<?php echo \"a\\\"b\", 'c\\'d'; $d = $x ?: $y; $e = 1 / 2; $f = $g ?? '#'; //?>after",
+    b"<?php\r\n// windows\r\n$a = \"\\101\\x7\";",
+    b"",
+    b"no php at all // here",
+])
+def test_the_comment_stripping_reads_as_one_token_at_a_time(code):
+    assert webshell_rules._strip_comments(code) == _strip_comments_token_by_token(code)
+
+
+def test_the_comment_stripping_reads_random_bytes_as_one_token_at_a_time():
+    # Media and binary files are PHP to the view by a chance open tag: their bytes hold every token and half token.
+    pieces = [b"<?php ", b"<?", b"?>", b"'", b'"', b"\\", b"/", b"*", b"#", b"[", b"\n", b"x", b"$a", b" "]
+    rng = random.Random(17)
+    for _case in range(3000):
+        data = b"".join(rng.choice(pieces) for _piece in range(rng.randrange(1, 60)))
+        assert webshell_rules._strip_comments(data) == _strip_comments_token_by_token(data), data
+    noise = bytes(rng.randrange(256) for _byte in range(1 << 16))
+    assert webshell_rules._strip_comments(b"<?php " + noise) == _strip_comments_token_by_token(b"<?php " + noise)

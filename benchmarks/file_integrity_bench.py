@@ -104,6 +104,9 @@ def main():
 def ensure_tools():
     missing = [package for package, program in (("aide", "aide"), ("time", "/usr/bin/time"))
                if shutil.which(program) is None]
+    # Our side runs on Debian's python3 with Debian's YARA binding, as on a managed host.
+    if subprocess.run(["/usr/bin/python3", "-c", "import yara"], stderr=subprocess.DEVNULL, check=False).returncode:
+        missing.append("python3-yara")
     if missing:
         print("installing %s (apt-get install -y)" % " ".join(missing), flush=True)
         subprocess.run(["apt-get", "install", "-y"] + missing, check=True, stdout=subprocess.DEVNULL,

@@ -416,19 +416,22 @@ def write_report(directory, report, mode=0o600):
     return [os.path.join(directory, REPORT_JSON), os.path.join(directory, INDEX_HTML)]
 
 
-def main(argv):
-    """Print the terminal summary of a saved report: python -m ...fleet_report DIRECTORY/report.json"""
+def main(argv, write=None):
+    """The terminal summary of a saved report, for ``python -m ...fleet_report DIRECTORY/report.json`` on the
+    controller (the audit prints the same lines when it writes the report); the exit status."""
+    import sys
+
+    write = write or sys.stdout.write
     if len(argv) != 1:
-        print("usage: fleet_report.py REPORT.json (a fleet report's report.json)")
+        write("usage: fleet_report.py REPORT.json (a fleet report's report.json)\n")
         return 2
     with open(argv[0], encoding="utf-8") as stream:
         report = json.load(stream)
-    for line in summary_lines(report):
-        print(line)
+    write("".join(line + "\n" for line in summary_lines(report)))
     return 0
 
 
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main(sys.argv[1:]))

@@ -103,11 +103,12 @@ run change-password hostguard.hosting.change_password -e change_password_hosts=m
   -e change_password_domain=site1.example
 MAIL1=$(python -c 'import json, sys; print(next(h["ipv4"] for h in json.load(open(sys.argv[1]))["hosts"] if h["name"] == "mail1"))' \
   "$REPORTS/lab.json")
+# From Japan on 993 (the hardened firewall lets JP reach IMAPS only).
 echo "demo: the mailbox from Japan with the leaked password, then with the new one:"
-python tests/lab/lab.py client --name "$LAB" jp -- python3 scripts/demo/imap_login.py "$MAIL1" mbox1 Mailbox-pass-2201 \
+python tests/lab/lab.py client --name "$LAB" jp -- python3 scripts/demo/imap_login.py "$MAIL1" mbox1 Mailbox-pass-2201 993 \
   && { echo "demo: the leaked password still works" >&2; exit 1; }
 python tests/lab/lab.py client --name "$LAB" jp -- python3 scripts/demo/imap_login.py "$MAIL1" mbox1 \
-  "$(cat "$REPORTS/hostguard-passwords/mail1-mbox1.txt")"
+  "$(cat "$REPORTS/hostguard-passwords/mail1-mbox1.txt")" 993
 # The spam-outbreak runbook: see what would go, then purge with the evidence kept (the held spam included).
 run purge-report hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e mail_queue_purge_sender=offers@site1.example
 run purge hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e mail_queue_purge_sender=offers@site1.example \

@@ -109,9 +109,10 @@ python tests/lab/lab.py client --name "$LAB" jp -- python3 scripts/demo/imap_log
   && { echo "demo: the leaked password still works" >&2; exit 1; }
 python tests/lab/lab.py client --name "$LAB" jp -- python3 scripts/demo/imap_login.py "$MAIL1" mbox1 \
   "$(cat "$REPORTS/hostguard-passwords/mail1-mbox1.txt")" 993
-# The spam-outbreak runbook: see what would go, then purge with the evidence kept (the held spam included).
-run purge-report hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e mail_queue_purge_sender=offers@site1.example
-run purge hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e mail_queue_purge_sender=offers@site1.example \
+# The spam-outbreak runbook: see what would go, then purge with the evidence kept (the held spam included). PHP's
+# mail() hands it to sendmail as the customer, so its envelope sender is the account's address, not its From: header.
+run purge-report hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e mail_queue_purge_sender=customer1@mail1.lab.example
+run purge hostguard.hosting.purge_mail_queue -e purge_hosts=mail1 -e mail_queue_purge_sender=customer1@mail1.lab.example \
   -e mail_queue_purge_export_dir=/var/lib/hostguard/evidence -e mail_queue_purge_confirm=true
 run audit-after hostguard.hosting.audit
 

@@ -11,15 +11,18 @@ and remedy, and renders the lines the audit prints.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import re
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import exposure_findings
 
+# 3: the watch's findings are closed where its containment (quarantine, lock, hold, or the runbook's password
+# change) is in force on the host now, with the times it was noticed and contained; watch.live says what is.
 # 2: every finding has a status (open, or closed by the response) and the response that closed it; the summary
 # counts open findings and the closed ones apart; integrity names what is quarantined, accounts what is locked,
 # mail_queue the purges' evidence archives.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FACETS = ("services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks",
           "watch")
 SEVERITIES = ("critical", "warning", "info")
@@ -51,8 +54,9 @@ def _finding(facet, severity, summary, evidence, remedy, response=None):
 
 
 def _response(action, at, record, evidence=None, undo=None):
-    """What the response did about a finding: quarantined, locked or purged, when, the record it left (the
-    quarantine's manifest, the purge's archive), the evidence kept and how to undo it."""
+    """What the response did about a finding: quarantined, locked, purged, held or the password changed, when, the
+    record it left (the quarantine's manifest, the purge's archive), the evidence kept and how to undo it. The
+    watch's responses add when the incident was first noticed, when it was contained and the seconds between."""
     return {"action": action, "at": at, "record": record, "evidence": evidence, "undo": undo}
 
 
@@ -462,14 +466,87 @@ def disks_findings(facet):
 def watch_facet(data):
     result = _ran(data.get("result")) or {}
     unit = data.get("unit")  # the unit as service_facts saw it, None where it is not installed
-    return {"path": result.get("path"), "present": bool(result.get("present")), "days": data.get("days"),
-            "installed": unit is not None, "running": bool(unit) and unit.get("state") == "running",
-            "events": result.get("events") or [], "counts": result.get("counts") or {},
-            "malformed": result.get("malformed") or 0}
+    facet = {"path": result.get("path"), "present": bool(result.get("present")), "days": data.get("days"),
+             "installed": unit is not None, "running": bool(unit) and unit.get("state") == "running",
+             "events": result.get("events") or [], "counts": result.get("counts") or {},
+             "malformed": result.get("malformed") or 0}
+    if "live" in data:
+        facet["live"] = watch_live(data["live"])
+    return facet
+
+
+def watch_live(data):
+    """What of the watch's containment is in force on the host now, as the audit read it back: the quarantines
+    (quarantine_info on the watch's manifest directory), the account locks (account_locks_info), the held uids and
+    SASL users (watch_events_info's read of the MTA's hold map and list), and the password changes the
+    leaked-password runbook recorded."""
+    quarantined = _ran(data.get("quarantine")) or {}
+    locks = _ran(data.get("locks")) or {}
+    held = (_ran(data.get("events")) or {}).get("held") or {}
+    changes = []
+    for item in (_ran(data.get("password_changes")) or {}).get("results") or []:
+        text = _slurped(item)
+        try:
+            record = json.loads(text) if text else None
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and record.get("account") and record.get("changed_at"):
+            changes.append({key: record.get(key) for key in ("account", "changed_at", "sessions_ended", "record")})
+    return {"quarantined": [{key: item.get(key) for key in QUARANTINED_KEYS}
+                            for item in quarantined.get("quarantined") or []],
+            "locks": [{key: lock.get(key) for key in ("name", "kind", "locked_at", "state", "undone")}
+                      for lock in locks.get("locks") or []],
+            "held": {"uids": list(held.get("uids") or []), "sasl_users": list(held.get("sasl_users") or [])},
+            "password_changes": changes}
+
+
+def _seconds(since, until):
+    """Whole seconds from one ISO 8601 time to another, None where either is missing or unreadable."""
+    try:
+        start, end = (datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00")) for value in (since, until))
+        return max(0, int(round((end - start).total_seconds())))
+    except (TypeError, ValueError):
+        return None
+
+
+WATCH_RESPONSES = {"quarantine": "quarantined", "lock": "locked", "hold": "held"}
+
+
+def _containment_in_force(action, live, noticed_at):
+    """(response or None, why it is not in force): what the host says now of a containment the watch did."""
+    kind = action.get("kind")
+    if kind == "quarantine":
+        item = next((item for item in live["quarantined"] if item.get("path") == action.get("path")), None)
+        if item is None:
+            return None, "no active quarantine holds %s now (restored)" % action.get("path")
+        if item.get("lock") != "in_force":
+            return None, "the quarantine of %s is %s: %s" % (item["path"], item.get("lock"), item.get("lock_problem"))
+        return _response("quarantined", action.get("at"), item.get("manifest"), item.get("evidence"),
+                         action.get("undo")), None
+    if kind == "lock":
+        name = action.get("account")
+        change = next((change for change in live["password_changes"] if change["account"] == name
+                       and (_seconds(noticed_at, change["changed_at"]) or 0) > 0), None)
+        lock = next((lock for lock in live["locks"] if lock["name"] == name and lock.get("state") == "in_force"), None)
+        if lock is not None:
+            return _response("locked", action.get("at"), None, None, action.get("undo")), None
+        if change is not None:
+            # the runbook's answer: a new password, the sessions ended, the account unlocked with it
+            return _response("password_changed", change["changed_at"], change.get("record"), None, None), None
+        return None, "account %s is no longer locked and its password was not changed since" % name
+    if kind == "hold":
+        held = live["held"]
+        if ("uid" in action and action["uid"] in held["uids"]) or \
+                ("sasl_user" in action and action["sasl_user"] in held["sasl_users"]):
+            return _response("held", action.get("at"), None, None, action.get("undo")), None
+        return None, "%s is no longer held (released)" % (
+            "uid %s" % action["uid"] if "uid" in action else "SASL user %s" % action.get("sasl_user"))
+    return None, "the audit cannot read back a containment of kind %s" % kind
 
 
 def watch_findings(facet):
-    """The latest event of each kind and source, saying whether the watch contained it; or that nothing watches."""
+    """The latest event of each kind and source, closed where the watch's containment is in force on the host now
+    (read back, never taken from the event), open again where it was undone; or that nothing watches."""
     findings = []
     if not facet["installed"]:
         findings.append(_finding("watch", "info", "hostguard-watch is not installed here: nothing watches this host "
@@ -480,19 +557,31 @@ def watch_findings(facet):
                                  {"path": facet["path"]},
                                  "journalctl -u hostguard-watch, then run roles/watch again (it starts the service "
                                  "and reads back that it runs)"))
-    latest = {}
+    latest, first = {}, {}
     for event in facet["events"]:
         latest[(event.get("kind"), event.get("key"))] = event
-    for event in latest.values():
+        first.setdefault((event.get("kind"), event.get("key")), event.get("time"))
+    live = facet.get("live")
+    for source, event in latest.items():
         severity = event.get("severity") if event.get("severity") in SEVERITIES else "warning"
         action = event.get("action") or {}
         contained = action.get("done") if action and not action.get("failed") else None
-        summary = "watch saw at %s: %s%s" % (event.get("time"), event.get("summary"),
-                                             "; contained: %s" % contained if contained else "")
+        response = undone = None
+        if contained and live is not None:
+            response, undone = _containment_in_force(action, live, event.get("time"))
+        summary = "watch saw at %s: %s" % (event.get("time"), event.get("summary"))
+        if response is not None:
+            response.update(noticed_at=first[source], contained_at=action.get("at"),
+                            seconds=_seconds(first[source], action.get("at")))
+            summary += "; contained: %s" % contained
+        elif undone:
+            summary += "; contained at %s, but no longer: %s" % (action.get("at") or event.get("time"), undone)
+        elif contained:
+            summary += "; contained: %s (not read back from the host)" % contained
         remedy = "docs/runbooks/%s" % event["runbook"] if event.get("runbook") else "roles/watch"
-        if contained and action.get("undo"):
+        if response is not None and action.get("undo"):
             remedy += "; to undo the containment: %s" % action["undo"]
-        findings.append(_finding("watch", severity, summary, event, remedy))
+        findings.append(_finding("watch", severity, summary, event, remedy, response))
     return findings
 
 

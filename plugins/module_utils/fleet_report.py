@@ -22,10 +22,11 @@ import re
 from ansible_collections.hostguard.hosting.plugins.module_utils.atomic_file import write_atomically
 from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report import FACETS, SEVERITIES, is_open
 
+# 3: hosts' results of schema 3; the summary names each incident the watch contained, noticed -> contained in N s.
 # 2: hosts' results of schema 2; hosts and cells rank by open findings only, the closed ones counted apart.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Reports a new one is compared with: a finding of schema 1 has no status and is open.
-COMPARABLE_VERSIONS = (1, 2)
+COMPARABLE_VERSIONS = (1, 2, 3)
 REPORT_JSON = "report.json"
 INDEX_HTML = "index.html"
 NO_RESULT = "no_result"
@@ -136,8 +137,29 @@ def build_report(results, generated, previous=None, inventory=None):
     findings = {severity: sum((entry["summary"] or {}).get(severity, 0) for entry in hosts)
                 for severity in SEVERITIES + ("closed",)}
     return {"schema_version": SCHEMA_VERSION, "generated": str(generated), "facets": list(FACETS),
-            "summary": {"hosts": len(hosts), "by_worst": worst, "findings": findings},
+            "summary": {"hosts": len(hosts), "by_worst": worst, "findings": findings,
+                        "contained": contained_incidents(hosts)},
             "changes": _changes(hosts, previous, inventory), "hosts": hosts}
+
+
+def contained_incidents(hosts):
+    """Each finding the response closed that says when it was noticed and contained, fastest host first:
+    {host, facet, summary, action, noticed_at, contained_at, seconds}."""
+    incidents = []
+    for entry in hosts:
+        for finding in (entry.get("result") or {}).get("findings") or []:
+            response = finding.get("response") or {}
+            if not is_open(finding) and response.get("noticed_at"):
+                incidents.append({"host": entry["host"], "facet": finding.get("facet"), "summary": finding.get("summary"),
+                                  "action": response.get("action"), "noticed_at": response.get("noticed_at"),
+                                  "contained_at": response.get("contained_at"), "seconds": response.get("seconds")})
+    return incidents
+
+
+def _contained_text(incident):
+    seconds = incident.get("seconds")
+    took = "%d s" % seconds if seconds is not None else "an unknown time"
+    return "noticed %s \u2192 contained in %s" % (incident.get("noticed_at"), took)
 
 
 def finding_lines(report):
@@ -163,6 +185,9 @@ def summary_lines(report):
         counts = entry["summary"]
         lines.append("%s: %s" % (plain(entry["host"]), LABELS[entry["worst"]] + (
             " (%s)" % _counts_text(counts) if counts else " (the audit did not finish on this host)")))
+    lines += ["contained: %s: %s (%s): %s" % (plain(incident["host"]), _contained_text(incident), incident["action"],
+                                              plain(incident["summary"]))
+              for incident in summary.get("contained") or []]
     changes = report["changes"]
     if changes["previous"] is None:
         lines.append("changes: first report here, nothing to compare with")
@@ -298,6 +323,8 @@ def _host_html(index, entry):
 
 def _response_text(response):
     text = "%s %s" % (response.get("action"), response.get("at") or "")
+    if response.get("noticed_at"):
+        text += "; %s" % _contained_text(response)
     for key in ("record", "evidence"):
         if response.get(key) and (key == "record" or response[key] != response.get("record")):
             text += "; %s %s" % (key, response[key])
@@ -387,3 +414,24 @@ def write_report(directory, report, mode=0o600):
     write_atomically(os.path.join(directory, REPORT_JSON), data.encode("ascii"), mode)
     write_atomically(os.path.join(directory, INDEX_HTML), render_html(report).encode("utf-8"), mode)
     return [os.path.join(directory, REPORT_JSON), os.path.join(directory, INDEX_HTML)]
+
+
+def main(argv, write=None):
+    """The terminal summary of a saved report, for ``python -m ...fleet_report DIRECTORY/report.json`` on the
+    controller (the audit prints the same lines when it writes the report); the exit status."""
+    import sys
+
+    write = write or sys.stdout.write
+    if len(argv) != 1:
+        write("usage: fleet_report.py REPORT.json (a fleet report's report.json)\n")
+        return 2
+    with open(argv[0], encoding="utf-8") as stream:
+        report = json.load(stream)
+    write("".join(line + "\n" for line in summary_lines(report)))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

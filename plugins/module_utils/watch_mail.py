@@ -464,6 +464,17 @@ def resolve_mta(wanted, which=shutil.which):
         raise watch_config.ConfigError(f"facets.mail.mta: auto found no MTA: {exc}") from None
 
 
+def held_now(wanted="auto", which=shutil.which):
+    """{uids, sasl_users} the MTA's hold map and list hold now (nothing where the host has neither MTA)."""
+    try:
+        mta = resolve_mta(wanted, which)
+    except watch_config.ConfigError:
+        return {"uids": [], "sasl_users": []}
+    if mta == "exim":
+        return {"uids": read_exim_list(Exim.HOLD_MAP), "sasl_users": read_held_sasl_users(Exim.SASL_HOLD_MAP)}
+    return {"uids": read_held_uids(Postfix.HOLD_MAP), "sasl_users": read_held_sasl_users(Postfix.SASL_HOLD_MAP)}
+
+
 def held_ids_path(state_dir, uid=None, sasl_user=None):
     if sasl_user is not None:
         return os.path.join(state_dir, f"held-sasl-{check_sasl_user(sasl_user)}.ids")

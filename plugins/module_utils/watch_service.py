@@ -236,6 +236,10 @@ class Context(object):
         return self.service.emit(kind, key, summary, severity, runbook, evidence or {}, action, when)
 
 
+def _iso(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 class Service(object):
     def __init__(self, config, journal=None, run=run_command, clock=time.time, log=None, alerter=None):
         self.config, self.run, self.clock = config, run, clock
@@ -275,7 +279,7 @@ class Service(object):
         if last is not None and now - last < self.config["alerts"]["interval"] and (not action or action.get("failed")):
             return False
         event = {
-            "time": datetime.datetime.fromtimestamp(when or now, datetime.timezone.utc).isoformat(timespec="seconds"),
+            "time": _iso(when or now),
             "host": self.config["host"], "kind": kind, "key": key, "summary": summary, "severity": severity,
             "runbook": runbook, "evidence": evidence,
         }
@@ -283,6 +287,9 @@ class Service(object):
             event.setdefault(field, value)
         if action:
             event["action"] = action
+            if not action.get("failed"):
+                # when the containment was done, which may be later than `when` (the log line it answers)
+                action.setdefault("at", _iso(now))
         self.state.data["said"][said_key] = now
         self.state.dirty = True
         self.events.append(event)

@@ -33,6 +33,12 @@ options:
     description: Return at most this many events, the newest.
     type: int
     default: 200
+  mta:
+    description:
+      - The MTA whose hold map and list of held SASL users are read back (C(held)); V(auto) takes the one the host has.
+    type: str
+    choices: [auto, postfix, exim]
+    default: auto
 """
 
 EXAMPLES = r"""
@@ -64,6 +70,13 @@ truncated:
   description: Whether there were more events than O(limit).
   returned: always
   type: bool
+held:
+  description:
+    - The uids and SASL users whose mail the watch's containment holds now, read from the MTA's hold map and list
+      (what the MTA consults, not what the events say); empty lists where the host has no MTA or nothing is held.
+  returned: always
+  type: dict
+  sample: {"uids": [2001], "sasl_users": []}
 """
 
 import time
@@ -71,6 +84,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hostguard.hosting.plugins.module_utils.watch_events import read_events
+from ansible_collections.hostguard.hosting.plugins.module_utils.watch_mail import held_now
 
 
 def main():
@@ -79,6 +93,7 @@ def main():
             path=dict(type="path", default="/var/lib/hostguard/watch/events.jsonl"),
             days=dict(type="int", default=7),
             limit=dict(type="int", default=200),
+            mta=dict(type="str", default="auto", choices=["auto", "postfix", "exim"]),
         ),
         supports_check_mode=True,
     )
@@ -90,6 +105,10 @@ def main():
                              module.params["limit"])
     except OSError as exc:
         module.fail_json(msg=f"{module.params['path']}: cannot be read: {exc.strerror}")
+    try:
+        result["held"] = held_now(module.params["mta"])
+    except OSError as exc:
+        module.fail_json(msg=f"the watch's hold map cannot be read: {exc}")
     module.exit_json(changed=False, **result)
 
 

@@ -145,11 +145,12 @@ ENFORCEMENT = {
 HELD_EVENT = {"time": "2026-12-06T04:10:02+00:00", "host": "web1", "kind": "mail_rate", "key": "uid:2001",
               "severity": "critical", "summary": "account site1 (uid 2001), script contact.php, sent 201 messages",
               "runbook": "spam-outbreak.md", "uid": 2001, "account": "site1", "script": "contact.php", "count": 201,
-              "action": {"done": "mail from uid 2001 (site1) is held", "undo": "ansible-playbook "
+              "action": {"kind": "hold", "uid": 2001, "at": "2026-12-06T04:10:05+00:00",
+                         "done": "mail from uid 2001 (site1) is held", "undo": "ansible-playbook "
                          "hostguard.hosting.release_mail -e release_mail_hosts=web1 -e release_mail_uid=2001"}}
 WATCH = {"days": 7, "unit": {"name": "hostguard-watch.service", "state": "running", "status": "enabled"},
          "result": {"changed": False, "path": "/var/lib/hostguard/watch/events.jsonl", "present": True,
-                    "events": [dict(HELD_EVENT, count=150, action=None), HELD_EVENT],
+                    "events": [dict(HELD_EVENT, count=150, action=None, time="2026-12-06T04:09:40+00:00"), HELD_EVENT],
                     "counts": {"mail_rate": 2}, "malformed": 0, "truncated": False}}
 FACETS_INPUT = {"services": services(), "enforcement": ENFORCEMENT, "dnsbl": DNSBL, "integrity": INTEGRITY, "accounts": ACCOUNTS,
                 "mail_queue": QUEUE, "attacks": ATTACKS, "updates": UPDATES, "disks": DISKS, "watch": WATCH}
@@ -167,7 +168,7 @@ def assert_valid(document):
 def test_a_result_with_every_facet_is_valid_against_the_schema():
     document = result()
     assert_valid(document)
-    assert (document["schema_version"], document["host"], document["time"]) == (2, "web1", TIME)
+    assert (document["schema_version"], document["host"], document["time"]) == (3, "web1", TIME)
     assert document["facets"] == list(FACETS)
 
 
@@ -349,9 +350,86 @@ def test_the_watch_facet_names_the_latest_event_of_each_source_and_what_was_cont
     assert len(watch) == 1
     assert watch[0]["severity"] == "critical" and watch[0]["evidence"]["count"] == 201
     assert watch[0]["summary"] == ("watch saw at 2026-12-06T04:10:02+00:00: account site1 (uid 2001), script "
-                                   "contact.php, sent 201 messages; contained: mail from uid 2001 (site1) is held")
-    assert watch[0]["remedy"].startswith("docs/runbooks/spam-outbreak.md; to undo the containment: ansible-playbook")
+                                   "contact.php, sent 201 messages; contained: mail from uid 2001 (site1) is held "
+                                   "(not read back from the host)")
+    assert watch[0]["status"] == "open"  # an audit that did not read the host back trusts no event
+    assert watch[0]["remedy"] == "docs/runbooks/spam-outbreak.md"
     assert watch[0]["summary"] in report_lines(document)
+
+
+# --- the watch's containment read back from the host --------------------------------------------------------------
+
+WATCH_MANIFEST = "/var/lib/hostguard/quarantine/20261206T041500.000000Z-1.json"
+QUARANTINE_EVENT = {"time": "2026-12-06T04:15:00+00:00", "host": "web1", "kind": "file_planted",
+                    "key": "/var/www/site1/x.php", "severity": "critical", "summary": "a PHP file appeared",
+                    "runbook": "planted-files.md", "path": "/var/www/site1/x.php",
+                    "action": {"kind": "quarantine", "path": "/var/www/site1/x.php", "manifest": WATCH_MANIFEST,
+                               "at": "2026-12-06T04:15:02+00:00", "done": "/var/www/site1/x.php is quarantined",
+                               "undo": "ansible-playbook hostguard.hosting.restore -e ..."}}
+LOGIN_EVENT = {"time": "2026-12-06T04:20:00+00:00", "host": "web1", "kind": "login_new_country", "key": "mbox1",
+               "severity": "critical", "summary": "mbox1 logged in over imap from MD", "runbook": "leaked-password.md",
+               "account": "mbox1", "action": {"kind": "lock", "account": "mbox1", "account_kind": "system",
+                                              "at": "2026-12-06T04:20:01+00:00", "done": "system account mbox1 is locked",
+                                              "undo": "ansible web1 -m hostguard.hosting.account_cleanup -a "
+                                                      "'mode=unlock unlock=mbox1'"}}
+
+
+def live(held=(2001,), quarantine_lock="in_force", lock_state="in_force", password_changed_at=None):
+    changes = {"results": [slurped(json.dumps({"account": "mbox1", "changed_at": password_changed_at,
+                                               "sessions_ended": 1,
+                                               "record": "/var/lib/hostguard/password_changes/mbox1.json"}))]
+               if password_changed_at else []}
+    return {"events": {"changed": False, "held": {"uids": list(held), "sasl_users": []}},
+            "quarantine": {"changed": False, "quarantined": [
+                {"path": "/var/www/site1/x.php", "manifest": WATCH_MANIFEST, "quarantined_at": "20261206T041502Z",
+                 "lock": quarantine_lock, "lock_problem": None if quarantine_lock == "in_force" else "mode 0644"}]},
+            "locks": {"changed": False, "locks": [{"name": "mbox1", "kind": "system", "locked_at": "2026-12-06T04:20:01Z",
+                                                   "state": lock_state, "undone": [], "protected": None}]},
+            "password_changes": changes}
+
+
+def watch_with(live_state):
+    watched = copy.deepcopy(WATCH)
+    watched["result"]["events"] += [QUARANTINE_EVENT, LOGIN_EVENT]
+    watched["live"] = live_state
+    document = result(dict(FACETS_INPUT, watch=watched))
+    assert_valid(document)
+    return {finding["evidence"]["kind"]: finding for finding in document["findings"] if finding["facet"] == "watch"}
+
+
+def test_a_containment_in_force_on_the_host_closes_the_finding_with_its_times():
+    findings = watch_with(live())
+    assert {kind: finding["status"] for kind, finding in findings.items()} == {
+        "mail_rate": "closed", "file_planted": "closed", "login_new_country": "closed"}
+    held = findings["mail_rate"]["response"]
+    # noticed at the source's first event (150 messages), contained when the later one held it
+    assert (held["action"], held["noticed_at"], held["contained_at"], held["seconds"]) == (
+        "held", "2026-12-06T04:09:40+00:00", "2026-12-06T04:10:05+00:00", 25)
+    assert held["undo"].endswith("-e release_mail_uid=2001")
+    quarantined = findings["file_planted"]["response"]
+    assert (quarantined["action"], quarantined["record"], quarantined["seconds"]) == ("quarantined", WATCH_MANIFEST, 2)
+    assert findings["login_new_country"]["response"]["action"] == "locked"
+
+
+def test_a_containment_undone_on_the_host_opens_the_finding_again():
+    findings = watch_with(live(held=(), quarantine_lock="undone", lock_state="undone"))
+    assert {kind: finding["status"] for kind, finding in findings.items()} == {
+        "mail_rate": "open", "file_planted": "open", "login_new_country": "open"}
+    assert findings["mail_rate"]["summary"].endswith(
+        "contained at 2026-12-06T04:10:05+00:00, but no longer: uid 2001 is no longer held (released)")
+    assert "the quarantine of /var/www/site1/x.php is undone: mode 0644" in findings["file_planted"]["summary"]
+    assert "mbox1 is no longer locked and its password was not changed since" in findings["login_new_country"]["summary"]
+
+
+def test_an_unlocked_mailbox_whose_password_was_changed_after_the_login_stays_closed():
+    findings = watch_with(live(lock_state="gone", password_changed_at="2026-12-06T04:25:00+00:00"))
+    login = findings["login_new_country"]
+    assert login["status"] == "closed"
+    assert (login["response"]["action"], login["response"]["at"], login["response"]["seconds"]) == (
+        "password_changed", "2026-12-06T04:25:00+00:00", 1)  # contained by the lock, a second after the login
+    # a password changed before the login from abroad is the one the attacker used: it closes nothing
+    before = watch_with(live(lock_state="gone", password_changed_at="2026-12-06T04:00:00+00:00"))
+    assert before["login_new_country"]["status"] == "open"
 
 
 def test_a_host_without_the_watch_is_said_to_be_unwatched():

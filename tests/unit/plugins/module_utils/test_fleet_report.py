@@ -24,6 +24,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.fleet_report imp
     changed_since,
     default_directory,
     directory_problem,
+    main as fleet_report_main,
     finding_lines,
     read_previous,
     render_html,
@@ -59,7 +60,7 @@ def test_hosts_are_ordered_by_worst_finding_then_by_their_counts():
     assert [entry["worst"] for entry in report["hosts"]] == ["critical", "critical", "no_result", "warning", "ok"]
     assert report["summary"] == {"hosts": 5, "by_worst": {"critical": 2, "no_result": 1, "warning": 1, "info": 0,
                                                           "ok": 1},
-                                 "findings": {"critical": 3, "warning": 2, "info": 1, "closed": 0}}
+                                 "findings": {"critical": 3, "warning": 2, "info": 1, "closed": 0}, "contained": []}
 
 
 def test_each_facet_cell_is_the_facets_worst_finding_ok_or_not_run():
@@ -126,7 +127,7 @@ def test_a_host_left_out_of_this_run_but_still_in_the_inventory_is_not_audited_r
 
 
 def test_a_previous_report_of_another_schema_version_is_not_compared_with():
-    previous = dict(previous_report(), schema_version=3)
+    previous = dict(previous_report(), schema_version=4)
     assert build_report(fleet(), NOW, previous)["changes"]["previous"] is None
 
 
@@ -303,3 +304,33 @@ def test_the_report_goes_beside_the_inventory_file_or_beside_an_inventory_direct
 def test_input_that_is_not_a_fleet_of_audit_results_is_refused_naming_it(results, message):
     with pytest.raises(FleetReportError, match=message):
         build_report(results, NOW)
+
+
+def test_each_incident_the_watch_contained_is_named_with_its_time_from_notice_to_containment():
+    hosts = fleet()
+    hosts["mail1"]["findings"].append({
+        "facet": "watch", "severity": "critical", "summary": "watch saw at 2026-12-07T05:00:00+00:00: uid 2001 sent "
+        "201 messages; contained: mail from uid 2001 is held", "evidence": {"kind": "mail_rate"},
+        "remedy": "docs/runbooks/spam-outbreak.md", "status": "closed",
+        "response": {"action": "held", "at": "2026-12-07T05:00:03+00:00", "record": None, "evidence": None,
+                     "undo": "ansible-playbook hostguard.hosting.release_mail", "noticed_at": "2026-12-07T04:59:58+00:00",
+                     "contained_at": "2026-12-07T05:00:03+00:00", "seconds": 5}})
+    report = build_report(hosts, NOW)
+    assert errors(report) == []
+    assert report["summary"]["contained"] == [{
+        "host": "mail1", "facet": "watch", "summary": hosts["mail1"]["findings"][-1]["summary"], "action": "held",
+        "noticed_at": "2026-12-07T04:59:58+00:00", "contained_at": "2026-12-07T05:00:03+00:00", "seconds": 5}]
+    assert ("contained: mail1: noticed 2026-12-07T04:59:58+00:00 \u2192 contained in 5 s (held): watch saw at "
+            "2026-12-07T05:00:00+00:00: uid 2001 sent 201 messages; contained: mail from uid 2001 is held"
+            in summary_lines(report))
+    assert "held 2026-12-07T05:00:03+00:00; noticed 2026-12-07T04:59:58+00:00 \u2192 contained in 5 s" in (
+        html.unescape(render_html(report)))
+
+
+def test_a_saved_report_prints_its_terminal_summary(tmp_path, capsys):
+    report = build_report(fleet(), NOW)
+    saved = tmp_path / "report.json"
+    saved.write_text(json.dumps(report))
+    assert fleet_report_main([str(saved)]) == 0
+    assert capsys.readouterr().out.splitlines() == summary_lines(report)
+    assert fleet_report_main([]) == 2

@@ -242,3 +242,19 @@ def test_a_restart_keeps_which_queue_id_is_whose(tmp_path):
     again.read_journal()
     source = again.state.facet("mail")["sources"]["uid:1001"]
     assert source["domains"] == {"victims.md": 1}
+
+
+def test_what_is_held_now_is_read_from_the_mtas_hold_map_and_list(tmp_path, monkeypatch):
+    monkeypatch.setattr(watch_mail.Postfix, "HOLD_MAP", str(tmp_path / "hold.regexp"))
+    monkeypatch.setattr(watch_mail.Postfix, "SASL_HOLD_MAP", str(tmp_path / "sasl-hold"))
+    postfix = {"postsuper": "/usr/sbin/postsuper", "postqueue": "/usr/sbin/postqueue", "postconf": "/usr/sbin/postconf"}
+    which = postfix.get
+    assert watch_mail.held_now("auto", which) == {"uids": [], "sasl_users": []}
+    watch_mail.write_hold_map(str(tmp_path / "hold.regexp"), [2001, 1002])
+    (tmp_path / "sasl-hold").write_text(watch_mail.sasl_map_text(["mailer1"]))
+    assert watch_mail.held_now("auto", which) == {"uids": [1002, 2001], "sasl_users": ["mailer1"]}
+    # released: the map no longer names the uid, whatever the events log says
+    watch_mail.write_hold_map(str(tmp_path / "hold.regexp"), [1002])
+    assert watch_mail.held_now("postfix", which)["uids"] == [1002]
+    # a host without an MTA holds nothing
+    assert watch_mail.held_now("auto", {}.get) == {"uids": [], "sasl_users": []}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.hostguard.hosting.plugins.module_utils import watch_config, watch_service
+from ansible_collections.hostguard.hosting.tests.unit.plugins.module_utils.watch_fakes import Clock, read_events, start_service
 
 
 def write(tmp_path, text):
@@ -47,3 +48,17 @@ def test_hold_needs_the_maps_directory_on_this_host(tmp_path):
 def test_the_runner_says_when_a_command_is_missing():
     rc, out, err = watch_service.run_command(["/nonexistent/postsuper", "-h"])
     assert rc == 127 and out == "" and "postsuper" in err
+
+
+def test_an_event_whose_containment_was_done_says_when_it_was_done(tmp_path):
+    clock = Clock(1796532000.0)  # 2026-12-06T04:40:00Z
+    service = start_service(tmp_path, {}, clock=clock)
+    service.learning_until = None  # past its first start's reading of the journal
+    # the log line that crossed the limit was written 3 s before the service held its source
+    assert service.emit("mail_rate", "uid:2001", "uid 2001 sent 201 messages", "critical", None, {"uid": 2001},
+                        {"kind": "hold", "done": "held", "undo": "release"}, clock.now - 3)
+    assert service.emit("file_planted", "/srv/a.php", "planted", "critical", None, {"path": "/srv/a.php"},
+                        {"kind": "quarantine", "failed": True, "done": "nothing", "undo": "nothing to undo"}, None)
+    held, failed = read_events(tmp_path)
+    assert (held["time"], held["action"]["at"]) == ("2026-12-06T04:39:57+00:00", "2026-12-06T04:40:00+00:00")
+    assert "at" not in failed["action"]  # nothing was contained: no time of containment

@@ -151,7 +151,7 @@ def test_the_audit_result_of_each_lab_host_is_valid_against_the_schema(audit):
     for name, result in facts.items():
         errors = [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(result)]
         assert not errors, (name, errors)
-        assert (result["schema_version"], result["host"]) == (2, name)
+        assert (result["schema_version"], result["host"]) == (3, name)
         assert result["facets"] == ["services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue",
                                     "attacks", "updates", "disks", "watch"]
         # No hardening role ran on the lab's hosts: no record, nothing to prove.

@@ -71,7 +71,7 @@ def _survey_directory(dir_fd, path, depth, installs, mount):
             install["plugins"] = _plugins(dir_fd, path, mount)
             install["themes"] = _themes(dir_fd, path, mount)
         installs.append(install)
-        return  # an install's own directories hold no other install
+        break  # the other version files are of the same CMS's older releases
     if depth <= 0:
         return
     for name in _subdirectories(dir_fd):

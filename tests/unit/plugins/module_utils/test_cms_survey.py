@@ -61,6 +61,14 @@ def test_installs_below_the_docroot_are_found_to_the_depth_asked(tmp_path):
         str(tmp_path / "site" / "blog"), str(tmp_path / "site" / "portal")]
 
 
+def test_an_install_in_a_directory_of_another_is_found_too(tmp_path):
+    # A WordPress at the docroot with a second one in /blog: common on shared hosting, and each gets old on its own.
+    site = wordpress(tmp_path / "site", "4.9.8")
+    wordpress(site / "blog", "6.9")
+    assert [(i["path"], i["version"]) for i in cms_survey.survey(str(site))] == [
+        (str(site), "4.9.8"), (str(site / "blog"), "6.9")]
+
+
 def test_a_customers_symlinks_are_never_followed(tmp_path):
     outside = wordpress(tmp_path / "outside", "9.9")
     plugin(outside, "secret", "<?php\n/* Plugin Name: Outside\nVersion: 1 */\n")

@@ -15,6 +15,7 @@ import datetime
 import json
 import re
 
+from ansible_collections.hostguard.hosting.plugins.module_utils import cms_releases
 from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import exposure_findings
 
 # 3: the watch's findings are closed where its containment (quarantine, lock, hold, or the runbook's password
@@ -23,8 +24,8 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import 
 # counts open findings and the closed ones apart; integrity names what is quarantined, accounts what is locked,
 # mail_queue the purges' evidence archives.
 SCHEMA_VERSION = 3
-FACETS = ("services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks",
-          "watch")
+FACETS = ("services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms",
+          "disks", "watch")
 SEVERITIES = ("critical", "warning", "info")
 EVERY_ADDRESS = ("0.0.0.0", "::", "*")
 
@@ -440,6 +441,80 @@ def updates_findings(facet):
     return findings
 
 
+# Releases read this many days before the audit are said to be old: an install may look current against them.
+CMS_RELEASES_STALE_DAYS = 90
+CMS_NAMES = {"wordpress": "WordPress", "joomla": "Joomla"}
+
+
+def cms_facet(data):
+    """The sites' CMS installs, each judged against the releases the controller read (or the pinned ones)."""
+    result = _ran(data.get("result")) or {}
+    read = _ran(data.get("releases")) or {}
+    releases = read.get("releases") or {}
+    installs = result.get("installs") or []
+    return {"installs": cms_releases.judge(installs, releases) if releases else installs,
+            "errors": result.get("errors") or [], "releases_as_of": releases.get("as_of"),
+            "releases_source": read.get("source"), "today": data.get("today")}
+
+
+def _days_between(earlier, later):
+    try:
+        first, last = (tuple(int(part) for part in str(day)[:10].split("-")) for day in (earlier, later))
+        return (datetime.date(*last) - datetime.date(*first)).days
+    except (TypeError, ValueError):
+        return None
+
+
+def cms_findings(facet):
+    findings = []
+    for install in facet["installs"]:
+        name = "%s %s at %s" % (CMS_NAMES.get(install["cms"], install["cms"]), install.get("version") or "(version "
+                                "unreadable)", install["path"])
+        evidence = {key: install.get(key) for key in ("cms", "path", "version", "version_file", "latest", "fixed_in")}
+        status = install.get("status")
+        update = "update %s to %s with its own updater, as the site's owner (for WordPress: wp core update); " \
+                 "software left old is how the seeds' sites were broken into" % (install["path"], install.get("latest"))
+        if status == "unsupported":
+            findings.append(_finding("cms", "critical", "%s gets no security fixes any more (latest %s)"
+                                     % (name, install.get("latest")), evidence, update))
+        elif status == "insecure":
+            findings.append(_finding("cms", "critical", "%s misses the security release %s of its branch (latest %s)"
+                                     % (name, install.get("fixed_in"), install.get("latest")), evidence, update))
+        elif status == "outdated":
+            findings.append(_finding("cms", "warning", "%s is older than the latest release %s"
+                                     % (name, install.get("latest")), evidence, update))
+        elif install.get("version") is None:
+            findings.append(_finding("cms", "warning", "%s: its version file names no version" % name, evidence,
+                                     "look at %s: a changed version file may be a planted one" % install.get(
+                                         "version_file")))
+        old = [dict(extension, kind=kind[:-1]) for kind in ("plugins", "themes")
+               for extension in install.get(kind) or [] if extension.get("status") == "outdated"]
+        if old:
+            named = ", ".join("%s %s %s (latest %s)" % (item["kind"], item["slug"], item.get("version"), item["latest"])
+                              for item in old)
+            findings.append(_finding(
+                "cms", "warning", "%d plugins and themes of %s are older than the directory's: %s"
+                % (len(old), install["path"], named),
+                {"path": install["path"], "outdated": old},
+                "update them from the site's dashboard or wp plugin update / wp theme update, as the site's owner; "
+                "remove the ones the site does not use"))
+    for error in facet["errors"]:
+        findings.append(_finding("cms", "warning", "%s could not be surveyed for CMS installs: %s"
+                                 % (error.get("path"), error.get("reason")), error,
+                                 "look at the document root by hand"))
+    source = facet.get("releases_source") or {}
+    age = _days_between(facet.get("releases_as_of"), facet.get("today"))
+    if facet["installs"] and not source.get("pinned") and age is not None and age > CMS_RELEASES_STALE_DAYS:
+        findings.append(_finding(
+            "cms", "info", "the installs are judged against releases as of %s, %d days old (%s): an install may look "
+            "current that is not" % (facet["releases_as_of"], age, "; ".join(source.get("errors") or [])
+                                     or "not refreshed"),
+            {"as_of": facet["releases_as_of"], "errors": source.get("errors") or []},
+            "run the audit where the controller reaches api.wordpress.org and downloads.joomla.org, or pin "
+            "current releases in audit_cms_releases_file"))
+    return findings
+
+
 def disks_facet(data):
     result = _ran(data.get("result")) or {}
     return {
@@ -595,6 +670,7 @@ SHAPERS = {
     "attacks": (attacks_facet, attacks_findings),
     "updates": (updates_facet, updates_findings),
     "disks": (disks_facet, disks_findings),
+    "cms": (cms_facet, cms_findings),
     "watch": (watch_facet, watch_findings),
 }
 
@@ -697,6 +773,12 @@ def report_lines(result):
             lines.append("unattended-upgrades is not on: security updates wait for someone to install them")
         if updates.get("reboot_required"):
             lines.append("a reboot is pending (/run/reboot-required)")
+    cms = result.get("cms")
+    if cms:
+        lines += ["cms: %s %s at %s, %s%s" % (CMS_NAMES.get(install["cms"], install["cms"]), install.get("version"),
+                                              install["path"], install.get("status", "unknown"),
+                                              " (latest %s)" % install["latest"] if install.get("latest") else "")
+                  for install in cms["installs"]]
     disks = result.get("disks")
     if disks:
         lines += ["software RAID not healthy (array, members up, failed): %s %s %s"

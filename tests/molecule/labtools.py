@@ -126,8 +126,8 @@ def audit_results(plays: list[dict]) -> tuple[dict, dict]:
 AUDIT_PLAYBOOK = str(PROJECT_DIR / "playbooks" / "audit.yml")
 # The audit with only its enforcement facet on: the others are proven by their own scenarios.
 ONLY_ENFORCEMENT = {f"audit_{facet}_enabled": False
-                    for facet in ("services", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks",
-                                  "watch")}
+                    for facet in ("services", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms",
+                                  "disks", "watch")}
 
 
 def audit_enforcement(host: str) -> dict:

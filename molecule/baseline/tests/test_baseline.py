@@ -153,7 +153,7 @@ def test_the_audit_result_of_each_lab_host_is_valid_against_the_schema(audit):
         assert not errors, (name, errors)
         assert (result["schema_version"], result["host"]) == (3, name)
         assert result["facets"] == ["services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue",
-                                    "attacks", "updates", "disks", "watch"]
+                                    "attacks", "updates", "cms", "disks", "watch"]
         # No hardening role ran on the lab's hosts: no record, nothing to prove.
         assert result["enforcement"] == {"roles": []}
         # The lab's daemons, as the network sees them: every listening port of LISTENING is reported, unfirewalled.
@@ -192,6 +192,25 @@ def test_the_audit_names_a_pending_security_update_and_that_nothing_installs_it(
     assert "unattended-upgrades is not on: security updates wait for someone to install them" in lines["web1"]
     # mail1 was not seeded: whatever it lacks, hostguard-probe is not among it.
     assert "hostguard-probe" not in facts["mail1"]["updates"]["security"]
+
+
+def test_the_audit_judges_the_seeded_wordpress_installs_against_the_shipped_releases(audit):
+    # prepare.yml: WordPress 4.9.8 with Contact Form 7 5.0.3 in /var/www/site1, WordPress 6.9 in /var/www/site1/blog.
+    facts, lines = audit
+    cms = facts["web1"]["cms"]
+    by_path = {install["path"]: install for install in cms["installs"]}
+    assert set(by_path) == {"/var/www/site1", "/var/www/site1/blog"}, cms
+    old, current = by_path["/var/www/site1"], by_path["/var/www/site1/blog"]
+    assert (old["version"], old["status"], old["latest"]) == ("4.9.8", "unsupported", "6.9")
+    assert [(p["slug"], p["version"], p["status"]) for p in old["plugins"]] == [("contact-form-7", "5.0.3", "unknown")]
+    assert (current["version"], current["status"]) == ("6.9", "current")
+    findings = [finding for finding in facts["web1"]["findings"] if finding["facet"] == "cms"]
+    assert [finding["severity"] for finding in findings] == ["critical", "info"], findings
+    assert findings[0]["summary"] == "WordPress 4.9.8 at /var/www/site1 gets no security fixes any more (latest 6.9)"
+    assert findings[1]["summary"].startswith("the installs are judged against releases as of 2025-12-02")
+    assert "cms: WordPress 4.9.8 at /var/www/site1, unsupported (latest 6.9)" in lines["web1"]
+    # mail1 has no site: nothing to judge.
+    assert facts["mail1"]["cms"]["installs"] == []
 
 
 def test_the_audit_reads_the_disks_of_a_host_without_software_raid_or_smartctl(audit):

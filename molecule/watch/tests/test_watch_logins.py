@@ -101,7 +101,7 @@ def test_the_undo_the_alert_names_unlocks_it_and_a_login_from_japan_says_nothing
 
 def test_the_audit_names_the_login_and_the_lock_with_its_undo(host):
     only_watch = {f"audit_{facet}_enabled": False for facet in (
-        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "disks")}
+        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms", "disks")}
     run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
     assert run["rc"] == 0, run["stats"]
     facts, _lines = audit_results(run["plays"])

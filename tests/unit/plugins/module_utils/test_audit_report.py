@@ -152,8 +152,24 @@ WATCH = {"days": 7, "unit": {"name": "hostguard-watch.service", "state": "runnin
          "result": {"changed": False, "path": "/var/lib/hostguard/watch/events.jsonl", "present": True,
                     "events": [dict(HELD_EVENT, count=150, action=None, time="2026-12-06T04:09:40+00:00"), HELD_EVENT],
                     "counts": {"mail_rate": 2}, "malformed": 0, "truncated": False}}
+CMS_RELEASES = {"as_of": "2026-11-30", "cms": {"wordpress": {"latest": "6.9", "branches": {"6.9": "6.9", "6.4": "6.4.7"}}},
+                "plugins": {"contact-form-7": "6.1.4"}, "themes": {}}
+CMS = {"today": "2026-12-05",
+       "releases": {"changed": False, "releases": CMS_RELEASES,
+                    "source": {"pinned": None, "online": ["wordpress"], "errors": [], "unlisted": []}},
+       "result": {"changed": False, "errors": [{"path": "/var/www/gone", "reason": "/var/www/gone: not found"}],
+                  "installs": [
+                      {"cms": "wordpress", "path": "/var/www/site1", "docroot": "/var/www/site1", "version": "6.4.3",
+                       "version_file": "/var/www/site1/wp-includes/version.php",
+                       "plugins": [{"slug": "contact-form-7", "name": "Contact Form 7", "version": "5.1",
+                                    "path": "/var/www/site1/wp-content/plugins/contact-form-7/wp-contact-form-7.php"}],
+                       "themes": []},
+                      {"cms": "wordpress", "path": "/var/www/site2", "docroot": "/var/www/site2", "version": "4.9.8",
+                       "version_file": "/var/www/site2/wp-includes/version.php", "plugins": [], "themes": []},
+                      {"cms": "wordpress", "path": "/var/www/site3", "docroot": "/var/www/site3", "version": "6.9",
+                       "version_file": "/var/www/site3/wp-includes/version.php", "plugins": [], "themes": []}]}}
 FACETS_INPUT = {"services": services(), "enforcement": ENFORCEMENT, "dnsbl": DNSBL, "integrity": INTEGRITY, "accounts": ACCOUNTS,
-                "mail_queue": QUEUE, "attacks": ATTACKS, "updates": UPDATES, "disks": DISKS, "watch": WATCH}
+                "mail_queue": QUEUE, "attacks": ATTACKS, "updates": UPDATES, "cms": CMS, "disks": DISKS, "watch": WATCH}
 
 
 def result(facets=None):
@@ -584,3 +600,33 @@ def test_each_purge_is_named_by_its_evidence_archive_as_a_closed_finding():
     # The queue as it is now is still what it is: the purges close no finding about what is queued today.
     assert findings["220 messages in the mail queue; the busiest sender: spammer@site1.example (200)"][
         "status"] == "open"
+
+
+def cms_findings(facets):
+    return [finding for finding in result(facets)["findings"] if finding["facet"] == "cms"]
+
+
+def test_each_cms_install_is_judged_and_an_unfixed_one_is_critical():
+    findings = cms_findings({"cms": CMS})
+    assert [(finding["severity"], finding["summary"]) for finding in findings] == [
+        ("critical", "WordPress 6.4.3 at /var/www/site1 misses the security release 6.4.7 of its branch (latest 6.9)"),
+        ("critical", "WordPress 4.9.8 at /var/www/site2 gets no security fixes any more (latest 6.9)"),
+        ("warning", "1 plugins and themes of /var/www/site1 are older than the directory's: plugin contact-form-7 5.1 "
+                    "(latest 6.1.4)"),
+        ("warning", "/var/www/gone could not be surveyed for CMS installs: /var/www/gone: not found")]
+    assert findings[0]["evidence"]["fixed_in"] == "6.4.7" and "update /var/www/site1 to 6.9" in findings[0]["remedy"]
+    document = result({"cms": CMS})
+    assert_valid(document)
+    assert [install["status"] for install in document["cms"]["installs"]] == ["insecure", "unsupported", "current"]
+
+
+def test_releases_months_old_and_not_refreshed_are_said_to_be_so():
+    facets = copy.deepcopy({"cms": CMS})
+    facets["cms"]["releases"]["releases"]["as_of"] = "2025-12-02"
+    facets["cms"]["releases"]["source"] = {"pinned": None, "online": [],
+                                           "errors": ["wordpress: https://api.wordpress.org: offline"], "unlisted": []}
+    [stale] = [finding for finding in cms_findings(facets) if finding["severity"] == "info"]
+    assert stale["summary"].startswith("the installs are judged against releases as of 2025-12-02, 368 days old "
+                                       "(wordpress: https://api.wordpress.org: offline)")
+    facets["cms"]["releases"]["source"]["pinned"] = "/etc/ansible/cms_releases.yml"
+    assert not [finding for finding in cms_findings(facets) if finding["severity"] == "info"]

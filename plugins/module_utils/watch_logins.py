@@ -155,6 +155,17 @@ def network_of(address):
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
+def locate(countries, text):
+    """(address, place, country, network) of a login's address text: the place is the country code of the
+    CountryTable `countries`, or without one the address's network. None for loopback and unspecified addresses:
+    webmail on the host logs in from 127.0.0.1, which says nothing of where the user is."""
+    address = normalized(text)
+    if address is None or address.is_loopback or address.is_unspecified:
+        return None
+    country, network = countries.country(address), network_of(address)
+    return str(address), (country or f"network {network}"), country, network
+
+
 # -- the daemons' login lines -------------------------------------------------------------------------------------------
 class Login(object):
     __slots__ = ("account", "service", "address")
@@ -409,17 +420,11 @@ class LoginsFacet(Facet):
             self.prune(now)
 
     # -- judging ------------------------------------------------------------------------------------------------------
-    def place(self, address):
-        """(place, country, network): the country code, or without one the address's network."""
-        country = self.countries.country(address)
-        network = network_of(address)
-        return (country or f"network {network}"), country, network
-
     def login(self, login, when):
-        address = normalized(login.address)
-        if address is None or address.is_loopback or address.is_unspecified:
-            return  # webmail on the host logs in from 127.0.0.1: it says nothing of where the user is
-        place, country, network = self.place(address)
+        located = locate(self.countries, login.address)
+        if located is None:
+            return
+        address, place, country, network = located
         state = self.context.state
         horizon = when - self.history
         known = {name: seen for name, seen in state["accounts"].get(login.account, {}).items() if seen >= horizon}
@@ -432,7 +437,7 @@ class LoginsFacet(Facet):
         state["places"][place] = max(when, state["places"].get(place, 0))
         self.context.changed()
         if new:
-            self.alert(login, str(address), place, country, network, sorted(known), when)
+            self.alert(login, address, place, country, network, sorted(known), when)
 
     def alert(self, login, address, place, country, network, before, when):
         days = self.settings["history_days"]

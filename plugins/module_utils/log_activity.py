@@ -145,13 +145,11 @@ class Logins(object):
         return list(self.by_identifier)
 
     def on_line(self, line):
-        source = self.by_identifier.get(line.identifier)
-        if source is None:
+        parsed = watch_logins.journal_login(self.by_identifier, line)
+        if parsed is None:
             return
-        login = source.parse(line.message)
-        if login is None:
-            return
-        if not source.trusted(line):
+        login, trusted = parsed
+        if not trusted:
             self.untrusted += 1  # another program calling itself sshd or dovecot: not a login
             return
         self.add(login, line.time)

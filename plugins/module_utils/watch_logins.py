@@ -248,6 +248,16 @@ class Vsftpd(_Source):
 JOURNAL_SOURCES = (Sshd, Dovecot, PostfixSmtpd, Vsftpd)
 
 
+def journal_login(by_identifier, line):
+    """(Login, whether its daemon's own uid logged it) of a journal line, or None where it is no login line.
+    `by_identifier`: syslog identifier -> an instance of one of JOURNAL_SOURCES."""
+    source = by_identifier.get(line.identifier)
+    login = source.parse(line.message) if source is not None else None
+    if login is None:
+        return None
+    return login, source.trusted(line)
+
+
 def parse_vsftpd_line(line, localtime):
     """(time, Login) of a line of vsftpd's own log, or None. use_localtime=NO (vsftpd's default) writes GMT."""
     match, stamp = VSFTPD_RE.search(line), VSFTPD_TIME_RE.match(line)
@@ -402,13 +412,11 @@ class LoginsFacet(Facet):
             if parsed and parsed[0] >= self.context.service.clock() - self.history:
                 self.login(parsed[1], parsed[0])
             return
-        source = self.by_identifier.get(line.identifier)
-        if source is None:
+        parsed = journal_login(self.by_identifier, line)
+        if parsed is None:
             return
-        login = source.parse(line.message)
-        if login is None:
-            return
-        if not source.trusted(line):
+        login, trusted = parsed
+        if not trusted:
             self.context.log(f"logins: ignored a login line from uid {line.uid} ({line.unit}), not "
                              f"{line.identifier}'s own: {line.message!r}")
             return

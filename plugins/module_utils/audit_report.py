@@ -25,7 +25,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import 
 # mail_queue the purges' evidence archives.
 SCHEMA_VERSION = 3
 FACETS = ("services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms",
-          "disks", "watch")
+          "disks", "watch", "logins", "senders")
 SEVERITIES = ("critical", "warning", "info")
 EVERY_ADDRESS = ("0.0.0.0", "::", "*")
 
@@ -412,6 +412,76 @@ def attacks_findings(facet):
             for attack in facet["accounts"]]
 
 
+def logins_facet(data):
+    result = _ran(data.get("result")) or {}
+    return {"days": data.get("days"), "since": result.get("since"), "country_data": bool(result.get("country_data")),
+            "expected_countries": result.get("expected_countries") or [], "logins": result.get("logins") or 0,
+            "untrusted_lines": result.get("untrusted_lines") or 0, "accounts": result.get("accounts") or [],
+            "unusual": result.get("unusual") or []}
+
+
+def _where(place):
+    return place["country"] or "network %s, no country data" % place["network"]
+
+
+def logins_findings(facet):
+    """One finding per account, service and place unusual for the account: critical outside the expected
+    countries the inventory names, a warning where it is only new for the account."""
+    findings = []
+    for place in facet["unusual"]:
+        outside = bool(facet["expected_countries"]) and bool(place.get("country")) \
+            and place["country"] not in facet["expected_countries"]
+        findings.append(_finding(
+            "logins", "critical" if outside else "warning",
+            "%s logged in over %s from %s (%s) %d time(s), first %s, last %s: %s" % (
+                place["account"], place["service"].upper(), ", ".join(place.get("addresses") or []), _where(place),
+                place["count"], place["first"], place["last"], place["unusual"]),
+            {key: place.get(key) for key in ("account", "service", "addresses", "country", "network", "count",
+                                             "first", "last", "unusual")}, RUNBOOK_PASSWORD))
+    return findings
+
+
+def senders_facet(data):
+    result = _ran(data.get("result")) or {}
+    return {"days": data.get("days"), "per_hour": data.get("per_hour"), "mta": result.get("mta"),
+            "since": result.get("since"), "messages": result.get("messages") or 0,
+            "sources": result.get("sources") or 0, "senders": result.get("senders") or []}
+
+
+def sender_name(sender):
+    """Who a source of mail is, as an administrator looks it up: the account and its script, or the mailbox."""
+    if sender.get("kind") == "sasl":
+        return "mailbox %s (SMTP AUTH)" % sender.get("sasl_user")
+    name = "account %s" % (sender.get("account") or "with no passwd entry")
+    if sender.get("uid") is not None:
+        name += " (uid %s)" % sender["uid"]
+    if sender.get("script"):
+        name += ", script %s" % sender["script"]
+    elif sender.get("cwd"):
+        name += ", from %s" % sender["cwd"]
+    return name
+
+
+def _domains(sender):
+    return ", ".join("%s %s" % (domain, count) for domain, count in (sender.get("top_recipient_domains") or {}).items())
+
+
+def senders_findings(facet):
+    """A source that sent more than the watch's per-hour limit in one hour of the period."""
+    limit = facet.get("per_hour")
+    findings = []
+    for sender in facet["senders"]:
+        peak = sender.get("peak_hour") or {}
+        if limit is None or (peak.get("messages") or 0) <= limit:
+            continue
+        findings.append(_finding(
+            "senders", "critical", "%s sent %d messages in the hour from %s (limit %s), %d in %s days; top recipient "
+            "domains: %s" % (sender_name(sender), peak["messages"], peak.get("start"), limit, sender["messages"],
+                             facet.get("days"), _domains(sender) or "none logged"),
+            dict(sender, limit=limit), RUNBOOK_SPAM))
+    return findings
+
+
 def updates_facet(data):
     result = _ran(data.get("result")) or {}
     return {key: result.get(key) for key in ("security", "summary", "held", "lists_age_days", "unattended_upgrades",
@@ -672,6 +742,8 @@ SHAPERS = {
     "disks": (disks_facet, disks_findings),
     "cms": (cms_facet, cms_findings),
     "watch": (watch_facet, watch_findings),
+    "logins": (logins_facet, logins_findings),
+    "senders": (senders_facet, senders_findings),
 }
 
 
@@ -784,6 +856,16 @@ def report_lines(result):
         lines += ["software RAID not healthy (array, members up, failed): %s %s %s"
                   % (array["name"], array.get("map"), ",".join(array.get("failed") or [])) for array in disks["arrays"]]
         lines += ["disk failing its SMART health check: %s" % disk["device"] for disk in disks["failing"]]
+    logins = result.get("logins")
+    if logins:
+        lines += ["unusual login: %s %s from %s (%s) %d time(s), %s to %s: %s" % (
+            place["account"], place["service"], ", ".join(place.get("addresses") or []), _where(place), place["count"],
+            place["first"], place["last"], place["unusual"]) for place in logins["unusual"]]
+    senders = result.get("senders")
+    if senders and senders["senders"]:
+        lines.append("busiest senders in %s days: %s" % (senders["days"], ", ".join(
+            "%s %d (at most %d in an hour)" % (sender_name(sender), sender["messages"], sender["peak_hour"]["messages"])
+            for sender in senders["senders"][:5])))
     accounts = result.get("accounts")
     if accounts:
         locked = accounts.get("locked") or []

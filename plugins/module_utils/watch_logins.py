@@ -155,6 +155,17 @@ def network_of(address):
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
+def locate(countries, text):
+    """(address, place, country, network) of a login's address text: the place is the country code of the
+    CountryTable `countries`, or without one the address's network. None for loopback and unspecified addresses:
+    webmail on the host logs in from 127.0.0.1, which says nothing of where the user is."""
+    address = normalized(text)
+    if address is None or address.is_loopback or address.is_unspecified:
+        return None
+    country, network = countries.country(address), network_of(address)
+    return str(address), (country or f"network {network}"), country, network
+
+
 # -- the daemons' login lines -------------------------------------------------------------------------------------------
 class Login(object):
     __slots__ = ("account", "service", "address")
@@ -235,6 +246,16 @@ class Vsftpd(_Source):
 
 
 JOURNAL_SOURCES = (Sshd, Dovecot, PostfixSmtpd, Vsftpd)
+
+
+def journal_login(by_identifier, line):
+    """(Login, whether its daemon's own uid logged it) of a journal line, or None where it is no login line.
+    `by_identifier`: syslog identifier -> an instance of one of JOURNAL_SOURCES."""
+    source = by_identifier.get(line.identifier)
+    login = source.parse(line.message) if source is not None else None
+    if login is None:
+        return None
+    return login, source.trusted(line)
 
 
 def parse_vsftpd_line(line, localtime):
@@ -391,13 +412,11 @@ class LoginsFacet(Facet):
             if parsed and parsed[0] >= self.context.service.clock() - self.history:
                 self.login(parsed[1], parsed[0])
             return
-        source = self.by_identifier.get(line.identifier)
-        if source is None:
+        parsed = journal_login(self.by_identifier, line)
+        if parsed is None:
             return
-        login = source.parse(line.message)
-        if login is None:
-            return
-        if not source.trusted(line):
+        login, trusted = parsed
+        if not trusted:
             self.context.log(f"logins: ignored a login line from uid {line.uid} ({line.unit}), not "
                              f"{line.identifier}'s own: {line.message!r}")
             return
@@ -409,17 +428,11 @@ class LoginsFacet(Facet):
             self.prune(now)
 
     # -- judging ------------------------------------------------------------------------------------------------------
-    def place(self, address):
-        """(place, country, network): the country code, or without one the address's network."""
-        country = self.countries.country(address)
-        network = network_of(address)
-        return (country or f"network {network}"), country, network
-
     def login(self, login, when):
-        address = normalized(login.address)
-        if address is None or address.is_loopback or address.is_unspecified:
-            return  # webmail on the host logs in from 127.0.0.1: it says nothing of where the user is
-        place, country, network = self.place(address)
+        located = locate(self.countries, login.address)
+        if located is None:
+            return
+        address, place, country, network = located
         state = self.context.state
         horizon = when - self.history
         known = {name: seen for name, seen in state["accounts"].get(login.account, {}).items() if seen >= horizon}
@@ -432,7 +445,7 @@ class LoginsFacet(Facet):
         state["places"][place] = max(when, state["places"].get(place, 0))
         self.context.changed()
         if new:
-            self.alert(login, str(address), place, country, network, sorted(known), when)
+            self.alert(login, address, place, country, network, sorted(known), when)
 
     def alert(self, login, address, place, country, network, before, when):
         days = self.settings["history_days"]

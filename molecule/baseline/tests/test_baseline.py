@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -88,10 +89,15 @@ def test_dnsbl_check_on_a_lab_host_classifies_the_lab_dns_answers_truthfully():
     assert result["listed"] is True and result["changed"] is False
 
 
+# converge.yml's settings (the lab's country table, a per-hour limit the seeded script passes), blocklists skipped.
+AUDIT_VARS = {"audit_dnsbl_addresses": [], "watch_country_cidrs": "{{ hostguard_lab_country_table }}",
+              "watch_mail_per_hour": 5}
+
+
 @pytest.fixture(scope="module")
 def audit_run():
     """The audit on the lab hosts, blocklists skipped: the playbook's JSON report."""
-    run = ansible_playbook_stats(str(PROJECT_DIR / "playbooks" / "audit.yml"), "-e", '{"audit_dnsbl_addresses": []}')
+    run = ansible_playbook_stats(str(PROJECT_DIR / "playbooks" / "audit.yml"), "-e", json.dumps(AUDIT_VARS))
     assert run["rc"] == 0, run["stats"]
     # converge.yml ran the audit already: the webshell rules it ships are in place, so nothing changes now.
     assert changed_tasks(run["plays"]) == []
@@ -153,7 +159,7 @@ def test_the_audit_result_of_each_lab_host_is_valid_against_the_schema(audit):
         assert not errors, (name, errors)
         assert (result["schema_version"], result["host"]) == (3, name)
         assert result["facets"] == ["services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue",
-                                    "attacks", "updates", "cms", "disks", "watch"]
+                                    "attacks", "updates", "cms", "disks", "watch", "logins", "senders"]
         # No hardening role ran on the lab's hosts: no record, nothing to prove.
         assert result["enforcement"] == {"roles": []}
         # The lab's daemons, as the network sees them: every listening port of LISTENING is reported, unfirewalled.
@@ -221,3 +227,43 @@ def test_the_audit_reads_the_disks_of_a_host_without_software_raid_or_smartctl(a
     assert disks["summary"] == {"arrays": 0, "degraded": [], "rebuilding": [], "failing_disks": []}
     assert disks["smartctl"] is False
     assert not [line for line in lines["web1"] if "RAID" in line or "SMART" in line]
+
+
+def test_the_audit_names_the_mailbox_logged_in_to_from_abroad_with_address_country_and_times(audit):
+    # prepare.yml logged in to mbox1 over IMAP from the jp client, then from the abroad one (MD in the lab's table).
+    facts, lines = audit
+    abroad, jp = LAB.clients["abroad"].ipv4, LAB.clients["jp"].ipv4
+    for name in LAB.hosts:
+        logins = facts[name]["logins"]
+        assert logins["country_data"] is True and logins["untrusted_lines"] == 0
+        (mbox1,) = [account for account in logins["accounts"] if account["account"] == "mbox1"]
+        assert mbox1["usual"] == ["JP"], mbox1
+        assert {(place["place"], tuple(place["addresses"])) for place in mbox1["places"]} == {
+            ("JP", (jp,)), ("MD", (abroad,))}, mbox1
+        (unusual,) = [place for place in logins["unusual"] if place["account"] == "mbox1"]
+        assert (unusual["service"], unusual["country"], unusual["count"]) == ("imap", "MD", 1)
+        (finding,) = [finding for finding in facts[name]["findings"] if finding["facet"] == "logins"]
+        assert (finding["severity"], finding["remedy"]) == ("warning", "docs/runbooks/leaked-password.md")
+        assert finding["summary"].startswith("mbox1 logged in over IMAP from %s (MD) 1 time(s), first %s"
+                                             % (abroad, unusual["first"])), finding
+        assert [line for line in lines[name] if line.startswith("unusual login: mbox1 imap from %s (MD)" % abroad)]
+        # the controller's SSH logins as root come from the lab network, which has no country: never judged
+        assert not [place for place in logins["unusual"] if place["account"] == "root"]
+
+
+def test_the_audit_names_the_script_that_sent_mail_past_the_hourly_limit(audit):
+    # prepare.yml ran site1's contact.php, twelve messages through sendmail with X-PHP-Originating-Script.
+    facts, _lines = audit
+    senders = facts["web1"]["senders"]
+    assert (senders["mta"], senders["per_hour"]) == ("postfix", 5)
+    (site1,) = [sender for sender in senders["senders"] if sender.get("account") == "site1"]
+    assert (site1["source"], site1["uid"], site1["script"], site1["messages"]) == ("uid:2001", 2001, "contact.php", 12)
+    assert site1["top_recipient_domains"] == {"victims.example": 12}
+    (finding,) = [finding for finding in facts["web1"]["findings"] if finding["facet"] == "senders"]
+    assert (finding["severity"], finding["remedy"]) == ("critical", "docs/runbooks/spam-outbreak.md")
+    # All twelve in one clock hour, or split across two with more than the limit of 5 in one of them.
+    peak = re.match(r"account site1 \(uid 2001\), script contact\.php sent (\d+) messages in the hour", finding["summary"])
+    assert peak and 6 <= int(peak.group(1)) <= 12, finding
+    assert "victims.example 12" in finding["summary"]
+    # mail1 ran no script: no sender passes the limit there
+    assert not [finding for finding in facts["mail1"]["findings"] if finding["facet"] == "senders"]

@@ -171,6 +171,31 @@ CMS = {"today": "2026-12-05",
 FACETS_INPUT = {"services": services(), "enforcement": ENFORCEMENT, "dnsbl": DNSBL, "integrity": INTEGRITY, "accounts": ACCOUNTS,
                 "mail_queue": QUEUE, "attacks": ATTACKS, "updates": UPDATES, "cms": CMS, "disks": DISKS, "watch": WATCH}
 
+# What logins_info and mail_senders_info return (their RETURN documentation): seeds 002 and 003, a mailbox used from
+# Moldova and a contact form pumping mail abroad.
+MD_PLACE = {"account": "mbox1", "service": "imap", "place": "MD", "country": "MD", "network": "203.0.113.0/24",
+            "count": 2, "first": "2026-12-06T10:00:00Z", "last": "2026-12-06T12:00:00Z",
+            "addresses": ["203.0.113.10", "203.0.113.12"],
+            "unusual": "a new place for the account (it logged in from JP before)"}
+JP_PLACE = dict(MD_PLACE, place="JP", country="JP", network="198.18.0.0/24", count=40, addresses=["198.18.0.10"],
+                first="2026-11-30T08:00:00Z", unusual=None)
+LOGINS = {"days": 7, "result": {"changed": False, "since": "2026-11-28T08:00:00Z", "country_data": True,
+                                "expected_countries": [], "logins": 42, "untrusted_lines": 0,
+                                "accounts": [{"account": "mbox1", "logins": 42, "usual": ["JP"],
+                                              "places": [JP_PLACE, MD_PLACE]}],
+                                "unusual": [MD_PLACE]}}
+SPAMMER = {"source": "uid:2001", "kind": "uid", "messages": 230, "first": "2026-12-06T01:00:00Z",
+           "last": "2026-12-06T01:20:00Z", "peak_hour": {"start": "2026-12-06T01:00:00Z", "messages": 230},
+           "top_recipient_domains": {"victims.example": 200, "mail.example.ru": 30},
+           "scripts": ["contact.php"], "script": "contact.php", "uid": 2001, "account": "site1", "sasl_user": None,
+           "cwd": None, "command": None}
+MAILBOX = dict(SPAMMER, source="sasl:info@site1.example", kind="sasl", messages=12, uid=None, account=None,
+               sasl_user="info@site1.example", scripts=[], script=None,
+               peak_hour={"start": "2026-12-05T09:00:00Z", "messages": 3}, top_recipient_domains={"example.org": 12})
+SENDERS = {"days": 7, "per_hour": 200, "result": {"changed": False, "mta": "postfix", "since": "2026-11-28T08:00:00Z",
+                                                  "messages": 242, "sources": 2, "senders": [SPAMMER, MAILBOX]}}
+FACETS_INPUT.update(logins=LOGINS, senders=SENDERS)
+
 
 def result(facets=None):
     return build_result(copy.deepcopy(FACETS_INPUT if facets is None else facets), "web1", TIME, "Debian 12.8")
@@ -630,3 +655,45 @@ def test_releases_months_old_and_not_refreshed_are_said_to_be_so():
                                        "(wordpress: https://api.wordpress.org: offline)")
     facets["cms"]["releases"]["source"]["pinned"] = "/etc/ansible/cms_releases.yml"
     assert not [finding for finding in cms_findings(facets) if finding["severity"] == "info"]
+
+
+def test_a_login_from_a_country_new_for_the_account_is_a_warning_naming_account_service_address_and_times():
+    document = result()
+    assert_valid(document)
+    (finding,) = [finding for finding in document["findings"] if finding["facet"] == "logins"]
+    assert (finding["severity"], finding["remedy"], finding["status"]) == (
+        "warning", "docs/runbooks/leaked-password.md", "open")
+    assert finding["summary"] == ("mbox1 logged in over IMAP from 203.0.113.10, 203.0.113.12 (MD) 2 time(s), first "
+                                  "2026-12-06T10:00:00Z, last 2026-12-06T12:00:00Z: a new place for the account (it "
+                                  "logged in from JP before)")
+    assert finding["evidence"]["country"] == "MD" and finding["evidence"]["account"] == "mbox1"
+    assert ("unusual login: mbox1 imap from 203.0.113.10, 203.0.113.12 (MD) 2 time(s), 2026-12-06T10:00:00Z to "
+            "2026-12-06T12:00:00Z: a new place for the account (it logged in from JP before)") in report_lines(document)
+
+
+def test_a_login_from_outside_the_expected_countries_is_critical_and_one_without_country_data_says_so():
+    outside = dict(MD_PLACE, unusual="outside the expected countries (JP)")
+    no_country = dict(MD_PLACE, place="network 203.0.113.0/24", country=None)
+    logins = copy.deepcopy(LOGINS)
+    logins["result"].update(expected_countries=["JP"], unusual=[outside, no_country])
+    document = result(dict(FACETS_INPUT, logins=logins))
+    assert_valid(document)
+    found = [(finding["severity"], "MD)" in finding["summary"], "no country data" in finding["summary"])
+             for finding in document["findings"] if finding["facet"] == "logins"]
+    assert found == [("critical", True, False), ("warning", False, True)]
+
+
+def test_a_sender_over_the_watch_s_hourly_limit_is_critical_naming_account_script_count_and_domains():
+    document = result()
+    (finding,) = [finding for finding in document["findings"] if finding["facet"] == "senders"]
+    assert (finding["severity"], finding["remedy"]) == ("critical", "docs/runbooks/spam-outbreak.md")
+    assert finding["summary"] == ("account site1 (uid 2001), script contact.php sent 230 messages in the hour from "
+                                  "2026-12-06T01:00:00Z (limit 200), 230 in 7 days; top recipient domains: "
+                                  "victims.example 200, mail.example.ru 30")
+    assert finding["evidence"]["limit"] == 200 and finding["evidence"]["uid"] == 2001
+    # the mailbox under the limit is named among the busiest, with no finding
+    assert ("busiest senders in 7 days: account site1 (uid 2001), script contact.php 230 (at most 230 in an hour), "
+            "mailbox info@site1.example (SMTP AUTH) 12 (at most 3 in an hour)") in report_lines(document)
+    at_limit = copy.deepcopy(SENDERS)
+    at_limit["per_hour"] = 230
+    assert not [f for f in result(dict(FACETS_INPUT, senders=at_limit))["findings"] if f["facet"] == "senders"]

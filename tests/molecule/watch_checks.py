@@ -131,24 +131,49 @@ def check_refused_configuration(host, converge: str, host_name: str):
 def audit_only_the_watch() -> tuple[dict, dict]:
     """hostguard.hosting.audit with every facet but the watch off: ({host: hostguard_audit}, {host: its lines})."""
     only_watch = {f"audit_{facet}_enabled": False for facet in (
-        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms", "disks")}
+        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms", "disks", "logins",
+        "senders")}
     run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
     assert run["rc"] == 0, run["stats"]
     return audit_results(run["plays"])
 
 
+def mail_rate_finding(facts, host_name):
+    findings = [finding for finding in facts[host_name]["findings"]
+                if finding["facet"] == "watch" and finding["evidence"]["kind"] == "mail_rate"]
+    assert len(findings) == 1 and findings[0]["severity"] == "critical", findings
+    return findings[0]
+
+
+def check_audit_closes_the_hold_in_force(host_name: str):
+    """While the account's mail is held, the audit reads the MTA's hold list back and closes the finding, with the
+    times it was noticed and contained and how to undo it."""
+    facts, lines = audit_only_the_watch()
+    assert SITE1_UID in facts[host_name]["watch"]["live"]["held"]["uids"], facts[host_name]["watch"]["live"]
+    finding = mail_rate_finding(facts, host_name)
+    assert finding["status"] == "closed" and finding["response"]["action"] == "held", finding
+    assert "contained: mail from uid 2001 (site1) is held" in finding["summary"], finding["summary"]
+    assert finding["response"]["noticed_at"] and finding["response"]["contained_at"]
+    assert finding["response"]["seconds"] is not None and finding["response"]["seconds"] >= 0
+    assert "release_mail_uid=2001" in finding["remedy"]
+    assert finding["summary"] in lines[host_name]
+
+
 def check_audit_names_the_hold(host_name: str):
-    """The audit's watch facet names what the watch saw and contained, with how to undo it."""
+    """The audit's watch facet names what the watch saw and contained, with how to undo it; the scenario released
+    the hold before, and the audit, reading the MTA's hold list back, says the finding is open again."""
     facts, lines = audit_only_the_watch()
     watch = facts[host_name]["watch"]
     assert watch["installed"] and watch["running"]
     assert watch["present"] and watch["counts"]["mail_rate"] == 1
-    findings = [finding for finding in facts[host_name]["findings"]
-                if finding["facet"] == "watch" and finding["evidence"]["kind"] == "mail_rate"]
-    assert len(findings) == 1 and findings[0]["severity"] == "critical"
-    assert "site1" in findings[0]["summary"] and "contained: mail from uid 2001 (site1) is held" in findings[0]["summary"]
-    assert "release_mail_uid=2001" in findings[0]["remedy"]
-    assert findings[0]["summary"] in lines[host_name]
+    assert SITE1_UID not in watch["live"]["held"]["uids"], watch["live"]
+    finding = mail_rate_finding(facts, host_name)
+    assert (finding["status"], finding["response"]) == ("open", None), finding
+    assert "site1" in finding["summary"] and "contained at " in finding["summary"], finding["summary"]
+    assert finding["summary"].endswith("but no longer: uid 2001 is no longer held (released)"), finding["summary"]
+    # Nothing to undo any more: the remedy is the runbook's.
+    assert finding["remedy"] == "docs/runbooks/spam-outbreak.md"
+    assert finding["summary"] in lines[host_name]
 
 
 def assert_nothing_said_again(host, receiver, said: int, hooks: int):

@@ -99,6 +99,20 @@ def test_a_webshell_planted_in_a_docroot_is_named_within_a_minute_and_quarantine
     assert hashlib.sha256(SHELL.encode()).hexdigest() in manifest.content_string
 
 
+def planted_findings(facts):
+    return {finding["evidence"]["path"]: finding for finding in facts["watch1"]["findings"]
+            if finding["facet"] == "watch" and finding["evidence"].get("kind") == "file_planted"}
+
+
+def test_the_audit_closes_the_planted_file_while_its_quarantine_is_in_force(host):
+    facts, lines = audit_only_the_watch()
+    finding = planted_findings(facts)[PLANTED]
+    assert finding["status"] == "closed" and finding["response"]["action"] == "quarantined", finding
+    assert finding["severity"] == "critical" and "contained: " in finding["summary"]
+    assert "planted-files.md" in finding["remedy"] and "hostguard.hosting.restore" in finding["remedy"]
+    assert finding["summary"] in lines["watch1"]
+
+
 def test_the_alerts_restore_command_puts_the_file_back(host):
     action = planted_event(host, PLANTED, 0)[0]["action"]
     argv = shlex.split(action["undo"])
@@ -135,12 +149,14 @@ def test_an_ordinary_new_php_file_in_a_docroot_gives_no_alert(host, receiver):
     host.run_expect([0], f"rm -f {control}")
 
 
-def test_the_audit_names_the_planted_files_and_how_to_undo_the_quarantine(host):
+def test_the_audit_opens_the_restored_file_again_and_names_the_one_left_in_place(host):
     facts, lines = audit_only_the_watch()
-    planted = {finding["evidence"]["path"]: finding for finding in facts["watch1"]["findings"]
-               if finding["facet"] == "watch" and finding["evidence"].get("kind") == "file_planted"}
+    planted = planted_findings(facts)
     assert {PLANTED, IN_SHM} <= set(planted), list(planted)
-    assert planted[PLANTED]["severity"] == "critical" and "contained: " in planted[PLANTED]["summary"]
-    assert "planted-files.md" in planted[PLANTED]["remedy"] and "hostguard.hosting.restore" in planted[PLANTED]["remedy"]
+    restored = planted[PLANTED]
+    assert (restored["status"], restored["response"]) == ("open", None), restored
+    assert restored["summary"].endswith("but no longer: no active quarantine holds %s now (restored)" % PLANTED), \
+        restored["summary"]
+    assert "planted-files.md" in restored["remedy"]
     assert "contained" not in planted[IN_SHM]["summary"]
-    assert planted[PLANTED]["summary"] in lines["watch1"]
+    assert restored["summary"] in lines["watch1"]

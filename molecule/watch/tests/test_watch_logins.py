@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from labtools import AUDIT_PLAYBOOK, Lab, ansible_playbook_stats, audit_results
-from watch_checks import ALERT_MAILBOX, Receiver, events, imap_login, wait_for
+from labtools import Lab
+from watch_checks import ALERT_MAILBOX, Receiver, audit_only_the_watch, events, imap_login, wait_for
 
 LAB = Lab.from_env()
 JP, ABROAD = LAB.clients["jp"], LAB.clients["abroad"]
@@ -84,6 +84,21 @@ def test_the_locked_mailbox_logs_in_from_nowhere(host):
     assert shadow[1].startswith("!") and shadow[7] == "0"  # password locked, account expired
 
 
+def login_finding(facts):
+    findings = [finding for finding in facts["watch1"]["findings"] if finding["facet"] == "watch"
+                and finding["evidence"]["kind"] == "login_new_country" and finding["evidence"]["account"] == MAILBOX]
+    assert len(findings) == 1 and findings[0]["severity"] == "critical", findings
+    return findings[0]
+
+
+def test_the_audit_closes_the_login_while_the_mailbox_is_locked(host):
+    facts, _lines = audit_only_the_watch()
+    finding = login_finding(facts)
+    assert finding["status"] == "closed" and finding["response"]["action"] == "locked", finding
+    assert "contained: system account mbox1 is locked" in finding["summary"]
+    assert "mode=unlock unlock=mbox1" in finding["remedy"]
+
+
 def test_the_undo_the_alert_names_unlocks_it_and_a_login_from_japan_says_nothing(host):
     assert ALERTS.get("undo", "").startswith("ansible watch1 "), ALERTS
     inventory = str(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
@@ -99,14 +114,9 @@ def test_the_undo_the_alert_names_unlocks_it_and_a_login_from_japan_says_nothing
     assert login_events(host, before) == []
 
 
-def test_the_audit_names_the_login_and_the_lock_with_its_undo(host):
-    only_watch = {f"audit_{facet}_enabled": False for facet in (
-        "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms", "disks")}
-    run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
-    assert run["rc"] == 0, run["stats"]
-    facts, _lines = audit_results(run["plays"])
-    findings = [finding for finding in facts["watch1"]["findings"] if finding["facet"] == "watch"
-                and finding["evidence"]["kind"] == "login_new_country" and finding["evidence"]["account"] == MAILBOX]
-    assert len(findings) == 1 and findings[0]["severity"] == "critical", findings
-    assert "contained: system account mbox1 is locked" in findings[0]["summary"]
-    assert "mode=unlock unlock=mbox1" in findings[0]["remedy"]
+def test_the_audit_opens_the_login_again_once_the_mailbox_is_unlocked_without_a_new_password(host):
+    facts, _lines = audit_only_the_watch()
+    finding = login_finding(facts)
+    assert (finding["status"], finding["response"]) == ("open", None), finding
+    assert finding["summary"].endswith("but no longer: account mbox1 is no longer locked and its password was not "
+                                       "changed since"), finding["summary"]

@@ -11,7 +11,7 @@ import os
 
 import pytest
 from labtools import PROJECT_DIR, ansible_playbook_stats
-from watch_checks import (SITE1_UID, Receiver, check_audit_names_the_hold, check_flood_alert,
+from watch_checks import (SITE1_UID, Receiver, check_audit_closes_the_hold_in_force, check_audit_names_the_hold, check_flood_alert,
                           check_refused_configuration, check_restart_loses_no_line_and_repeats_no_alert, events,
                           from_account, mail_alert, postfix_queue, run_script, wait_for)
 
@@ -61,6 +61,10 @@ def test_new_mail_of_the_held_account_is_held_at_submission_while_others_flow(ho
     host.run_expect([0], "su site2 -s /bin/sh -c 'cd /home/site2/public_html && php form.php'")
     assert wait_for(lambda: len([m for m in from_account(queue(host), "site1") if m["queue_name"] == "hold"]) == 301)
     assert all(m["queue_name"] != "hold" for m in from_account(queue(host), "site2"))
+
+
+def test_the_audit_closes_the_finding_while_the_mail_is_held(host):
+    check_audit_closes_the_hold_in_force("watch1")
 
 
 def test_release_lets_the_held_mail_go(host):

@@ -13,7 +13,7 @@ import os
 
 import pytest
 from labtools import PROJECT_DIR, ansible_playbook_stats
-from watch_checks import (SITE1_UID, Receiver, check_audit_names_the_hold, check_flood_alert,
+from watch_checks import (SITE1_UID, Receiver, check_audit_closes_the_hold_in_force, check_audit_names_the_hold, check_flood_alert,
                           check_refused_configuration, check_restart_loses_no_line_and_repeats_no_alert, events,
                           exim_queue, from_account, mail_alert, run_script, wait_for)
 
@@ -73,6 +73,10 @@ def test_new_mail_of_the_held_account_is_frozen_at_submission_while_others_flow(
     # and the watch remembers it for the release
     held_ids = f"/var/lib/hostguard/watch/held-uid-{SITE1_UID}.ids"
     assert wait_for(lambda: new[0]["id"] in host.file(held_ids).content_string.split(), timeout=30)
+
+
+def test_the_audit_closes_the_finding_while_the_mail_is_held(host):
+    check_audit_closes_the_hold_in_force("watch1")
 
 
 def test_release_thaws_the_held_mail(host):

@@ -186,7 +186,8 @@ def fetch_releases(fetch, fallback, plugins=(), themes=(), wordpress_api=WORDPRE
             else:
                 online.append("%s %s" % (kind[:-1], slug))
                 document[kind][slug] = version
-    if online:
+    if wordpress or joomla:
+        # the date says how fresh the CMS releases are: plugins read online do not make stale core data current
         document["as_of"] = today
     document["source"] = {"online": online, "errors": errors, "unlisted": unlisted}
     return validate(document, "the releases read")

@@ -94,6 +94,16 @@ def test_what_the_services_answer_replaces_the_fallback_and_what_they_do_not_sta
     assert [error.split(":")[0] for error in document["source"]["errors"]] == ["joomla"]
 
 
+def test_plugins_read_online_do_not_make_the_core_releases_look_current():
+    def fetch(url):
+        if "plugin_information" in url:
+            return {"version": "6.2"}
+        raise OSError("connection refused")
+
+    document = cms_releases.fetch_releases(fetch, RELEASES, plugins=["contact-form-7"], today="2026-12-07")
+    assert document["plugins"]["contact-form-7"] == "6.2" and document["as_of"] == "2026-11-30"
+
+
 def test_offline_the_fallback_is_the_answer_with_its_own_date_and_every_service_named():
     def fetch(url):
         raise OSError("Name or service not known")

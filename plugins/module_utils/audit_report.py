@@ -174,6 +174,8 @@ def dnsbl_facet(data):
     return {
         "addresses": list(data.get("addresses") or []),
         "checks": [check for check in result.get("checks") or [] if check.get("status") != "not_listed"],
+        # every zone asked, so that a listing the watch saw and this audit does not is known to be gone
+        "zones": sorted(set(check.get("zone") for check in result.get("checks") or [] if check.get("zone"))),
         "unhealthy_zones": sorted(zone for zone, state in (result.get("zones") or {}).items()
                                   if not state.get("healthy", True)),
     }
@@ -764,11 +766,78 @@ def build_result(facets, host, time, system=None):
         shape, derive = SHAPERS[name]
         result[name] = shape(facets[name] or {})
         findings += derive(result[name])
+    _close_across_facets(result, findings, str(time))
     order = {severity: index for index, severity in enumerate(SEVERITIES)}
     findings.sort(key=lambda finding: (not is_open(finding), order[finding["severity"]]))
     result["findings"] = findings
     result["summary"] = summarise(findings)
     return result
+
+
+def _close_across_facets(result, findings, now):
+    """What a facet read now says of another facet's findings: a blocklisting the watch saw is closed once the
+    watch saw it delisted or this audit's reading finds it delisted, and is shown once (by that reading) while it
+    is still listed; a queue the watch saw
+    filling is closed by a purge after it; a sender over the limit is closed while the watch holds its mail; an
+    unusual login is closed by a lock in force or by a password changed after it."""
+    watch = result.get("watch") or {}
+    live = watch.get("live")
+    delisted = {event.get("key"): event.get("time") for event in watch.get("events") or []
+                if event.get("kind") == "dnsbl_delisted"}
+    dnsbl = result.get("dnsbl")
+    purges = (result.get("mail_queue") or {}).get("purges") or []
+    for finding in findings:
+        if not is_open(finding):
+            continue
+        evidence = finding.get("evidence") or {}
+        kind = evidence.get("kind") if finding["facet"] == "watch" else None
+        if kind == "dnsbl_listed" and (_seconds(evidence.get("time"), delisted.get(evidence.get("key"))) or 0) > 0:
+            _close(finding, _response("delisted", delisted[evidence["key"]], None),
+                   "the watch saw it delisted at %s" % delisted[evidence["key"]])
+        elif kind == "dnsbl_listed" and dnsbl is not None:
+            _dnsbl_read_again(finding, evidence, dnsbl, now)
+        elif kind == "mail_queue":
+            purge = next((purge for purge in purges if (_seconds(evidence.get("time"), purge.get("purged_at")) or 0)
+                          > 0), None)
+            if purge is not None:
+                _close(finding, _response("purged", purge["purged_at"], purge["path"], purge["path"]),
+                       "purged %s, kept as evidence in %s" % (purge["purged_at"], purge["path"]))
+        elif finding["facet"] == "senders" and live is not None:
+            held = live["held"]
+            if (evidence.get("kind") == "sasl" and evidence.get("sasl_user") in held["sasl_users"]) or (
+                    evidence.get("kind") != "sasl" and evidence.get("uid") in held["uids"]):
+                _close(finding, _response("held", None, None),
+                       "its mail is held now (hostguard-watch); release_mail.yml lets it go")
+        elif finding["facet"] == "logins" and live is not None:
+            _login_answered(finding, evidence, live)
+
+
+def _close(finding, response, why):
+    finding.update(status="closed", response=response, summary="%s; closed: %s" % (finding["summary"], why))
+
+
+def _dnsbl_read_again(finding, evidence, dnsbl, now):
+    address, zone = evidence.get("address"), evidence.get("zone")
+    if address not in dnsbl["addresses"] or zone not in (dnsbl.get("zones") or []):
+        return  # not asked today: the watch's event is all there is
+    check = next((check for check in dnsbl["checks"] if (check["address"], check["zone"]) == (address, zone)), None)
+    if check is None:
+        _close(finding, _response("delisted", now, None), "not listed when this audit asked %s" % zone)
+    elif check["status"] == "listed":
+        # the dnsbl facet's finding says it, with today's answer: this one is its history
+        finding.update(severity="info", summary="%s; still listed now (the dnsbl finding)" % finding["summary"])
+
+
+def _login_answered(finding, evidence, live):
+    account = evidence.get("account")
+    if any(lock["name"] == account and lock.get("state") == "in_force" for lock in live["locks"]):
+        _close(finding, _response("locked", None, None), "account %s is locked now" % account)
+        return
+    change = next((change for change in live["password_changes"] if change["account"] == account
+                   and (_seconds(evidence.get("last"), change["changed_at"]) or 0) > 0), None)
+    if change is not None:
+        _close(finding, _response("password_changed", change["changed_at"], change.get("record")),
+               "its password was changed %s, after the last of these logins" % change["changed_at"])
 
 
 def summarise(findings):

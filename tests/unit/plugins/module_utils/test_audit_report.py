@@ -697,3 +697,115 @@ def test_a_sender_over_the_watch_s_hourly_limit_is_critical_naming_account_scrip
     at_limit = copy.deepcopy(SENDERS)
     at_limit["per_hour"] = 230
     assert not [f for f in result(dict(FACETS_INPUT, senders=at_limit))["findings"] if f["facet"] == "senders"]
+
+
+# --- one facet's reading answering another's findings ----------------------------------------------------------------
+
+def listing_event(zone, time="2026-12-06T03:00:00+00:00"):
+    return {"time": time, "host": "web1", "kind": "dnsbl_listed", "key": "203.0.113.25 %s" % zone,
+            "severity": "critical", "summary": "203.0.113.25 is listed on %s" % zone, "runbook": "blocklisted-ip.md",
+            "address": "203.0.113.25", "zone": zone}
+
+
+def watch_findings_of(document):
+    return {finding["evidence"]["key"]: finding for finding in document["findings"] if finding["facet"] == "watch"}
+
+
+def test_a_listing_the_watch_saw_is_shown_once_while_listed_and_closed_once_the_audit_finds_it_delisted():
+    watched = copy.deepcopy(WATCH)
+    watched["result"]["events"] = [listing_event("zen.spamhaus.org"), listing_event("bl.spamcop.net"),
+                                   listing_event("b.barracudacentral.org")]
+    document = result(dict(FACETS_INPUT, watch=watched))
+    assert_valid(document)
+    assert document["dnsbl"]["zones"] == ["bl.spamcop.net", "timeout.dnsbl.test", "zen.spamhaus.org"]
+    findings = watch_findings_of(document)
+    still = findings["203.0.113.25 zen.spamhaus.org"]
+    # still listed today: the dnsbl facet's critical finding says so; the watch's event is its history
+    assert (still["status"], still["severity"]) == ("open", "info")
+    assert still["summary"].endswith("; still listed now (the dnsbl finding)")
+    assert [f["severity"] for f in document["findings"] if f["facet"] == "dnsbl" and "listed on zen" in f["summary"]] \
+        == ["critical"]
+    gone = findings["203.0.113.25 bl.spamcop.net"]
+    assert (gone["status"], gone["response"]["action"], gone["response"]["at"]) == ("closed", "delisted", TIME)
+    assert gone["summary"].endswith("; closed: not listed when this audit asked bl.spamcop.net")
+    # a zone this audit did not ask: the watch's event is all there is, open and critical as it was
+    unasked = findings["203.0.113.25 b.barracudacentral.org"]
+    assert (unasked["status"], unasked["severity"]) == ("open", "critical")
+    # without the dnsbl facet nothing is read again
+    without_dnsbl = {key: value for key, value in dict(FACETS_INPUT, watch=watched).items() if key != "dnsbl"}
+    alone = watch_findings_of(result(without_dnsbl))
+    assert {key: (f["status"], f["severity"]) for key, f in alone.items()} == {
+        key: ("open", "critical") for key in findings}
+
+
+def test_a_queue_the_watch_saw_one_sender_fill_is_closed_by_a_later_purge_only():
+    archive = "/var/lib/hostguard/evidence/mail-queue-20261206T101500Z.tar.gz"
+    event = {"time": "2026-12-06T10:00:00+00:00", "host": "web1", "kind": "mail_queue",
+             "key": "sender:spammer@site1.example", "severity": "critical", "runbook": "spam-outbreak.md",
+             "summary": "spammer@site1.example holds 200 of the 220 queued messages (91%)"}
+    watched = copy.deepcopy(WATCH)
+    watched["result"]["events"] = [event]
+
+    def queue_finding(purged_at):
+        purge = {"path": archive, "purged_at": purged_at, "size": 1, "sha256": "5f" * 32, "messages": 200,
+                 "by_sender": [], "error": None}
+        queue = dict(QUEUE, evidence_dir="/var/lib/hostguard/evidence", result=dict(QUEUE["result"], evidence=[purge]))
+        document = result(dict(FACETS_INPUT, watch=watched, mail_queue=queue))
+        assert_valid(document)
+        return watch_findings_of(document)["sender:spammer@site1.example"]
+
+    closed = queue_finding("2026-12-06T10:15:00Z")
+    assert (closed["status"], closed["response"]["action"], closed["response"]["record"]) == ("closed", "purged", archive)
+    assert closed["summary"].endswith("; closed: purged 2026-12-06T10:15:00Z, kept as evidence in %s" % archive)
+    # a purge before the queue filled again purged other mail
+    assert queue_finding("2026-12-06T09:00:00Z")["status"] == "open"
+
+
+def test_a_sender_over_the_limit_is_closed_while_the_watch_holds_its_mail():
+    def senders_finding(held):
+        watched = dict(copy.deepcopy(WATCH), live=live(held=held))
+        document = result(dict(FACETS_INPUT, watch=watched))
+        assert_valid(document)
+        (finding,) = [finding for finding in document["findings"] if finding["facet"] == "senders"]
+        return finding
+
+    held = senders_finding((2001,))
+    assert (held["status"], held["response"]["action"]) == ("closed", "held")
+    assert held["summary"].endswith("; closed: its mail is held now (hostguard-watch); release_mail.yml lets it go")
+    assert senders_finding(())["status"] == "open"  # released: the source may send again
+    assert senders_finding((2002,))["status"] == "open"  # another account held
+
+
+def test_an_unusual_login_is_closed_by_a_lock_in_force_or_a_password_changed_after_it():
+    def login_finding(**state):
+        watched = dict(copy.deepcopy(WATCH), live=live(**state))
+        document = result(dict(FACETS_INPUT, watch=watched))
+        assert_valid(document)
+        (finding,) = [finding for finding in document["findings"] if finding["facet"] == "logins"]
+        return finding
+
+    assert login_finding()["response"]["action"] == "locked"
+    changed = login_finding(lock_state="gone", password_changed_at="2026-12-06T12:30:00+00:00")
+    assert (changed["status"], changed["response"]["action"], changed["response"]["at"]) == (
+        "closed", "password_changed", "2026-12-06T12:30:00+00:00")
+    # changed between the first and the last login from abroad: the attacker logged in again with the new one
+    assert login_finding(lock_state="gone", password_changed_at="2026-12-06T11:00:00+00:00")["status"] == "open"
+    assert login_finding(lock_state="undone")["status"] == "open"
+
+
+def test_a_listing_the_watch_later_saw_delisted_is_closed_at_that_time_even_where_the_audit_did_not_ask():
+    watched = copy.deepcopy(WATCH)
+    delisted = dict(listing_event("b.barracudacentral.org", time="2026-12-06T05:00:00+00:00"), kind="dnsbl_delisted",
+                    severity="info", summary="203.0.113.25 is no longer listed on b.barracudacentral.org")
+    watched["result"]["events"] = [listing_event("b.barracudacentral.org"), delisted]
+    document = result(dict(FACETS_INPUT, watch=watched))
+    assert_valid(document)
+    listed = [finding for finding in document["findings"]
+              if finding["facet"] == "watch" and finding["evidence"]["kind"] == "dnsbl_listed"]
+    assert [(finding["status"], finding["response"]["action"], finding["response"]["at"]) for finding in listed] == [
+        ("closed", "delisted", "2026-12-06T05:00:00+00:00")]
+    # listed again after the delisting: open
+    watched["result"]["events"].append(listing_event("b.barracudacentral.org", time="2026-12-06T06:00:00+00:00"))
+    again = [finding for finding in result(dict(FACETS_INPUT, watch=watched))["findings"]
+             if finding["facet"] == "watch" and finding["evidence"]["kind"] == "dnsbl_listed"]
+    assert [(finding["status"], finding["severity"]) for finding in again] == [("open", "critical")]

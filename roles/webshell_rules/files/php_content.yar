@@ -93,10 +93,17 @@ rule request_through_variable
         $runner = /[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\(\s*@?\$\w+/ nocase
         $variable_call = /(^|[^\w>:])[$]\w+\s*\(\s*@?[$]\w+\s*\)/
         $extract = /extract\s*\(\s*\$_(GET|POST|REQUEST|COOKIE)\b/ nocase
-        $parameter = /function\s+\w+\s*\(\s*\$\w+[^)]{0,80}\)\s*\{[^}]{0,200}[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open)\s*\(\s*@?\$\w+/ nocase
+        // a function with a parameter whose body runs a variable within 200 bytes of its opening brace, in two
+        // strings joined at that brace: one regex from "function" to the runner tried every function of a file.
+        // "\w+([^)\w][^)]{0,79})?" is "\w+[^)]{0,80}" written so that one path matches: the regex engine follows
+        // every way a word character could be split between the two
+        $function_open = /function\s+\w+\s*\(\s*\$\w+([^)\w][^)]{0,79})?\)\s*\{/ nocase
+        $body_runner = /\{[^}]{0,200}[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open)\s*\(\s*@?\$\w+/ nocase
         $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
     condition:
-        $tainted or ($extract and ($runner or $variable_call)) or ($parameter and $request)
+        $tainted or ($extract and ($runner or $variable_call))
+        or ($request and for any i in (1..#body_runner) : (
+            for any j in (1..#function_open) : (@function_open[j] + !function_open[j] - 1 == @body_runner[i])))
 }
 
 rule hidden_runner_name

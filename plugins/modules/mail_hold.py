@@ -26,6 +26,9 @@ description:
     O(state=held) holds a SASL user by hand (its password leaked, say) with the messages of it the watch saw queued;
     O(state=released) lets it go. Holding fails before any change (in check mode too) where the MTA does not read
     the watch's map or list (the role's mail facet not applied), where the user would be listed and its mail still flow.
+  - A hold records the messages it held, and a second hold of the same user skips them, so it is no change (in check
+    mode too). A message an administrator let go by hand since (C(postsuper -H) of one queue ID) is one of those;
+    it stays released, as the administrator decided.
   - Release only once the sending script is dealt with (quarantined or fixed). To delete the held spam instead,
     purge it with C(playbooks/purge_mail_queue.yml), which exports it as evidence first, and then release the uid.
 author:

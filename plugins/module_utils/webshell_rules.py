@@ -23,6 +23,10 @@ in two sets that see a file in two ways:
                      files that are PHP to the interpreter: by extension, or by
                      an open tag (``<?php``, ``<?=`` or the short ``<?``)
                      whatever the file is called.
+``php_content_gated.yar``
+                     more rules on the PHP view, matched only on the files where
+                     php_content.yar's rule tagged ``gate`` matched: rules whose
+                     costly strings cannot match without a rarer one.
 ``raw_bytes.yar``    the *raw view*: the file's bytes as they are (an image
                      header followed by PHP, strings of known shells). Users'
                      rule files (``rule_files``) are compiled into this set, as
@@ -45,7 +49,9 @@ import os
 import re
 
 PHP_EXTENSIONS = (".php", ".php3", ".php4", ".php5", ".php7", ".php8", ".phtml", ".pht", ".phar", ".inc")
-RULE_SETS = ("php_content.yar", "raw_bytes.yar")
+RULE_SETS = ("php_content.yar", "php_content_gated.yar", "raw_bytes.yar")
+# The tag of the rules in php_content.yar that are no finding: their match says the gated set is to be matched.
+GATE_TAG = "gate"
 DEBIAN_PACKAGE = "python3-yara"
 LINE_LIMIT = 200
 # Files are matched as a whole; one bigger than this is matched in windows of this size that
@@ -231,10 +237,11 @@ class Scanner(object):
         for path in users:
             _check_compiles(yara, path)
         self._php_sources = {"hostguard": own["php_content.yar"]}
+        self._gated_sources = {"hostguard": own["php_content_gated.yar"]}
         self._raw_sources = {"hostguard": own["raw_bytes.yar"]}
         for index, path in enumerate(users):
             self._raw_sources["user%d" % index] = path
-        self._php_rules = self._raw_rules = None
+        self._php_rules = self._gated_rules = self._raw_rules = None
         self.wants_owner = bool(users)
         self.allow_sha256 = frozenset(digest.lower() for digest in allow_sha256)
 
@@ -242,6 +249,7 @@ class Scanner(object):
         """Compile both rule sets now, if not done yet (RuleError names a file that does not compile)."""
         if self._raw_rules is None:
             self._php_rules = _compile(self._yara, self._php_sources)
+            self._gated_rules = _compile(self._yara, self._gated_sources)
             self._raw_rules = _compile(self._yara, self._raw_sources)
         return self
 
@@ -252,6 +260,10 @@ class Scanner(object):
     @property
     def php_rules(self):
         return self.compile()._php_rules
+
+    @property
+    def gated_rules(self):
+        return self.compile()._gated_rules
 
     @property
     def raw_rules(self):
@@ -305,14 +317,18 @@ class Scanner(object):
                      "owner": _owner_name(uid) if self.wants_owner else ""}
         findings = []
         seen = set()
-        for rules, view in ((self.raw_rules, data), (self.php_rules, php_view(php_source) if php else None)):
-            if view is None:
+        matched = [(match, data) for match in self.raw_rules.match(data=data, externals=externals)]
+        if php:
+            view = php_view(php_source)
+            php_matches = self.php_rules.match(data=view, externals=externals)
+            if any(GATE_TAG in match.tags for match in php_matches):
+                php_matches += self.gated_rules.match(data=view, externals=externals)
+            matched += [(match, view) for match in php_matches if GATE_TAG not in match.tags]
+        for match, view in matched:
+            if match.rule in seen:
                 continue
-            for match in rules.match(data=view, externals=externals):
-                if match.rule in seen:
-                    continue
-                seen.add(match.rule)
-                findings.append(_finding(match, view))
+            seen.add(match.rule)
+            findings.append(_finding(match, view))
         return findings
 
 

@@ -87,7 +87,7 @@ options:
       - Scan added and modified files (every file at the first baseline) for webshell tells with YARA, and
         report them in RV(suspicious). Needs YARA's Python binding on the managed host (Debian's
         C(python3-yara)); without it the task fails naming the package.
-      - The collection's rules (C(php_content.yar) and C(raw_bytes.yar) in O(rules_dir)) match PHP files with
+      - The collection's rules (C(php_content.yar), C(php_content_gated.yar) and C(raw_bytes.yar) in O(rules_dir)) match PHP files with
         comments removed, escapes decoded and names hidden in pieces put back together, and the raw bytes of
         every file. They cover runners fed by decoders, request data or request headers (also through a
         variable), variable functions and callbacks, XOR and encrypted payload shells (Godzilla, Behinder),
@@ -98,8 +98,8 @@ options:
     default: true
   rules_dir:
     description:
-      - Directory on the managed host holding the collection's rule files C(php_content.yar) and
-        C(raw_bytes.yar). The C(hostguard.hosting.webshell_rules) role copies them there and installs
+      - Directory on the managed host holding the collection's rule files C(php_content.yar),
+        C(php_content_gated.yar) and C(raw_bytes.yar). The C(hostguard.hosting.webshell_rules) role copies them there and installs
         C(python3-yara); the C(hostguard.hosting.audit) playbook runs it before it scans.
     type: path
     default: /usr/local/share/hostguard/yara

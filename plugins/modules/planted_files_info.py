@@ -43,8 +43,8 @@ options:
     default: 67108864
   rules_dir:
     description:
-      - Directory on the managed host holding the collection's rule files C(php_content.yar) and
-        C(raw_bytes.yar), as the C(hostguard.hosting.webshell_rules) role ships them.
+      - Directory on the managed host holding the collection's rule files C(php_content.yar),
+        C(php_content_gated.yar) and C(raw_bytes.yar), as the C(hostguard.hosting.webshell_rules) role ships them.
     type: path
     default: /usr/local/share/hostguard/yara
   rule_files:

@@ -85,14 +85,11 @@ rule request_callable
 rule request_through_variable
 {
     meta:
-        description = "a runner called with request data that went through a variable or a function parameter, or after extract() of the request: $cmd = $_REQUEST['cmd']; system($cmd);"
+        description = "a runner called with request data that went through a variable or a function parameter: $cmd = $_REQUEST['cmd']; system($cmd); (after extract() of the request: the rule of this name in php_content_gated.yar)"
         example_match = "<?php $cmd = $_REQUEST['cmd']; echo '<pre>'; system($cmd);"
         example_no_match = "<?php $id = $_GET['id']; $out = shell_exec($command); $stmt = $db->exec($id);"
     strings:
         $tainted = /[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\([^;]{0,200}\$\w+\x02/ nocase
-        $runner = /[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open|pcntl_exec)\s*\(\s*@?\$\w+/ nocase
-        $variable_call = /(^|[^\w>:])[$]\w+\s*\(\s*@?[$]\w+\s*\)/
-        $extract = /extract\s*\(\s*\$_(GET|POST|REQUEST|COOKIE)\b/ nocase
         // a function with a parameter whose body runs a variable within 200 bytes of its opening brace, in two
         // strings joined at that brace: one regex from "function" to the runner tried every function of a file.
         // "\w+([^)\w][^)]{0,79})?" is "\w+[^)]{0,80}" written so that one path matches: the regex engine follows
@@ -101,7 +98,7 @@ rule request_through_variable
         $body_runner = /\{[^}]{0,200}[^\w$>:](eval|assert|system|passthru|shell_exec|exec|popen|proc_open)\s*\(\s*@?\$\w+/ nocase
         $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
     condition:
-        $tainted or ($extract and ($runner or $variable_call))
+        $tainted
         or ($request and for any i in (1..#body_runner) : (
             for any j in (1..#function_open) : (@function_open[j] + !function_open[j] - 1 == @body_runner[i])))
 }
@@ -109,21 +106,15 @@ rule request_through_variable
 rule hidden_runner_name
 {
     meta:
-        description = "the name of a runner (assert, eval, system, ...) assembled from pieces, decoded or reversed, or picked character by character out of a string ($s[4].$s[21].$s[0].$s[11]), then kept in a variable or called: the oldest way to hide a backdoor from a grep"
-        example_match = "<?php $a = 'abcdefghijklmnopqrstuvwxyz'; $f = $a[4].$a[21].$a[0].$a[11].$a[18]; $f($x);"
+        description = "the name of a runner (assert, eval, system, ...) assembled from pieces, decoded or reversed, or picked character by character out of a string ($s[4].$s[21].$s[0].$s[11]), then kept in a variable or called: the oldest way to hide a backdoor from a grep (a name assigned or picked, then a variable called: the rule of this name in php_content_gated.yar)"
+        example_match = "<?php (base64_decode('c3lzdGVt'))($x);"
         example_no_match = "<?php $key = 'wp_' . 'nonce'; $s = 'ev' . 'ent'; if ( function_exists( 'system' ) ) {}"
     strings:
-        $assigned = /[$]\w+\s*(\.?=|=>)\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|call_user_func|call_user_func_array|base64_decode|gzinflate|gzuncompress|str_rot13)['"]\s*[;,\])]/ nocase
         $called = /\(\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|base64_decode|file_get_contents|gzinflate)['"]\s*\)\s*\(/ nocase
-        $suffix = /(\$\w+|\])\s*\.\s*['"](ert|sert|ssert|ystem|stem|xec)['"]\s*[;),]/ nocase
-        $variable_call = /(^|[^\w>:])[$]\w+\x02?\s*(\[[^\]]{1,40}\]\s*){0,3}\(/
         $underscore_call = /(^|[^\w>:])\$_{1,9}\s*\(\s*@?(\$_{1,9}\s*[\[)]|[a-z_]\w*\s*\()/ nocase
         $numeric_calls = /([$]\w+\s*\(\s*\d{1,3}\s*\)\s*\.\s*){4}/
-        $picked = /(\$\w+\x02?(\[['"]\w{1,20}['"]\])?(\[\d{1,3}\]|\{\d{1,3}\})\.){4}\$\w+\x02?(\[['"]\w{1,20}['"]\])?(\[\d{1,3}\]|\{\d{1,3}\})/
-        $picked_call = /(\[\d{1,3}\]|\{\d{1,3}\})\]\s*\(/
     condition:
-        $called or $underscore_call or $numeric_calls or (($assigned or $suffix) and $variable_call)
-        or ($picked and ($variable_call or $picked_call))
+        $called or $underscore_call or $numeric_calls
 }
 
 rule runner_as_callback
@@ -297,16 +288,14 @@ rule backtick_request
 rule packed_payload_runner
 {
     meta:
-        description = "a long encoded blob decoded in a file that also runs code (eval, assert, a variable function), or evaluated through a decoder function of the file's own (base64_decode, gzinflate, ... inside it): a packed shell"
-        example_match = "<?php $x = base64_decode('SGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQ='); eval($x);"
-        example_no_match = "<?php $png = base64_decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='); echo $png;"
+        description = "a long encoded blob evaluated through a decoder function of the file's own (base64_decode, gzinflate, ... inside it): a packed shell (a blob decoded in a file that also runs code: the rule of this name in php_content_gated.yar)"
+        example_match = "<?php function d($s) { return base64_decode($s); } eval(d('SGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQg'));"
+        example_no_match = "<?php function d($s) { return base64_decode($s); } echo d('SGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQgSGVsbG8gd29ybGQg');"
     strings:
-        $blob = /(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|convert_uudecode|hex2bin)\s*\(\s*['"][A-Za-z0-9+\/=\\\r\n]{256}/ nocase
-        $runner = /[^\w$>:](eval|assert|create_function)\s*\(|(^|[^\w>:])\$\w+\s*\(\s*\$\w+\s*\)\s*;/ nocase
         $own_decoder_eval = /[^\w$>:](eval|assert)\s*\(\s*@?[a-z_]\w*\s*\(\s*['"][A-Za-z0-9+\/=\\\s]{200}/ nocase
         $decoder_function = /\{\s*(\$\w+\s*=\s*|return\s+)?@?((base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|convert_uudecode|strrev)\s*\(\s*){1,3}[$]\w+/ nocase
     condition:
-        ($blob and $runner) or ($own_decoder_eval and $decoder_function)
+        $own_decoder_eval and $decoder_function
 }
 
 rule web_command_form
@@ -352,19 +341,16 @@ rule superglobal_by_name
 rule many_piece_code
 {
     meta:
-        description = "code assembled from pieces and evaluated: many short variables joined, eval($a.$b), eval($f($x)), or eval() of a function's result in a file that reads the request"
-        example_match = "<?php $a='e';$b='val($_';$c='PO';$d='ST[x]);';$e=$a.$b.$c.$d; @eval($e);"
+        description = "code assembled from pieces and evaluated: eval($a.$b), eval($f($x)), or eval() of a function's result in a file that reads the request (many short variables joined and evaluated: the rule of this name in php_content_gated.yar)"
+        example_match = "<?php $a = strrev($a); @assert($a . $b);"
         example_no_match = "<?php $url = $scheme . $host . $port . $path; wp_redirect( $url );"
     strings:
-        $pieces = /\$\w+\s*=\s*(\$\w+\s*\.\s*){3,}(\$\w+|['"][^'"\n]{0,40}['"])\s*;/
-        $short_literals = /(\$\w+\s*=\s*['"][^'"\n]{1,8}['"]\s*;\s*){4}/
-        $eval_var = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\)/ nocase
         $eval_concat = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\.\s*\$\w+\s*\)/ nocase
         $eval_call = /[^\w$>:]eval\s*\(\s*@?[a-z_]\w*\s*\(/ nocase
         $eval_variable_call = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\(/ nocase
         $request = /\$_(GET|POST|REQUEST|COOKIE)\s*\[/ nocase
     condition:
-        ($pieces and $short_literals and $eval_var) or $eval_concat or $eval_variable_call
+        $eval_concat or $eval_variable_call
         or ($eval_call and $request and not eval_decoded and not eval_request)
 }
 
@@ -468,4 +454,21 @@ rule session_file_reader
         $read = /[^\w$>:](file_get_contents|fopen|file|readfile|fgets|fread)\s*\(/ nocase
     condition:
         $list and $session_file and $read
+}
+
+rule gated_rules_wanted : gate
+{
+    meta:
+        description = "not a finding: the text without which no rule of php_content_gated.yar can match (eval or assert of a variable, a runner's name assigned or completed, characters picked out of a string, extract() of the request, a long encoded blob decoded). Those rules need strings whose only literal is a variable's $, which every statement starts: they are matched only on the files where this rule matched"
+        example_match = "<?php extract($_POST); $f($x);"
+        example_no_match = "<?php $url = $scheme . $host; wp_redirect( $url ); $callback( $value );"
+    strings:
+        $eval_var = /[^\w$>:](eval|assert)\s*\(\s*@?\$\w+\s*\)/ nocase
+        $assigned = /[$]\w+\s*(\.?=|=>)\s*['"](assert|eval|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function|call_user_func|call_user_func_array|base64_decode|gzinflate|gzuncompress|str_rot13)['"]\s*[;,\])]/ nocase
+        $suffix = /(\$\w+|\])\s*\.\s*['"](ert|sert|ssert|ystem|stem|xec)['"]\s*[;),]/ nocase
+        $picked = /(\$\w+\x02?(\[['"]\w{1,20}['"]\])?(\[\d{1,3}\]|\{\d{1,3}\})\.){4}\$\w+\x02?(\[['"]\w{1,20}['"]\])?(\[\d{1,3}\]|\{\d{1,3}\})/
+        $extract = /extract\s*\(\s*\$_(GET|POST|REQUEST|COOKIE)\b/ nocase
+        $blob = /(base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|convert_uudecode|hex2bin)\s*\(\s*['"][A-Za-z0-9+\/=\\\r\n]{256}/ nocase
+    condition:
+        any of them
 }

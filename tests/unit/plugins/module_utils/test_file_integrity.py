@@ -471,13 +471,13 @@ def test_the_rules_are_compiled_only_when_a_file_is_to_be_matched(site, monkeypa
     monkeypatch.setattr(webshell_rules, "_compile",
                         lambda yara, sources: compiled.append(sorted(sources)) or real_compile(yara, sources))
     run(site, state="baseline")
-    assert len(compiled) == 2  # the PHP view's set and the raw set, once each
+    assert len(compiled) == 3  # the PHP view's set, its gated set and the raw set, once each
     del compiled[:]
     assert run(site, state="check")["summary"]["suspicious"] == 0
     assert compiled == []
     (site / "wp-content/uploads/2024/05/cache.php").write_bytes(WEBSHELL)
     result = run(site, state="check")
-    assert len(compiled) == 2
+    assert len(compiled) == 3
     assert "php_in_upload_dir" in rules_for(result, str(site / "wp-content/uploads/2024/05/cache.php"))
 
 
@@ -488,6 +488,7 @@ def test_a_broken_collection_rule_file_fails_the_run_naming_it(site, tmp_path):
     rules_dir.mkdir()
     own = pathlib.Path(webshell_rules.default_rules_dir())
     shutil.copy(own / "raw_bytes.yar", rules_dir / "raw_bytes.yar")
+    shutil.copy(own / "php_content_gated.yar", rules_dir / "php_content_gated.yar")
     (rules_dir / "php_content.yar").write_text("rule fine { condition: true }\nrule broken { condition: $none }\n")
     with pytest.raises(IntegrityError, match=r"rule file %s does not compile: .*\(2\)" % (rules_dir / "php_content.yar")):
         run(site, state="baseline", rules_dir=str(rules_dir))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ yara = pytest.importorskip("yara")
 from ansible_collections.hostguard.hosting.plugins.module_utils import webshell_rules  # noqa: E402
 from ansible_collections.hostguard.hosting.plugins.module_utils.webshell_rules import (  # noqa: E402
     LINE_LIMIT,
+    GATE_TAG,
     RULE_SETS,
     TAINT,
     RuleError,
@@ -38,7 +40,7 @@ def own_rules():
     found = []
     for name in RULE_SETS:
         compiled = yara.compile(filepath=os.path.join(webshell_rules.default_rules_dir(), name), externals=externals)
-        found.extend((name, rule.identifier, rule.meta) for rule in compiled)
+        found.extend((name, rule.identifier, rule.meta) for rule in compiled if GATE_TAG not in rule.tags)
     return found
 
 
@@ -679,3 +681,66 @@ def test_the_comment_stripping_reads_random_bytes_as_one_token_at_a_time():
         assert webshell_rules._strip_comments(data) == _strip_comments_token_by_token(data), data
     noise = bytes(rng.randrange(256) for _byte in range(1 << 16))
     assert webshell_rules._strip_comments(b"<?php " + noise) == _strip_comments_token_by_token(b"<?php " + noise)
+
+
+# --- the gated set: php_content_gated.yar matched only where php_content.yar's gate matched -------------------------
+
+def rule_text(rule_set, name):
+    source = open(os.path.join(webshell_rules.default_rules_dir(), rule_set)).read()
+    return re.search(r"(?ms)^rule %s\b.*?^\}" % name, source).group(0)
+
+
+def rule_strings(text):
+    return dict(line.strip().split(" = ", 1) for line in re.findall(r"(?m)^\s*(\$\w+ = .*)$", text))
+
+
+def top_level_clauses(condition):
+    """The condition's parts joined by a top-level "or" (outside parentheses)."""
+    clauses, depth, start = [], 0, 0
+    for index, char in enumerate(condition):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and condition.startswith(" or ", index):
+            clauses.append(condition[start:index])
+            start = index + 4
+    return clauses + [condition[start:]]
+
+
+def gated_rule_names():
+    source = open(os.path.join(webshell_rules.default_rules_dir(), "php_content_gated.yar")).read()
+    return re.findall(r"(?m)^rule (\w+)", source)
+
+
+@pytest.mark.parametrize("name", gated_rule_names())
+def test_every_clause_of_a_gated_rule_needs_a_string_the_gate_looks_for_written_the_same(name):
+    """Where the gate did not match, no gated rule could have: matching the set only behind the gate loses nothing."""
+    gate = rule_strings(rule_text("php_content.yar", "gated_rules_wanted"))
+    text = rule_text("php_content_gated.yar", name)
+    strings = rule_strings(text)
+    condition = " ".join(text.split("condition:", 1)[1].rsplit("}", 1)[0].split())
+    gating = {string for string, expression in strings.items() if expression in gate.values()}
+    assert gating, name
+    for clause in top_level_clauses(condition):
+        # the clause is a conjunction one of whose parts is a gating string, or an "or" of gating strings only
+        inner = clause[1:-1] if clause.startswith("(") and clause.endswith(")") else clause
+        parts = [set(re.findall(r"\$\w+", part)) for part in re.split(r"\band\b", inner)]
+        assert any(part and part <= gating for part in parts), (name, clause)
+
+
+def test_the_gated_set_is_matched_only_where_the_gate_matched_and_the_gate_is_never_a_finding(monkeypatch):
+    scanner = Scanner().compile()
+    calls = []
+    gated = scanner.gated_rules
+
+    class Counting(object):
+        def match(self, **kwargs):
+            calls.append(kwargs["data"])
+            return gated.match(**kwargs)
+
+    monkeypatch.setattr(scanner, "_gated_rules", Counting())
+    assert scanner.scan_bytes("/x.php", b"<?php $url = $scheme . $host; wp_redirect( $url ); $f( $v );") == []
+    assert calls == []
+    findings = scanner.scan_bytes("/x.php", b"<?php extract($_REQUEST); @die($ctime($atime));")
+    assert len(calls) == 1
+    assert rule_names(findings) == ["request_through_variable"]
+    assert "gated_rules_wanted" not in rule_names(
+        scanner.scan_bytes("/x.php", b"<?php $x = 'assert'; echo strlen($x);"))

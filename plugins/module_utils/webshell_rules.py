@@ -249,7 +249,6 @@ class Scanner(object):
         """Compile both rule sets now, if not done yet (RuleError names a file that does not compile)."""
         if self._raw_rules is None:
             self._php_rules = _compile(self._yara, self._php_sources)
-            self._gated_rules = _compile(self._yara, self._gated_sources)
             self._raw_rules = _compile(self._yara, self._raw_sources)
         return self
 
@@ -263,7 +262,10 @@ class Scanner(object):
 
     @property
     def gated_rules(self):
-        return self.compile()._gated_rules
+        """Compiled when a gate first matches: a tree where none does (most) never holds them in memory."""
+        if self._gated_rules is None:
+            self._gated_rules = _compile(self._yara, self._gated_sources)
+        return self._gated_rules
 
     @property
     def raw_rules(self):

@@ -1,8 +1,9 @@
 """The hostguard.hosting.integrity_baseline playbook and role on a lab host.
 
 Converge recorded site1 through the playbook, with the collection-wide names of molecule.yml
-(hostguard_integrity_sites, hostguard_integrity_dir), then planted files in it. These tests look at what the role
-wrote, run the playbook again, and give it bad sites and the former name integrity_accept.
+(hostguard_integrity_sites, hostguard_integrity_dir, hostguard_integrity_key), then planted files in it. These tests
+look at what the role wrote, run the playbook again, give it bad sites and the former name integrity_accept, and
+have the audit read the sealed database.
 """
 
 from __future__ import annotations
@@ -10,9 +11,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from labtools import PROJECT_DIR, ansible_playbook_stats, changed_tasks, task_name
+from labtools import PROJECT_DIR, ansible_playbook_stats, audit_results, changed_tasks, task_name
 
 BASELINE = str(PROJECT_DIR / "playbooks" / "integrity_baseline.yml")
+AUDIT = str(PROJECT_DIR / "playbooks" / "audit.yml")
+# The audit with only its integrity facet on: the others are proven by their own scenarios.
+ONLY_INTEGRITY = {f"audit_{facet}_enabled": False
+                  for facet in ("services", "enforcement", "dnsbl", "accounts", "mail_queue", "attacks", "updates",
+                                "cms", "disks", "watch", "logins", "senders")}
 DIRECTORY = "/var/lib/hostguard/integrity"
 DATABASE = DIRECTORY + "/site1.db"
 REPORT_TASK = "Report each site's baseline"
@@ -89,4 +95,17 @@ def test_the_former_name_integrity_accept_is_taken_with_a_deprecation_message(ho
     # The planted files: 7 added, the deleted core file, the edited one.
     (report,) = [result["msg"] for result in results(run, REPORT_TASK) if "msg" in result]
     assert report.startswith("site1: accepted 7 added, 1 removed and 1 modified ("), report
+    assert database_state(host) == before
+
+
+def test_the_audit_reads_the_sealed_baseline_with_the_shared_key(host):
+    # hostguard_integrity_key sealed the database through the role; the audit must read it with the same key.
+    before = database_state(host)
+    run = ansible_playbook_stats(AUDIT, "-e", json.dumps(ONLY_INTEGRITY))
+    assert run["rc"] == 0, failures(run)
+    facts, _lines = audit_results(run["plays"])
+    (site,) = facts[host.backend.get_hostname()]["integrity"]["sites"]
+    assert (site["name"], site["database"]) == ("site1", DATABASE)
+    assert "/var/www/site1/wp-content/uploads/2024/05/cache.php" in site["added"]
+    assert site["removed"] == ["/var/www/site1/wp-includes/cron.php"]
     assert database_state(host) == before

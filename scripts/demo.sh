@@ -58,6 +58,7 @@ EOT
 # The runbook's answer to accounts nobody uses: lock them (reversible), on the web hosts.
 cat > "$REPORTS/group_vars/web/accounts.yml" <<'EOT'
 ---
+account_cleanup_enabled: true
 account_cleanup_mode: lock
 EOT
 

@@ -169,7 +169,7 @@ def test_the_audit_result_of_each_lab_host_is_valid_against_the_schema(audit):
         # The lab's daemons, as the network sees them: every listening port of LISTENING is reported, unfirewalled.
         assert set(LISTENING) <= set(result["services"]["exposed_ports"]), result["services"]
         assert {port["firewall"] for port in result["services"]["exposed"]} == {"none"}
-        assert result["dnsbl"] == {"addresses": [], "checks": [], "unhealthy_zones": []}
+        assert result["dnsbl"] == {"addresses": [], "checks": [], "zones": [], "unhealthy_zones": []}
         # No watch on the lab's hosts: the audit says that nothing watches them between audits.
         assert result["watch"]["present"] is False
         unwatched = [finding for finding in result["findings"] if finding["facet"] == "watch"]

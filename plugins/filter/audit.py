@@ -13,6 +13,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.audit_report imp
     report_lines,
 )
 from ansible_collections.hostguard.hosting.plugins.module_utils.fleet_report import default_directory, directory_problem
+from ansible_collections.hostguard.hosting.plugins.module_utils.safe_browsing import SafeBrowsingInputError, site_targets
 
 
 def audit_result(facets, host, time, system=None):
@@ -26,6 +27,14 @@ def audit_lines(result):
     return report_lines(result)
 
 
+def audit_safe_browsing_targets(sites, urls=()):
+    """The URLs one host asks Google Safe Browsing about: [{site, url}] from its sites' domains and its extra URLs."""
+    try:
+        return site_targets(sites, urls)
+    except SafeBrowsingInputError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
 def audit_report_dir_problem(directory, inventory_sources=()):
     """Why the fleet report cannot go to the directory, or an empty string."""
     return directory_problem(directory, inventory_sources) or ""
@@ -35,4 +44,5 @@ class FilterModule:
     def filters(self):
         return {"audit_result": audit_result, "audit_lines": audit_lines,
                 "audit_enforcement_records": enforcement_records,
+                "audit_safe_browsing_targets": audit_safe_browsing_targets,
                 "audit_report_default_dir": default_directory, "audit_report_dir_problem": audit_report_dir_problem}

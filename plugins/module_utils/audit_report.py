@@ -25,7 +25,7 @@ from ansible_collections.hostguard.hosting.plugins.module_utils.firewall import 
 # mail_queue the purges' evidence archives.
 SCHEMA_VERSION = 3
 FACETS = ("services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms",
-          "disks", "watch", "logins", "senders")
+          "disks", "watch", "logins", "senders", "safe_browsing")
 SEVERITIES = ("critical", "warning", "info")
 EVERY_ADDRESS = ("0.0.0.0", "::", "*")
 
@@ -33,6 +33,7 @@ RUNBOOK_BLOCKLISTED = "docs/runbooks/blocklisted-ip.md"
 RUNBOOK_PLANTED = "docs/runbooks/planted-files.md"
 RUNBOOK_SPAM = "docs/runbooks/spam-outbreak.md"
 RUNBOOK_PASSWORD = "docs/runbooks/leaked-password.md"
+RUNBOOK_SAFE_BROWSING = "docs/runbooks/planted-files.md#5-get-the-site-off-googles-warnings"
 REMEDY_UPDATES = ("apt-get update && apt-get upgrade on the host; install unattended-upgrades so that security "
                   "updates install themselves")
 
@@ -732,6 +733,70 @@ def watch_findings(facet):
     return findings
 
 
+def safe_browsing_facet(data):
+    """The host's URLs (its sites' domains over http and https, and its extra URLs) with what Google Safe Browsing
+    answered for each, from the one lookup the controller made for the whole play."""
+    targets = data.get("targets") or []
+    read = _ran(data.get("result"))
+    answered = {item.get("url"): item for item in (read or {}).get("urls") or []}
+    urls = []
+    for target in targets:
+        item = answered.get(target["url"]) or {}
+        urls.append({"site": target.get("site"), "url": target["url"], "status": item.get("status", "unchecked"),
+                     "matches": item.get("matches") or []})
+    if not targets:
+        status, error = "nothing_to_check", None
+    elif read is None and not data.get("key_given"):
+        status, error = "no_key", "no key given (audit_safe_browsing_key)"
+    elif read is None:
+        # the lookup runs once, with the settings of the play's first host
+        status, error = "incomplete", "the lookup did not run: the play's first host has no audit_safe_browsing_key"
+    elif read.get("failed"):
+        status, error = "incomplete", read.get("msg") or "the lookup failed"
+    elif any(url["status"] == "unchecked" for url in urls):
+        status, error = "incomplete", read.get("error") or "Google's answer named none of these URLs"
+    else:
+        status, error = "checked", None
+    return {"status": status, "api": data.get("api"), "error": error, "urls": urls}
+
+
+SAFE_BROWSING_REMEDIES = {
+    "no_key": "create an API key for the Safe Browsing API in the Google Cloud console and give it in "
+              "audit_safe_browsing_key (kept in a vault)",
+    "incomplete": "fix what the reason names (the key, its quota, the controller's way to "
+                  "safebrowsing.googleapis.com) and audit again; until then nothing says these sites are not listed",
+}
+
+
+def _listing_text(url):
+    return "%s as %s" % (url["url"], ", ".join("%s (%s)" % (match.get("threat_type"), match.get("platform_type"))
+                                               for match in url["matches"]))
+
+
+def safe_browsing_findings(facet):
+    """A site Google lists is critical, naming each URL with its threat type and platform; URLs that could not be
+    checked are a warning saying why (never clean); without a key, an info finding says they were not checked."""
+    findings = []
+    listed = [url for url in facet["urls"] if url["status"] == "listed"]
+    for site in sorted({url["site"] or "" for url in listed}):
+        urls = [url for url in listed if (url["site"] or "") == site]
+        findings.append(_finding(
+            "safe_browsing", "critical", "%s is listed by Google Safe Browsing: %s; browsers warn its visitors away"
+            % ("site %s" % site if site else "URL %s" % urls[0]["url"], "; ".join(_listing_text(url) for url in urls)),
+            {"site": site or None, "urls": urls}, RUNBOOK_SAFE_BROWSING))
+    unchecked = [url["url"] for url in facet["urls"] if url["status"] == "unchecked"]
+    if unchecked and facet["status"] == "no_key":
+        findings.append(_finding("safe_browsing", "info", "%d URLs of the sites were not checked with Google Safe "
+                                 "Browsing: %s" % (len(unchecked), facet["error"]), {"urls": unchecked},
+                                 SAFE_BROWSING_REMEDIES["no_key"]))
+    elif unchecked:
+        findings.append(_finding("safe_browsing", "warning", "%d URLs of the sites could not be checked with Google "
+                                 "Safe Browsing: %s" % (len(unchecked), facet["error"]),
+                                 {"urls": unchecked, "api": facet.get("api"), "error": facet["error"]},
+                                 SAFE_BROWSING_REMEDIES["incomplete"]))
+    return findings
+
+
 SHAPERS = {
     "services": (services_facet, services_findings),
     "enforcement": (enforcement_facet, enforcement_findings),
@@ -746,6 +811,7 @@ SHAPERS = {
     "watch": (watch_facet, watch_findings),
     "logins": (logins_facet, logins_findings),
     "senders": (senders_facet, senders_findings),
+    "safe_browsing": (safe_browsing_facet, safe_browsing_findings),
 }
 
 
@@ -935,6 +1001,13 @@ def report_lines(result):
         lines.append("busiest senders in %s days: %s" % (senders["days"], ", ".join(
             "%s %d (at most %d in an hour)" % (sender_name(sender), sender["messages"], sender["peak_hour"]["messages"])
             for sender in senders["senders"][:5])))
+    safe_browsing = result.get("safe_browsing")
+    if safe_browsing:
+        lines += ["listed by Google Safe Browsing: %s" % _listing_text(url) for url in safe_browsing["urls"]
+                  if url["status"] == "listed"]
+        if safe_browsing["status"] == "incomplete":
+            lines.append("Google Safe Browsing: %d URLs not checked: %s" % (
+                sum(1 for url in safe_browsing["urls"] if url["status"] == "unchecked"), safe_browsing["error"]))
     accounts = result.get("accounts")
     if accounts:
         locked = accounts.get("locked") or []

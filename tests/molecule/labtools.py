@@ -127,7 +127,7 @@ AUDIT_PLAYBOOK = str(PROJECT_DIR / "playbooks" / "audit.yml")
 # The audit with only its enforcement facet on: the others are proven by their own scenarios.
 ONLY_ENFORCEMENT = {f"audit_{facet}_enabled": False
                     for facet in ("services", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms",
-                                  "disks", "watch", "logins", "senders")}
+                                  "disks", "watch", "logins", "senders", "safe_browsing")}
 
 
 def audit_enforcement(host: str) -> dict:

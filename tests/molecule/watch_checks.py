@@ -132,7 +132,7 @@ def audit_only_the_watch() -> tuple[dict, dict]:
     """hostguard.hosting.audit with every facet but the watch off: ({host: hostguard_audit}, {host: its lines})."""
     only_watch = {f"audit_{facet}_enabled": False for facet in (
         "services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms", "disks", "logins",
-        "senders")}
+        "senders", "safe_browsing")}
     run = ansible_playbook_stats(AUDIT_PLAYBOOK, "-e", json.dumps(only_watch))
     assert run["rc"] == 0, run["stats"]
     return audit_results(run["plays"])

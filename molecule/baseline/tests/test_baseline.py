@@ -89,6 +89,11 @@ def test_dnsbl_check_on_a_lab_host_classifies_the_lab_dns_answers_truthfully():
     assert result["listed"] is True and result["changed"] is False
 
 
+AUDIT_FACETS = ["services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue", "attacks", "updates", "cms",
+                "disks", "watch", "logins", "senders", "safe_browsing"]
+# The key molecule.yml gives the audit, which the stand-in for Google Safe Browsing on mail1 expects.
+SAFE_BROWSING_KEY = "lab-safe-browsing-key-2207"
+
 # converge.yml's settings (the lab's country table, a per-hour limit the seeded script passes), blocklists skipped.
 AUDIT_VARS = {"audit_dnsbl_addresses": [], "watch_country_cidrs": "{{ hostguard_lab_country_table }}",
               "watch_mail_per_hour": 5}
@@ -158,14 +163,13 @@ def test_the_audit_result_of_each_lab_host_is_valid_against_the_schema(audit):
         errors = [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(result)]
         assert not errors, (name, errors)
         assert (result["schema_version"], result["host"]) == (3, name)
-        assert result["facets"] == ["services", "enforcement", "dnsbl", "integrity", "accounts", "mail_queue",
-                                    "attacks", "updates", "cms", "disks", "watch", "logins", "senders"]
+        assert result["facets"] == AUDIT_FACETS
         # No hardening role ran on the lab's hosts: no record, nothing to prove.
         assert result["enforcement"] == {"roles": []}
         # The lab's daemons, as the network sees them: every listening port of LISTENING is reported, unfirewalled.
         assert set(LISTENING) <= set(result["services"]["exposed_ports"]), result["services"]
         assert {port["firewall"] for port in result["services"]["exposed"]} == {"none"}
-        assert result["dnsbl"] == {"addresses": [], "checks": [], "unhealthy_zones": []}
+        assert result["dnsbl"] == {"addresses": [], "checks": [], "zones": [], "unhealthy_zones": []}
         # No watch on the lab's hosts: the audit says that nothing watches them between audits.
         assert result["watch"]["present"] is False
         unwatched = [finding for finding in result["findings"] if finding["facet"] == "watch"]
@@ -267,3 +271,54 @@ def test_the_audit_names_the_script_that_sent_mail_past_the_hourly_limit(audit):
     assert "victims.example 12" in finding["summary"]
     # mail1 ran no script: no sender passes the limit there
     assert not [finding for finding in facts["mail1"]["findings"] if finding["facet"] == "senders"]
+
+
+def test_the_audit_names_the_site_google_safe_browsing_lists_and_says_the_other_is_clean(audit_run, audit):
+    # molecule.yml: site1 on web1 answers on site1.lab.example, which the stand-in lists as MALWARE; mail1's webmail
+    # answers on webmail.lab.example, which it does not list. One lookup for both hosts, from the controller.
+    facts, lines = audit
+    web1, mail1 = facts["web1"]["safe_browsing"], facts["mail1"]["safe_browsing"]
+    assert (web1["status"], web1["error"]) == ("checked", None)
+    assert [(url["site"], url["url"], url["status"]) for url in web1["urls"]] == [
+        ("site1", "http://site1.lab.example/", "listed"), ("site1", "https://site1.lab.example/", "listed")]
+    assert {match["threat_type"] for url in web1["urls"] for match in url["matches"]} == {"MALWARE"}
+    assert [(url["site"], url["url"], url["status"]) for url in mail1["urls"]] == [
+        ("webmail", "http://webmail.lab.example/", "clean"), ("webmail", "https://webmail.lab.example/", "clean")]
+    (finding,) = [finding for finding in facts["web1"]["findings"] if finding["facet"] == "safe_browsing"]
+    assert (finding["severity"], finding["status"]) == ("critical", "open")
+    assert finding["summary"] == (
+        "site site1 is listed by Google Safe Browsing: http://site1.lab.example/ as MALWARE (ANY_PLATFORM); "
+        "https://site1.lab.example/ as MALWARE (ANY_PLATFORM); browsers warn its visitors away")
+    assert finding["remedy"] == "docs/runbooks/planted-files.md#5-get-the-site-off-googles-warnings"
+    assert "listed by Google Safe Browsing: http://site1.lab.example/ as MALWARE (ANY_PLATFORM)" in lines["web1"]
+    assert not [finding for finding in facts["mail1"]["findings"] if finding["facet"] == "safe_browsing"]
+    (asked,) = task_results(audit_run, "Ask Google Safe Browsing about them on the controller")  # once, not per host
+    assert asked["requests"] == 1 and asked["checked"] is True
+    # The key reaches the stand-in (it answers nothing without it) and nothing the run printed or the report holds.
+    report = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    report = report.parent / (report.name + "-hostguard-report")
+    for text in (json.dumps(audit_run), (report / "report.json").read_text(), (report / "index.html").read_text()):
+        assert SAFE_BROWSING_KEY not in text
+    # The fleet report's safe browsing column: red for web1, green for mail1.
+    fleet = json.loads((report / "report.json").read_text())
+    cells = {entry["host"]: entry["facets"]["safe_browsing"] for entry in fleet["hosts"]}
+    assert cells == {"web1": "critical", "mail1": "ok"}
+    assert '<th scope="col">safe browsing</th>' in (report / "index.html").read_text()
+
+
+def test_a_safe_browsing_api_that_does_not_answer_is_a_warning_never_a_clean_site():
+    only = {f"audit_{facet}_enabled": False for facet in AUDIT_FACETS if facet != "safe_browsing"}
+    # Port 9 of mail1 refuses (test_closed_port_is_refused_not_dropped); no fleet report from this partial audit.
+    only.update(audit_report_enabled=False,
+                audit_safe_browsing_api="http://%s:9/v4/threatMatches:find" % LAB.hosts["mail1"]["ipv4"])
+    run = ansible_playbook_stats(str(PROJECT_DIR / "playbooks" / "audit.yml"), "-e", json.dumps(only))
+    assert run["rc"] == 0, run["stats"]
+    facts, _lines = audit_results(run["plays"])
+    for name, result in facts.items():
+        facet = result["safe_browsing"]
+        assert facet["status"] == "incomplete" and facet["error"].startswith("could not reach http://"), facet
+        assert {url["status"] for url in facet["urls"]} == {"unchecked"}
+        (finding,) = result["findings"]
+        assert finding["severity"] == "warning" and "could not be checked with Google Safe Browsing" in \
+            finding["summary"], finding
+    assert SAFE_BROWSING_KEY not in json.dumps(run)

@@ -196,6 +196,25 @@ SENDERS = {"days": 7, "per_hour": 200, "result": {"changed": False, "mta": "post
                                                   "messages": 242, "sources": 2, "senders": [SPAMMER, MAILBOX]}}
 FACETS_INPUT.update(logins=LOGINS, senders=SENDERS)
 
+# What the audit's safe_browsing task file keeps for web1: its sites' URLs and safe_browsing_info's one answer for the
+# play (which also names mail1's webmail, not web1's to report).
+SB_API = "https://safebrowsing.googleapis.com/v4/threatMatches:find"
+SB_MALWARE = {"threat_type": "MALWARE", "platform_type": "ANY_PLATFORM", "threat_entry_type": "URL",
+              "cache_duration": "300s"}
+SB_TARGETS = [{"site": "site1", "url": "http://site1.example/"}, {"site": "site1", "url": "https://site1.example/"},
+              {"site": "site2", "url": "http://site2.example/"}, {"site": "site2", "url": "https://site2.example/"},
+              {"site": None, "url": "https://shop.example/cart"}]
+SB_ANSWER = {"changed": False, "checked": True, "error": None, "requests": 1, "api": SB_API, "unattributed": [],
+             "urls": [{"url": "http://site1.example/", "status": "listed", "matches": [SB_MALWARE]},
+                      {"url": "https://site1.example/", "status": "listed", "matches": [SB_MALWARE]},
+                      {"url": "http://site2.example/", "status": "clean", "matches": []},
+                      {"url": "https://site2.example/", "status": "clean", "matches": []},
+                      {"url": "https://shop.example/cart", "status": "clean", "matches": []},
+                      {"url": "http://webmail.example/", "status": "listed", "matches": [SB_MALWARE]}],
+             "invocation": {"module_args": {"api_key": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"}}}
+SAFE_BROWSING = {"targets": SB_TARGETS, "result": SB_ANSWER, "key_given": True, "api": SB_API}
+FACETS_INPUT.update(safe_browsing=SAFE_BROWSING)
+
 
 def result(facets=None):
     return build_result(copy.deepcopy(FACETS_INPUT if facets is None else facets), "web1", TIME, "Debian 12.8")
@@ -809,3 +828,88 @@ def test_a_listing_the_watch_later_saw_delisted_is_closed_at_that_time_even_wher
     again = [finding for finding in result(dict(FACETS_INPUT, watch=watched))["findings"]
              if finding["facet"] == "watch" and finding["evidence"]["kind"] == "dnsbl_listed"]
     assert [(finding["status"], finding["severity"]) for finding in again] == [("open", "critical")]
+
+
+def safe_browsing(facet_input):
+    document = result({"safe_browsing": facet_input})
+    assert_valid(document)
+    return document, [finding for finding in document["findings"] if finding["facet"] == "safe_browsing"]
+
+
+def test_a_listed_site_is_critical_naming_each_url_threat_and_platform_and_the_runbook():
+    document, findings = safe_browsing(SAFE_BROWSING)
+    facet = document["safe_browsing"]
+    assert (facet["status"], facet["error"]) == ("checked", None)
+    # only this host's URLs: mail1's webmail, in the same answer, is not web1's
+    assert [(url["site"], url["url"], url["status"]) for url in facet["urls"]] == [
+        ("site1", "http://site1.example/", "listed"), ("site1", "https://site1.example/", "listed"),
+        ("site2", "http://site2.example/", "clean"), ("site2", "https://site2.example/", "clean"),
+        (None, "https://shop.example/cart", "clean")]
+    (finding,) = findings
+    assert (finding["severity"], finding["status"]) == ("critical", "open")
+    assert finding["summary"] == (
+        "site site1 is listed by Google Safe Browsing: http://site1.example/ as MALWARE (ANY_PLATFORM); "
+        "https://site1.example/ as MALWARE (ANY_PLATFORM); browsers warn its visitors away")
+    assert finding["remedy"] == "docs/runbooks/planted-files.md#5-get-the-site-off-googles-warnings"
+    assert finding["evidence"]["site"] == "site1" and len(finding["evidence"]["urls"]) == 2
+    assert document["summary"]["worst"] == "critical"
+    assert "listed by Google Safe Browsing: http://site1.example/ as MALWARE (ANY_PLATFORM)" in report_lines(document)
+
+
+def test_the_runbook_the_finding_names_has_the_step_it_links_to():
+    runbook = Path(__file__).resolve().parents[4] / "docs" / "runbooks" / "planted-files.md"
+    assert "\n## 5. Get the site off Google's warnings\n" in runbook.read_text()
+
+
+def test_an_extra_url_listed_on_its_own_is_named_by_its_url():
+    answer = copy.deepcopy(SB_ANSWER)
+    answer["urls"][4].update(status="listed", matches=[dict(SB_MALWARE, threat_type="SOCIAL_ENGINEERING")])
+    answer["urls"][0].update(status="clean", matches=[])
+    answer["urls"][1].update(status="clean", matches=[])
+    _document, (finding,) = safe_browsing(dict(SAFE_BROWSING, result=answer))
+    assert finding["summary"].startswith("URL https://shop.example/cart is listed by Google Safe Browsing: "
+                                         "https://shop.example/cart as SOCIAL_ENGINEERING (ANY_PLATFORM)")
+
+
+def test_urls_google_did_not_answer_for_are_a_warning_saying_why_and_never_clean():
+    answer = copy.deepcopy(SB_ANSWER)
+    answer.update(checked=False, error="HTTP 429: the key's quota is exhausted or its rate limit reached")
+    for url in answer["urls"][2:]:
+        url.update(status="unchecked", matches=[])
+    document, findings = safe_browsing(dict(SAFE_BROWSING, result=answer))
+    assert document["safe_browsing"]["status"] == "incomplete"
+    statuses = [url["status"] for url in document["safe_browsing"]["urls"]]
+    assert statuses == ["listed", "listed", "unchecked", "unchecked", "unchecked"]
+    assert [(finding["severity"], finding["summary"]) for finding in findings] == [
+        ("critical", findings[0]["summary"]),
+        ("warning", "3 URLs of the sites could not be checked with Google Safe Browsing: HTTP 429: the key's quota "
+                    "is exhausted or its rate limit reached")]
+    assert "Google Safe Browsing: 3 URLs not checked: HTTP 429" in " ".join(report_lines(document))
+
+
+def test_a_url_the_answer_does_not_name_is_unchecked_not_clean():
+    answer = copy.deepcopy(SB_ANSWER)
+    del answer["urls"][4]
+    document, findings = safe_browsing(dict(SAFE_BROWSING, result=answer))
+    assert document["safe_browsing"]["urls"][4]["status"] == "unchecked"
+    assert findings[-1]["severity"] == "warning"
+
+
+def test_without_a_key_nothing_is_asked_and_an_info_finding_says_the_sites_were_not_checked():
+    skipped = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+    document, findings = safe_browsing(dict(SAFE_BROWSING, result=skipped, key_given=False))
+    assert document["safe_browsing"]["status"] == "no_key"
+    assert [(finding["severity"], finding["summary"]) for finding in findings] == [
+        ("info", "5 URLs of the sites were not checked with Google Safe Browsing: no key given "
+                 "(audit_safe_browsing_key)")]
+    assert "audit_safe_browsing_key" in findings[0]["remedy"]
+    # a key on this host but not on the play's first one: the lookup did not run, and that is not clean either
+    document, findings = safe_browsing(dict(SAFE_BROWSING, result=skipped, key_given=True))
+    assert document["safe_browsing"]["status"] == "incomplete" and findings[0]["severity"] == "warning"
+
+
+def test_a_host_whose_sites_have_no_domains_has_nothing_to_check_and_no_finding():
+    skipped = {"changed": False, "skipped": True}
+    document, findings = safe_browsing({"targets": [], "result": skipped, "key_given": False, "api": SB_API})
+    assert document["safe_browsing"] == {"status": "nothing_to_check", "api": SB_API, "error": None, "urls": []}
+    assert findings == []

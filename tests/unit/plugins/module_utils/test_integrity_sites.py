@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.hostguard.hosting.plugins.filter.integrity import integrity_site_problems
 from ansible_collections.hostguard.hosting.plugins.module_utils.integrity_sites import site_problems
@@ -70,3 +74,17 @@ def test_every_problem_is_reported_at_once():
 def test_the_filter_returns_the_cores_sentences():
     sites = [{"name": "site1", "paths": ["www"]}]
     assert integrity_site_problems(sites, DIRECTORY) == site_problems(sites, DIRECTORY) != []
+
+
+def test_a_site_with_the_audit_s_domains_is_taken_by_the_role_s_argument_spec():
+    """hostguard_integrity_sites is shared with the audit, whose Safe Browsing check reads each site's domains."""
+
+    spec_file = Path(__file__).resolve().parents[4] / "roles" / "integrity_baseline" / "meta" / "argument_specs.yml"
+    options = yaml.safe_load(spec_file.read_text())["argument_specs"]["main"]["options"]
+    sites = [{"name": "site1", "paths": ["/var/www/site1"], "domains": ["site1.example"]}]
+    result = ArgumentSpecValidator({"integrity_baseline_sites": options["integrity_baseline_sites"]}).validate(
+        {"integrity_baseline_sites": sites})
+    assert result.error_messages == []
+    wrong = ArgumentSpecValidator({"integrity_baseline_sites": options["integrity_baseline_sites"]}).validate(
+        {"integrity_baseline_sites": [dict(sites[0], domain="site1.example")]})
+    assert any("domain" in message for message in wrong.error_messages)

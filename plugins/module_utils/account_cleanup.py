@@ -25,7 +25,9 @@ password) and ``chage -E 0`` (expired: sshd refuses keys too, PAM refuses
 FTP and mail); Dovecot passwd-file users get ``nologin=y fail=y`` (every
 Dovecot login, SMTP AUTH through Dovecot included, fails); pure-ftpd users
 leave its passwd file. Each lock writes a record of what it replaced under
-``state_dir/locks``, which unlock puts back.
+``state_dir/locks``, which unlock puts back. A system account whose password was
+changed under its lock (change_password) is unlocked without its old password:
+only the expiry is put back, and the record stays, closed, saying so.
 
 Remove writes a tar.gz (numeric owners) of the home directory, mail spool and
 crontab plus a manifest with the sha256 of the archive and of every file in it,
@@ -828,7 +830,7 @@ class Host:
         kind, name = account["kind"], account["name"]
         record_path = self._record_path(kind, name)
         record = json.loads(read_text(record_path) or "null")
-        if record is None:
+        if record is None or record.get("unlocked_at"):
             return False
         if self.check_mode:
             return True
@@ -851,6 +853,26 @@ class Host:
                 self._pureftpd_mkdb()
         os.unlink(record_path)
         return True
+
+    def unlock_with_new_password(self, name):
+        """Lift the recorded lock of system account `name` whose password was changed while the lock held.
+
+        The new hash is in /etc/shadow already (chpasswd replaced the locked old one), so the password field is
+        left alone - `usermod --unlock` has nothing of the old password to put back - and only the expiry the
+        lock set is undone. The record is kept, closed: when the lock was lifted, and that it was with a new
+        password. Returns the closed record, or None when no lock of the account is recorded (or it was closed).
+        """
+        record_path = self._record_path("system", name)
+        record = json.loads(read_text(record_path) or "null")
+        if record is None or record.get("unlocked_at"):
+            return None
+        record.update(unlocked_at=iso(int(self.now or time.time())), unlocked_with="new_password")
+        if self.check_mode:
+            return record
+        expire = record.get("expire_before")
+        self.command("chage", "--expiredate", str(expire) if expire is not None else "-1", name)
+        write_atomically(record_path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode(), 0o600)
+        return record
 
     # ---- remove
 
@@ -980,7 +1002,8 @@ class Host:
 
     def _write_record(self, record):
         path = self._record_path(record["kind"], record["name"])
-        if os.path.exists(path):  # a record of the state before the first lock is kept
+        previous = json.loads(read_text(path) or "null")
+        if previous is not None and not previous.get("unlocked_at"):  # the state before the first lock is kept
             return
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         write_atomically(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode(), 0o600)
@@ -1065,7 +1088,9 @@ def with_lock_fields(line):
     return ":".join(fields[:7] + [" ".join(extra)])
 
 
-def _lock_records(paths, kind):
+def _lock_records(paths, kind, closed=False):
+    """The lock records of `kind` (every kind for ""); with `closed`, also those of locks lifted with a new
+    password (they carry unlocked_at)."""
     directory = os.path.join(paths.state_dir, "locks")
     try:
         names = sorted(os.listdir(directory))
@@ -1075,7 +1100,7 @@ def _lock_records(paths, kind):
     for entry in names:
         if entry.startswith(kind + "-" if kind else "") and entry.endswith(".json"):
             record = json.loads(read_text(os.path.join(directory, entry)) or "null")
-            if record:
+            if record and (closed or not record.get("unlocked_at")):
                 records.append(record)
     return records
 
@@ -1144,24 +1169,41 @@ def _lock_kind(record):
 def lock_states(paths, runner, keep=(), connection_users=(), min_uid=1000):
     """Every lock recorded under state_dir/locks, with whether it is still in force.
 
-    Each item: name, kind, store, locked_at, state (V(in_force), V(undone), or V(gone) for an account that no longer
-    exists: nothing is left to log in with), undone (what of the lock no longer holds) and protected (why the
-    account must not be changed, or None: such a lock is reported, never applied again).
+    Each item: name, kind, store, locked_at, state (V(in_force), V(undone), V(gone) for an account that no longer
+    exists: nothing is left to log in with, or V(unlocked) for a lock lifted with a new password, with its
+    unlocked_at and unlocked_with), undone (what of the lock no longer holds) and protected (why the account must
+    not be changed, or None: such a lock is reported, never applied again).
     """
     host = Host(paths, runner)
     passwd = {entry["name"]: entry for entry in parse_passwd(read_text(paths.passwd))}
     shadow = parse_shadow(read_text(paths.shadow))
     connection_users = set(u for u in connection_users if u) | {"root"}
     states = []
-    for record in _lock_records(paths, ""):
-        gone, undone = _lock_kind(record).undone(record, host, passwd, shadow)
+    for record in _lock_records(paths, "", closed=True):
         uid = passwd[record["name"]]["uid"] if record["kind"] == "system" and record["name"] in passwd else None
         account = {"name": record["name"], "kind": record["kind"], "uid": uid,
                    "protected_uid": uid is not None and uid < min_uid}
-        states.append({"name": record["name"], "kind": record["kind"], "store": record.get("store"),
-                       "locked_at": record.get("locked_at"), "state": "gone" if gone else "undone" if undone
-                       else "in_force", "undone": undone, "protected": protection(account, keep, connection_users)})
+        state = {"name": record["name"], "kind": record["kind"], "store": record.get("store"),
+                 "locked_at": record.get("locked_at"), "protected": protection(account, keep, connection_users)}
+        if record.get("unlocked_at"):
+            state.update(state="unlocked", undone=[], unlocked_at=record["unlocked_at"],
+                         unlocked_with=record.get("unlocked_with"))
+        else:
+            gone, undone = _lock_kind(record).undone(record, host, passwd, shadow)
+            state.update(state="gone" if gone else "undone" if undone else "in_force", undone=undone)
+        states.append(state)
     return states
+
+
+def recorded_system_lock(paths, name):
+    """The lock recorded for system account `name` and not lifted yet, with what of it no longer holds on the
+    host: (record, [undone]), or (None, []) when none is recorded."""
+    record = next((r for r in _lock_records(paths, "system") if r["name"] == name), None)
+    if record is None:
+        return None, []
+    passwd = {entry["name"]: entry for entry in parse_passwd(read_text(paths.passwd))}
+    _gone, undone = _SystemLock().undone(record, None, passwd, parse_shadow(read_text(paths.shadow)))
+    return record, undone
 
 
 def lock_problems(states):

@@ -211,8 +211,9 @@ accounts:
 locks:
   description:
     - Every recorded lock as it was found before this run changed anything, with V(state) V(in_force), V(undone)
-      (C(undone) says what no longer holds) or V(gone) (the account no longer exists), and C(protected), the reason
-      a lock of an account protected now is left alone (or null).
+      (C(undone) says what no longer holds), V(gone) (the account no longer exists) or V(unlocked) (lifted by
+      M(hostguard.hosting.account_password) with a new password in place; with C(unlocked_at) and C(unlocked_with)),
+      and C(protected), the reason a lock of an account protected now is left alone (or null).
     - Empty with O(mode=unlock).
   returned: always
   type: list

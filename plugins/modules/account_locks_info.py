@@ -18,6 +18,8 @@ description:
     C(pureftpd.passwd) or the C(pam_userdb) database (read with C(db_dump)).
   - An account that no longer exists is V(gone) (nothing is left to log in with). A lock of an account that is
     protected now (root, the account Ansible connects as, one in O(keep), a uid below O(min_uid)) is named as such.
+  - A lock that M(hostguard.hosting.account_password) lifted once the account had a new password is V(unlocked),
+    with C(unlocked_at) and C(unlocked_with) (V(new_password)); its record is kept, closed.
   - Changes nothing.
 author:
   - hostguard.hosting contributors (!UNKNOWN)
@@ -60,8 +62,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 locks:
-  description: Every recorded lock, with its C(state) (V(in_force), V(undone) or V(gone)), what of it was C(undone),
-    and why the account is C(protected) now (or null).
+  description: Every recorded lock, with its C(state) (V(in_force), V(undone), V(gone) or V(unlocked), the last with
+    C(unlocked_at) and C(unlocked_with)), what of it was C(undone), and why the account is C(protected) now (or null).
   returned: always
   type: list
   elements: dict

@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO_ROOT / ".build" / "unit"
 # The least each entry point needs to get past its argument validation to its first task.
 REQUIRED = {
+    ("change_password", "main"): {"change_password_account": "mbox1"},
     ("firewall", "main"): {"firewall_services": {"ssh": {"sources": "any"}}},
     ("mail_submission", "main"): {"mail_submission_tls_cert": "/etc/ssl/certs/x.pem",
                                   "mail_submission_tls_key": "/etc/ssl/private/x.key"},

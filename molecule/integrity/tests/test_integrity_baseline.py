@@ -18,7 +18,7 @@ AUDIT = str(PROJECT_DIR / "playbooks" / "audit.yml")
 # The audit with only its integrity facet on: the others are proven by their own scenarios.
 ONLY_INTEGRITY = {f"audit_{facet}_enabled": False
                   for facet in ("services", "enforcement", "dnsbl", "accounts", "mail_queue", "attacks", "updates",
-                                "cms", "disks", "watch", "logins", "senders")}
+                                "cms", "disks", "watch", "logins", "senders", "safe_browsing")}
 DIRECTORY = "/var/lib/hostguard/integrity"
 DATABASE = DIRECTORY + "/site1.db"
 REPORT_TASK = "Report each site's baseline"

@@ -864,7 +864,7 @@ def _close_across_facets(result, findings, now):
             _dnsbl_read_again(finding, evidence, dnsbl, now)
         elif kind == "mail_queue":
             purge = next((purge for purge in purges if (_seconds(evidence.get("time"), purge.get("purged_at")) or 0)
-                          > 0), None)
+                          > 0 and _purged_sender(purge, evidence.get("sender"))), None)
             if purge is not None:
                 _close(finding, _response("purged", purge["purged_at"], purge["path"], purge["path"]),
                        "purged %s, kept as evidence in %s" % (purge["purged_at"], purge["path"]))
@@ -876,6 +876,13 @@ def _close_across_facets(result, findings, now):
                        "its mail is held now (hostguard-watch); release_mail.yml lets it go")
         elif finding["facet"] == "logins" and live is not None:
             _login_answered(finding, evidence, live)
+
+
+def _purged_sender(purge, sender):
+    """Whether a purge took `sender`'s mail: its archive names the senders it holds (an unreadable one does not,
+    and is taken at its word)."""
+    names = [entry.get("name") for entry in purge.get("by_sender") or []]
+    return not names or sender is None or sender in names
 
 
 def _close(finding, response, why):

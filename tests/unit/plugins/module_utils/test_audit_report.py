@@ -760,14 +760,15 @@ def test_a_listing_the_watch_saw_is_shown_once_while_listed_and_closed_once_the_
 def test_a_queue_the_watch_saw_one_sender_fill_is_closed_by_a_later_purge_only():
     archive = "/var/lib/hostguard/evidence/mail-queue-20261206T101500Z.tar.gz"
     event = {"time": "2026-12-06T10:00:00+00:00", "host": "web1", "kind": "mail_queue",
-             "key": "sender:spammer@site1.example", "severity": "critical", "runbook": "spam-outbreak.md",
+             "key": "sender:spammer@site1.example", "sender": "spammer@site1.example", "severity": "critical",
+             "runbook": "spam-outbreak.md",
              "summary": "spammer@site1.example holds 200 of the 220 queued messages (91%)"}
     watched = copy.deepcopy(WATCH)
     watched["result"]["events"] = [event]
 
-    def queue_finding(purged_at):
+    def queue_finding(purged_at, by_sender=({"name": "spammer@site1.example", "count": 200},)):
         purge = {"path": archive, "purged_at": purged_at, "size": 1, "sha256": "5f" * 32, "messages": 200,
-                 "by_sender": [], "error": None}
+                 "by_sender": list(by_sender), "error": None}
         queue = dict(QUEUE, evidence_dir="/var/lib/hostguard/evidence", result=dict(QUEUE["result"], evidence=[purge]))
         document = result(dict(FACETS_INPUT, watch=watched, mail_queue=queue))
         assert_valid(document)
@@ -778,6 +779,8 @@ def test_a_queue_the_watch_saw_one_sender_fill_is_closed_by_a_later_purge_only()
     assert closed["summary"].endswith("; closed: purged 2026-12-06T10:15:00Z, kept as evidence in %s" % archive)
     # a purge before the queue filled again purged other mail
     assert queue_finding("2026-12-06T09:00:00Z")["status"] == "open"
+    # so did a later purge of another sender's mail
+    assert queue_finding("2026-12-06T10:15:00Z", [{"name": "other@site2.example", "count": 50}])["status"] == "open"
 
 
 def test_a_sender_over_the_limit_is_closed_while_the_watch_holds_its_mail():

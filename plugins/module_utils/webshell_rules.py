@@ -246,10 +246,14 @@ class Scanner(object):
         self.allow_sha256 = frozenset(digest.lower() for digest in allow_sha256)
 
     def compile(self):
-        """Compile both rule sets now, if not done yet (RuleError names a file that does not compile)."""
+        """Compile the PHP view's and the raw rule sets now, if not done yet, and check that the gated set
+        compiles (it is kept only once a gate matches); RuleError names a file that does not compile."""
         if self._raw_rules is None:
             self._php_rules = _compile(self._yara, self._php_sources)
             self._raw_rules = _compile(self._yara, self._raw_sources)
+            if self._gated_rules is None:
+                for path in self._gated_sources.values():
+                    _check_compiles(self._yara, path)
         return self
 
     @property

@@ -747,3 +747,16 @@ def test_the_gated_set_is_matched_only_where_the_gate_matched_and_the_gate_is_ne
     assert rule_names(findings) == ["request_through_variable"]
     assert "gated_rules_wanted" not in rule_names(
         scanner.scan_bytes("/x.php", b"<?php $x = 'assert'; echo strlen($x);"))
+
+
+def test_a_broken_gated_rule_file_fails_when_the_rules_are_compiled_not_at_the_first_gate(tmp_path):
+    """The gated set is kept only once a gate matches, but a broken one is named as the others are: before any
+    file is matched."""
+    own = Path(webshell_rules.default_rules_dir())
+    for name in RULE_SETS:
+        (tmp_path / name).write_bytes((own / name).read_bytes())
+    (tmp_path / "php_content_gated.yar").write_text("rule fine { condition: true }\nrule broken { condition: $none }\n")
+    scanner = Scanner(rules_dir=str(tmp_path))
+    with pytest.raises(RuleError, match=r"rule file %s does not compile: .*\(2\)" % (tmp_path / "php_content_gated.yar")):
+        scanner.compile()
+    assert scanner._gated_rules is None
